@@ -1,0 +1,158 @@
+/**
+ * The transport contract: topics with partitions, a producer, and consumer-group members, implemented by
+ * the embedded durable log (streams/transports/embedded.ts, SQLite) and by Kafka (streams/transports/kafka.ts,
+ * kafkajs). The stage runtime (streams/runtime.ts) only talks to this interface.
+ *
+ * Offsets are decimal strings (Kafka offsets are int64). A committed offset is, as in Kafka, the offset of
+ * the NEXT record to read (low watermark + 1).
+ */
+
+/** Record headers: string → string (UTF-8). */
+export type Headers = Record<string, string>;
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+/** A record as consumed. `value` is null for a tombstone or a record whose bytes were lost. Timestamps in ms since epoch. */
+export interface ConsumedRecord extends TopicPartition {
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Headers;
+  timestamp: number;
+}
+
+/** A record to produce. Without `partition`, the partition is chosen by key hash (murmur2 on Kafka, same function embedded). */
+export interface ProduceRecord {
+  topic: string;
+  key: string;
+  value: Buffer;
+  headers?: Headers;
+  partition?: number;
+}
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+}
+
+/** Per-partition offsets of a topic: earliest available and end (next offset to be written). */
+export interface PartitionOffsets {
+  partition: number;
+  low: string;
+  high: string;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: string[];
+  /** Kafka session timeout (ms); the runtime never blocks the poll loop, so the default suffices. */
+  sessionTimeoutMs?: number;
+  /** Max records handed over per poll (embedded). */
+  maxBatch?: number;
+}
+
+/** What a consumer group member tells the runtime. All callbacks are synchronous and must return fast. */
+export interface ConsumerHandlers {
+  /** Records in offset order per partition. Called only for partitions not paused (a few already fetched may still arrive; the runtime buffers them). */
+  onRecords(records: ConsumedRecord[]): void;
+  /** Partitions newly assigned to this member. */
+  onAssigned?(partitions: TopicPartition[]): void;
+  /** Partitions taken away (rebalance). The runtime aborts their work; commits for them after this are dropped by the transport. */
+  onRevoked?(partitions: TopicPartition[]): void;
+}
+
+/** The result of processing one input record: its output records and, when the partition's low watermark advanced, the new committed offset. */
+export interface Completion {
+  input: TopicPartition & { offset: string };
+  outputs: ProduceRecord[];
+  /** Next offset to read for input's partition, when it advanced (contiguous low watermark + 1). */
+  commit?: string;
+}
+
+/** One member of a consumer group. */
+export interface GroupConsumer {
+  /** Join the group and start delivering records; resolves once running. @throws TransportError when the bus is unreachable. */
+  start(handlers: ConsumerHandlers): Promise<void>;
+  pause(partitions: TopicPartition[]): void;
+  resume(partitions: TopicPartition[]): void;
+  /**
+   * Make one input's outputs durable and mark it processed.
+   * Embedded: outputs, the processed mark and the committed offset in ONE transaction (exactly-once in the log).
+   * Kafka: produce outputs (acks=all, idempotent producer), then commit the offset — at-least-once; sinks dedupe by id.
+   * Dropped silently (resolves false) when the partition was revoked from this member.
+   */
+  complete(c: Completion): Promise<boolean>;
+  /**
+   * Offsets above the committed offset already processed by this group (durable marks on the embedded log;
+   * empty on Kafka). The runtime skips them on redelivery.
+   */
+  processedAbove(tp: TopicPartition, committed: string): Promise<Set<string>>;
+  /** Committed offset of a partition for this group ('0' when none). */
+  committed(tp: TopicPartition): Promise<string>;
+  /** Leave the group. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A bus: embedded durable log or Kafka. */
+export interface Transport {
+  readonly kind: 'embedded' | 'kafka';
+  /** Create missing topics with the given partition counts (existing ones are left as they are). */
+  ensureTopics(specs: TopicSpec[]): Promise<void>;
+  /** Durable once resolved. */
+  produce(records: ProduceRecord[]): Promise<void>;
+  consumer(opts: ConsumerOptions): GroupConsumer;
+  topicOffsets(topic: string): Promise<PartitionOffsets[]>;
+  /** Committed offsets of a group for the given topics; partitions without a commit are absent. */
+  groupOffsets(groupId: string, topics: string[]): Promise<Array<TopicPartition & { offset: string }>>;
+  /** Known consumer groups (for `status`). */
+  listGroups(): Promise<string[]>;
+  /** Read a range of records without a group (tests, export, status). */
+  read(topic: string, partition: number, fromOffset: string, max: number): Promise<ConsumedRecord[]>;
+  close(): Promise<void>;
+}
+
+/** Transport failure; `retriable` is true for timeouts and unreachable peers. */
+export class TransportError extends Error {
+  constructor(message: string, readonly retriable: boolean, opts?: { cause?: unknown }) {
+    super(message, opts);
+    this.name = 'TransportError';
+  }
+}
+
+/**
+ * Kafka's default partitioner (murmur2 of the key, positive, modulo partitions), so embedded and Kafka
+ * place a key on the same partition. Source: Kafka `Utils.murmur2` / kafkajs `partitioners/default/murmur2`.
+ */
+export function partitionFor(key: string, partitions: number): number {
+  const data = Buffer.from(key, 'utf8');
+  const length = data.length;
+  const seed = 0x9747b28c;
+  const m = 0x5bd1e995;
+  const r = 24;
+  let h = seed ^ length;
+  const length4 = length >> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i << 2;
+    let k = (data[i4]! & 0xff) + ((data[i4 + 1]! & 0xff) << 8) + ((data[i4 + 2]! & 0xff) << 16) + ((data[i4 + 3]! & 0xff) << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> r;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m);
+    h ^= k;
+  }
+  const left = length & 3;
+  const base = length4 << 2;
+  if (left === 3) h ^= (data[base + 2]! & 0xff) << 16;
+  if (left >= 2) h ^= (data[base + 1]! & 0xff) << 8;
+  if (left >= 1) {
+    h ^= data[base]! & 0xff;
+    h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return (h & 0x7fffffff) % partitions;
+}
