@@ -64,12 +64,10 @@ export interface ConsumerHandlers {
   onRevoked?(partitions: TopicPartition[]): void;
 }
 
-/** The result of processing one input record: its output records and, when the partition's low watermark advanced, the new committed offset. */
+/** The result of processing one input record: its output records (output topic, stage outcome, retry or dead letter). */
 export interface Completion {
   input: TopicPartition & { offset: string };
   outputs: ProduceRecord[];
-  /** Next offset to read for input's partition, when it advanced (contiguous low watermark + 1). */
-  commit?: string;
 }
 
 /** One member of a consumer group. */
@@ -80,11 +78,17 @@ export interface GroupConsumer {
   resume(partitions: TopicPartition[]): void;
   /**
    * Make one input's outputs durable and mark it processed.
-   * Embedded: outputs, the processed mark and the committed offset in ONE transaction (exactly-once in the log).
-   * Kafka: produce outputs (acks=all, idempotent producer), then commit the offset — at-least-once; sinks dedupe by id.
-   * Dropped silently (resolves false) when the partition was revoked from this member.
+   * Embedded: the outputs and a durable processed mark in ONE transaction (exactly-once inside the log).
+   * Kafka: produce the outputs (acks=all, idempotent producer) — at-least-once; sinks dedupe by id.
+   * Resolves false (nothing written) when the partition was revoked from this member.
    */
   complete(c: Completion): Promise<boolean>;
+  /**
+   * Commit `offset` (the next offset to read) for a partition. The runtime only commits offsets whose
+   * every earlier record's completion has resolved (the contiguous low watermark + 1).
+   * Resolves false when the partition was revoked from this member.
+   */
+  commit(tp: TopicPartition, offset: string): Promise<boolean>;
   /**
    * Offsets above the committed offset already processed by this group (durable marks on the embedded log;
    * empty on Kafka). The runtime skips them on redelivery.
@@ -101,8 +105,13 @@ export interface Transport {
   readonly kind: 'embedded' | 'kafka';
   /** Create missing topics with the given partition counts (existing ones are left as they are). */
   ensureTopics(specs: TopicSpec[]): Promise<void>;
-  /** Durable once resolved. */
-  produce(records: ProduceRecord[]): Promise<void>;
+  /**
+   * Durable once resolved. `state` (embedded only) is written in the same transaction — sources use it for
+   * their cursors so a crash between produce and cursor save can neither lose nor repeat an event.
+   */
+  produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void>;
+  /** Read a value written through `produce(…, state)` (embedded) or a local state file (Kafka). */
+  getState(key: string): Promise<string | null>;
   consumer(opts: ConsumerOptions): GroupConsumer;
   topicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Committed offsets of a group for the given topics; partitions without a commit are absent. */
