@@ -1,0 +1,75 @@
+/**
+ * LLM configuration: one OpenAI-compatible endpoint per agent (ARCHITECTURE.md §1, §5; issue 6). The lead's
+ * config loader validates the `llm` section of the project config with {@link llmConfigSchema}; stages call
+ * `agentLlm(config, agentName)` (operators/llm/client.ts), which returns null for an agent that is not
+ * configured, and the stage then takes its rule-based path.
+ *
+ * Shape (YAML/JSON):
+ * ```yaml
+ * llm:
+ *   default:                       # applies to every agent unless overridden
+ *     baseURL: https://api.deepseek.com/v1
+ *     model: deepseek-chat
+ *     apiKeyEnv: DEEPSEEK_API_KEY   # the NAME of the variable holding the key; keys never live in config
+ *     priceInPerMTok: 0.27          # USD per million input tokens
+ *     priceOutPerMTok: 1.10         # USD per million output tokens
+ *   agents:
+ *     solver: { model: deepseek-reasoner, temperature: 0.6 }
+ *     judge: { enabled: false }
+ * ```
+ */
+import { z } from 'zod';
+
+/** The agents that call an LLM, by the name used in config, prompts/ and provenance. */
+export const AGENT_NAMES = ['environment-builder', 'test-creator', 'statement-writer', 'classifier', 'solver', 'judge'] as const;
+export type AgentName = (typeof AGENT_NAMES)[number];
+
+/** Settings of one agent's endpoint. Units: temperature as in the OpenAI API (0–2), tokens, USD per 1e6 tokens, ms. */
+export const agentLlmSchema = z
+  .object({
+    /** false switches the agent off even when `default` is set (the stage uses its rules) */
+    enabled: z.boolean().default(true),
+    /** OpenAI-compatible base URL including the version path, e.g. http://127.0.0.1:8000/v1 */
+    baseURL: z.string().url(),
+    model: z.string().min(1),
+    /** name of the environment variable that holds the API key; unset variable → a placeholder key (local servers need none) */
+    apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('OPENAI_API_KEY'),
+    temperature: z.number().min(0).max(2).default(0),
+    /** cap on completion tokens per call (`max_tokens`) */
+    maxTokens: z.number().int().positive().default(4096),
+    priceInPerMTok: z.number().nonnegative().default(0),
+    priceOutPerMTok: z.number().nonnegative().default(0),
+    /** per-request timeout, ms */
+    timeoutMs: z.number().int().positive().default(120_000),
+    /** retries after the first attempt on 429 / 5xx / timeouts / connection errors */
+    maxRetries: z.number().int().min(0).default(5),
+    /** first backoff step, ms; doubles per retry (full jitter), capped by maxBackoffMs */
+    retryBaseMs: z.number().int().min(0).default(1_000),
+    maxBackoffMs: z.number().int().min(0).default(60_000),
+    /** requests in flight at once to this baseURL, across all agents in the process (the smallest configured value wins) */
+    concurrency: z.number().int().positive().default(4),
+  })
+  .strict();
+export type AgentLlmConfig = z.infer<typeof agentLlmSchema>;
+
+/** The `llm` config section: defaults plus per-agent overrides (each field optional). */
+export const llmConfigSchema = z
+  .object({
+    default: agentLlmSchema.partial().optional(),
+    agents: z.record(z.enum(AGENT_NAMES), agentLlmSchema.partial()).default({}),
+  })
+  .strict();
+export type LlmConfig = z.infer<typeof llmConfigSchema>;
+
+/**
+ * The effective config of one agent: `default` overlaid with `agents[name]`, then validated.
+ * Returns null when the agent has no endpoint (no baseURL or model after merging) or is disabled.
+ * @throws ZodError when the merged settings are invalid (a config mistake, not a runtime condition).
+ */
+export function resolveAgentConfig(config: LlmConfig | null | undefined, agent: AgentName): AgentLlmConfig | null {
+  if (!config) return null;
+  const merged = { ...(config.default ?? {}), ...(config.agents?.[agent] ?? {}) };
+  if (merged.enabled === false) return null;
+  if (!merged.baseURL || !merged.model) return null;
+  return agentLlmSchema.parse(merged);
+}
