@@ -1,0 +1,381 @@
+/**
+ * The embedded durable log: topics, partitions, consumer-group offsets and processed marks in one SQLite
+ * file (better-sqlite3, WAL). One machine, zero setup, and exactly-once inside the log: a completion's
+ * output records and the input's processed mark are written in one transaction, so a `kill -9` at any
+ * moment neither loses nor repeats an output.
+ *
+ * Writes are group-committed: completions, commits and produces issued in the same tick share one
+ * transaction (their promises resolve after it commits), which is what makes ≥ 50,000 records/s possible
+ * on SQLite. Durability: WAL with synchronous=NORMAL survives a process crash (kill -9); an OS crash may
+ * lose the last transactions (SQLite docs, "WAL mode"), which matches the promise made here.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { EventEmitter } from 'node:events';
+import {
+  type Completion,
+  type ConsumedRecord,
+  type ConsumerHandlers,
+  type ConsumerOptions,
+  type GroupConsumer,
+  type PartitionOffsets,
+  type ProduceRecord,
+  type TopicPartition,
+  type TopicSpec,
+  type Transport,
+  TransportError,
+  partitionFor,
+} from '../transport.js';
+
+type Stmt = Database.Statement;
+
+interface WriteOp {
+  records: ProduceRecord[];
+  marks: Array<{ group: string; topic: string; partition: number; offset: string }>;
+  commits: Array<{ group: string; topic: string; partition: number; offset: string }>;
+  state?: Record<string, string>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/** Options of the embedded log. `path` is the SQLite file (created with its folder). */
+export interface EmbeddedOptions {
+  path: string;
+  /** Poll interval (ms) when idle, for records written by another process. Default 50. */
+  pollMs?: number;
+}
+
+/**
+ * The embedded transport. One instance per process and data dir; several consumer groups may run in it,
+ * each with a single member (scaling out across processes is what Kafka is for).
+ * @throws TransportError (retriable=false) when the file cannot be opened.
+ */
+export class EmbeddedTransport implements Transport {
+  readonly kind = 'embedded' as const;
+  readonly db: Database.Database;
+  private readonly partitions = new Map<string, number>();
+  private readonly heads = new Map<string, bigint>();
+  private queue: WriteOp[] = [];
+  private flushScheduled = false;
+  private readonly events = new EventEmitter();
+  private readonly members = new Map<string, EmbeddedConsumer>();
+  private closed = false;
+  readonly pollMs: number;
+  private readonly st: {
+    insert: Stmt; maxOffset: Stmt; mark: Stmt; commit: Stmt; unmark: Stmt; committed: Stmt; marks: Stmt;
+    read: Stmt; low: Stmt; putState: Stmt; getState: Stmt; topics: Stmt; addTopic: Stmt; groups: Stmt; groupOffsets: Stmt;
+  };
+
+  constructor(opts: EmbeddedOptions) {
+    this.pollMs = opts.pollMs ?? 50;
+    try {
+      mkdirSync(dirname(opts.path), { recursive: true });
+      this.db = new Database(opts.path);
+    } catch (e) {
+      throw new TransportError(`cannot open the embedded log at ${opts.path}: ${(e as Error).message}`, false, { cause: e });
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS records (topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+        key TEXT, value BLOB, headers TEXT, ts INTEGER NOT NULL, PRIMARY KEY (topic, partition, offset)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS group_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+        offset INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS processed (grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+        offset INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition, offset)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+    `);
+    this.st = {
+      insert: this.db.prepare('INSERT INTO records (topic, partition, offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      maxOffset: this.db.prepare('SELECT MAX(offset) AS m FROM records WHERE topic = ? AND partition = ?').safeIntegers(true),
+      mark: this.db.prepare('INSERT OR IGNORE INTO processed (grp, topic, partition, offset) VALUES (?, ?, ?, ?)'),
+      commit: this.db.prepare(`INSERT INTO group_offsets (grp, topic, partition, offset) VALUES (?, ?, ?, ?)
+        ON CONFLICT (grp, topic, partition) DO UPDATE SET offset = MAX(offset, excluded.offset)`),
+      unmark: this.db.prepare('DELETE FROM processed WHERE grp = ? AND topic = ? AND partition = ? AND offset < ?'),
+      committed: this.db.prepare('SELECT offset FROM group_offsets WHERE grp = ? AND topic = ? AND partition = ?').safeIntegers(true),
+      marks: this.db.prepare('SELECT offset FROM processed WHERE grp = ? AND topic = ? AND partition = ? AND offset >= ?').safeIntegers(true),
+      read: this.db.prepare('SELECT offset, key, value, headers, ts FROM records WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?').safeIntegers(true),
+      low: this.db.prepare('SELECT MIN(offset) AS lo, MAX(offset) AS hi FROM records WHERE topic = ? AND partition = ?').safeIntegers(true),
+      putState: this.db.prepare('INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
+      getState: this.db.prepare('SELECT v FROM state WHERE k = ?'),
+      topics: this.db.prepare('SELECT name, partitions FROM topics'),
+      addTopic: this.db.prepare('INSERT OR IGNORE INTO topics (name, partitions) VALUES (?, ?)'),
+      groups: this.db.prepare('SELECT DISTINCT grp FROM group_offsets ORDER BY grp'),
+      groupOffsets: this.db.prepare('SELECT topic, partition, offset FROM group_offsets WHERE grp = ?').safeIntegers(true),
+    };
+    for (const row of this.st.topics.all() as Array<{ name: string; partitions: number }>) this.partitions.set(row.name, row.partitions);
+    this.events.setMaxListeners(0);
+  }
+
+  async ensureTopics(specs: TopicSpec[]): Promise<void> {
+    const tx = this.db.transaction(() => {
+      for (const s of specs) this.st.addTopic.run(s.name, s.partitions);
+    });
+    tx();
+    for (const row of this.st.topics.all() as Array<{ name: string; partitions: number }>) this.partitions.set(row.name, row.partitions);
+  }
+
+  /** Partition count of a topic. @throws TransportError for an unknown topic (topics are created explicitly). */
+  partitionCount(topic: string): number {
+    const n = this.partitions.get(topic);
+    if (n === undefined) throw new TransportError(`unknown topic ${topic} (create it with ensureTopics)`, false);
+    return n;
+  }
+
+  produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void> {
+    return this.enqueue({ records, marks: [], commits: [], state });
+  }
+
+  async getState(key: string): Promise<string | null> {
+    const row = this.st.getState.get(key) as { v: string } | undefined;
+    return row?.v ?? null;
+  }
+
+  /** Queue a write into the next group-commit transaction. */
+  enqueue(op: Omit<WriteOp, 'resolve' | 'reject'>): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportError('embedded log is closed', false));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ ...op, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const ops = this.queue;
+    this.queue = [];
+    if (ops.length === 0) return;
+    const touched = new Set<string>();
+    try {
+      this.writeBatch(ops, touched);
+    } catch (e) {
+      this.heads.clear(); // the transaction rolled back: re-read heads from the file
+      const err = new TransportError(`embedded log write failed: ${(e as Error).message}`, true, { cause: e });
+      for (const op of ops) op.reject(err);
+      return;
+    }
+    for (const op of ops) op.resolve();
+    for (const t of touched) this.events.emit('data', t);
+  }
+
+  private writeBatch(ops: WriteOp[], touched: Set<string>): void {
+    const now = Date.now();
+    // A mark is only needed when no commit in this same transaction already covers the offset.
+    const commitMax = new Map<string, bigint>();
+    for (const op of ops)
+      for (const c of op.commits) {
+        const k = `${c.group}\u0000${c.topic}\u0000${c.partition}`;
+        const v = BigInt(c.offset);
+        if ((commitMax.get(k) ?? -1n) < v) commitMax.set(k, v);
+      }
+    const tx = this.db.transaction(() => {
+      for (const op of ops) {
+        for (const r of op.records) {
+          const n = this.partitionCount(r.topic);
+          const p = r.partition ?? partitionFor(r.key, n);
+          const hk = `${r.topic}\u0000${p}`;
+          let head = this.heads.get(hk);
+          if (head === undefined) {
+            const m = (this.st.maxOffset.get(r.topic, p) as { m: bigint | null }).m;
+            head = m === null ? 0n : m + 1n;
+          }
+          this.st.insert.run(r.topic, p, head, r.key, r.value, r.headers ? JSON.stringify(r.headers) : null, now);
+          this.heads.set(hk, head + 1n);
+          touched.add(r.topic);
+        }
+        for (const m of op.marks) {
+          const cm = commitMax.get(`${m.group}\u0000${m.topic}\u0000${m.partition}`);
+          if (cm === undefined || BigInt(m.offset) >= cm) this.st.mark.run(m.group, m.topic, m.partition, BigInt(m.offset));
+        }
+        for (const c of op.commits) {
+          this.st.commit.run(c.group, c.topic, c.partition, BigInt(c.offset));
+          this.st.unmark.run(c.group, c.topic, c.partition, BigInt(c.offset));
+        }
+        if (op.state) for (const [k, v] of Object.entries(op.state)) this.st.putState.run(k, v);
+      }
+    });
+    tx.immediate();
+  }
+
+  /** Wait until `topic` gets new records or `ms` passes (other processes are seen by polling). */
+  waitForData(topics: Set<string>, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.events.off('data', onData);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const onData = (t: string) => {
+        if (topics.has(t)) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.events.on('data', onData);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Raw range read. */
+  readSync(topic: string, partition: number, from: bigint, max: number): ConsumedRecord[] {
+    const rows = this.st.read.all(topic, partition, from, max) as Array<{ offset: bigint; key: string | null; value: Buffer | null; headers: string | null; ts: bigint }>;
+    return rows.map((r) => ({
+      topic,
+      partition,
+      offset: r.offset.toString(),
+      key: r.key,
+      value: r.value,
+      headers: r.headers ? (JSON.parse(r.headers) as Record<string, string>) : {},
+      timestamp: Number(r.ts),
+    }));
+  }
+
+  async read(topic: string, partition: number, fromOffset: string, max: number): Promise<ConsumedRecord[]> {
+    return this.readSync(topic, partition, BigInt(fromOffset), max);
+  }
+
+  committedSync(group: string, tp: TopicPartition): bigint {
+    const row = this.st.committed.get(group, tp.topic, tp.partition) as { offset: bigint } | undefined;
+    return row?.offset ?? 0n;
+  }
+
+  marksSync(group: string, tp: TopicPartition, from: bigint): Set<string> {
+    const rows = this.st.marks.all(group, tp.topic, tp.partition, from) as Array<{ offset: bigint }>;
+    return new Set(rows.map((r) => r.offset.toString()));
+  }
+
+  consumer(opts: ConsumerOptions): GroupConsumer {
+    if (this.members.has(opts.groupId)) throw new TransportError(`group ${opts.groupId} already has a member in this process; the embedded log runs one member per group`, false);
+    const c = new EmbeddedConsumer(this, opts, () => this.members.delete(opts.groupId));
+    this.members.set(opts.groupId, c);
+    return c;
+  }
+
+  async topicOffsets(topic: string): Promise<PartitionOffsets[]> {
+    const n = this.partitionCount(topic);
+    const out: PartitionOffsets[] = [];
+    for (let p = 0; p < n; p++) {
+      const row = this.st.low.get(topic, p) as { lo: bigint | null; hi: bigint | null };
+      out.push({ partition: p, low: (row.lo ?? 0n).toString(), high: row.hi === null ? '0' : (row.hi + 1n).toString() });
+    }
+    return out;
+  }
+
+  async groupOffsets(groupId: string, topics: string[]): Promise<Array<TopicPartition & { offset: string }>> {
+    const want = new Set(topics);
+    return (this.st.groupOffsets.all(groupId) as Array<{ topic: string; partition: number | bigint; offset: bigint }>)
+      .filter((r) => want.has(r.topic))
+      .map((r) => ({ topic: r.topic, partition: Number(r.partition), offset: r.offset.toString() }));
+  }
+
+  async listGroups(): Promise<string[]> {
+    return (this.st.groups.all() as Array<{ grp: string }>).map((r) => r.grp);
+  }
+
+  /** Topics known to this log. */
+  listTopics(): TopicSpec[] {
+    return [...this.partitions].map(([name, partitions]) => ({ name, partitions }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const m of [...this.members.values()]) await m.stop();
+    if (this.queue.length) this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+/** The single member of one consumer group on the embedded log: owns every partition of its topics. */
+class EmbeddedConsumer implements GroupConsumer {
+  private handlers?: ConsumerHandlers;
+  private readonly position = new Map<string, bigint>();
+  private readonly paused = new Set<string>();
+  private readonly ac = new AbortController();
+  private loop?: Promise<void>;
+  private readonly tps: TopicPartition[] = [];
+
+  constructor(private readonly log: EmbeddedTransport, private readonly opts: ConsumerOptions, private readonly onStop: () => void) {}
+
+  async start(handlers: ConsumerHandlers): Promise<void> {
+    this.handlers = handlers;
+    for (const topic of this.opts.topics) {
+      const n = this.log.partitionCount(topic);
+      for (let p = 0; p < n; p++) {
+        const tp = { topic, partition: p };
+        this.tps.push(tp);
+        this.position.set(key(tp), this.log.committedSync(this.opts.groupId, tp));
+      }
+    }
+    handlers.onAssigned?.(this.tps.map((t) => ({ ...t })));
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const max = this.opts.maxBatch ?? 2000;
+    const topics = new Set(this.opts.topics);
+    while (!this.ac.signal.aborted) {
+      let got = 0;
+      for (const tp of this.tps) {
+        const k = key(tp);
+        if (this.paused.has(k)) continue;
+        const from = this.position.get(k)!;
+        const recs = this.log.readSync(tp.topic, tp.partition, from, max);
+        if (recs.length === 0) continue;
+        this.position.set(k, BigInt(recs[recs.length - 1]!.offset) + 1n);
+        got += recs.length;
+        this.handlers!.onRecords(recs);
+        if (this.ac.signal.aborted) return;
+      }
+      // Yield to the event loop between polls so completions get written; block only when idle.
+      if (got === 0) await this.log.waitForData(topics, this.log.pollMs, this.ac.signal);
+      else await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  pause(partitions: TopicPartition[]): void {
+    for (const tp of partitions) this.paused.add(key(tp));
+  }
+
+  resume(partitions: TopicPartition[]): void {
+    for (const tp of partitions) this.paused.delete(key(tp));
+  }
+
+  async complete(c: Completion): Promise<boolean> {
+    if (this.ac.signal.aborted) return false;
+    await this.log.enqueue({
+      records: c.outputs,
+      marks: [{ group: this.opts.groupId, topic: c.input.topic, partition: c.input.partition, offset: c.input.offset }],
+      commits: c.commit ? [{ group: this.opts.groupId, topic: c.input.topic, partition: c.input.partition, offset: c.commit }] : [],
+    });
+    return true;
+  }
+
+  async commit(tp: TopicPartition, offset: string): Promise<boolean> {
+    if (this.ac.signal.aborted) return false;
+    await this.log.enqueue({ records: [], marks: [], commits: [{ group: this.opts.groupId, topic: tp.topic, partition: tp.partition, offset }] });
+    return true;
+  }
+
+  async processedAbove(tp: TopicPartition, committed: string): Promise<Set<string>> {
+    return this.log.marksSync(this.opts.groupId, tp, BigInt(committed));
+  }
+
+  async committed(tp: TopicPartition): Promise<string> {
+    return this.log.committedSync(this.opts.groupId, tp).toString();
+  }
+
+  async stop(): Promise<void> {
+    if (this.ac.signal.aborted) return;
+    this.ac.abort();
+    await this.loop;
+    this.onStop();
+  }
+}
+
+const key = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
