@@ -1,0 +1,63 @@
+/**
+ * Test runners and their report parsers (ARCHITECTURE.md §6 "Test selection").
+ *
+ * API
+ * ---
+ * - `getRunner(name)` → {@link Runner} for 'pytest' | 'jest' | 'vitest' | 'mocha' | 'node-test'
+ *   (throws a non-retriable StageError for any other name); `RUNNERS` is the same as a record.
+ * - `runner.testCommand({ files: string[] | 'all', reportPath })` → a bash command to run in the
+ *   repository's workdir. The reporter is always set explicitly and writes to `reportPath`:
+ *     pytest    `pytest -rA -v --color=no -p no:cacheprovider -o junit_family=xunit1 --junitxml=<path> files…`
+ *     jest      `npx jest --ci --json --outputFile=<path> --verbose --runTestsByPath files…`
+ *     vitest    `npx vitest run --reporter=verbose --reporter=junit --outputFile=<path> files…`
+ *     mocha     `npx mocha --reporter json --reporter-option output=<path> files…`
+ *     node-test one `node --test --test-reporter=junit|tap --test-reporter-destination=… --test-reporter=spec`
+ *               per file, concatenated into <path> with `<!-- swe-stream file: f -->` markers
+ *   The human-readable log goes to stdout/stderr: keep it, it is the fallback.
+ * - `runner.parse(reportText | null, logText, { workdir }?)` → `TestResult[]` = `{ name, status, durationMs? }`
+ *   with status 'PASSED' | 'FAILED' | 'SKIPPED' | 'ERROR' | 'XFAIL'. The report is used when present and
+ *   readable; otherwise the text log (pytest `-rA` summary and `-v` lines, jest `--verbose` tree, vitest
+ *   verbose lines, mocha JSON on stdout / `Exception during run`, node spec output). Never throws.
+ *   Test ids are each runner's own: pytest node ids `tests/test_x.py::TestC::test_y[p]`; JS
+ *   `test/x.test.js > describe > test` (mocha: `file > <describe titles joined by spaces> > test`).
+ *   A file that fails before any test runs (pytest collection error, jest "Test suite failed to run",
+ *   vitest/node import failure, mocha load exception) is one ERROR result named by the file path.
+ *   `workdir` makes absolute paths (jest, mocha, node) repository-relative.
+ * - `runner.isTestFile(path)` → whether the runner's default discovery would pick the file.
+ * - `summarize(results)` → counts per status.
+ *
+ * Format sources: pytest junitxml (xunit1 family) and `-rA` short summary (SWE-bench harness
+ * `parse_log_pytest`); jest `--json` (@jest/test-result FormattedTestResults); vitest JUnit reporter;
+ * mocha JSON reporter; node:test junit/tap/spec reporters. Real samples: test/fixtures/reports/.
+ */
+import { StageError } from '../../streams/types.js';
+import { jest } from './jest.js';
+import { mocha } from './mocha.js';
+import { nodeTest } from './node-test.js';
+import { pytest } from './pytest.js';
+import type { Runner, RunnerName, TestResult, TestStatus } from './types.js';
+import { vitest } from './vitest.js';
+
+export type { Runner, RunnerName, TestResult, TestStatus, TestCommandOptions, ParseContext, ReportFormat } from './types.js';
+export { worse, dedupeResults } from './types.js';
+export { shq, stripAnsi } from './util.js';
+
+/** Every runner by name. */
+export const RUNNERS: Record<RunnerName, Runner> = { pytest, jest, vitest, mocha, 'node-test': nodeTest };
+
+/**
+ * The runner called `name` (Environment.runner).
+ * @throws StageError (retriable=false) for an unknown runner name
+ */
+export function getRunner(name: string): Runner {
+  const r = (RUNNERS as Record<string, Runner | undefined>)[name];
+  if (!r) throw new StageError(`unknown test runner "${name}" (known: ${Object.keys(RUNNERS).join(', ')})`, { retriable: false, name: 'UnknownRunner' });
+  return r;
+}
+
+/** Counts per status. */
+export function summarize(results: TestResult[]): Record<TestStatus, number> {
+  const c: Record<TestStatus, number> = { PASSED: 0, FAILED: 0, SKIPPED: 0, ERROR: 0, XFAIL: 0 };
+  for (const r of results) c[r.status]++;
+  return c;
+}
