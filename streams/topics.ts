@@ -46,6 +46,9 @@ export function recordTypeOf(topic: string): RecordTypeName {
   return t;
 }
 
+/** Topics the analytics sink consumes (each with its own `.dlq` for records it cannot decode). */
+export const SINK_TOPICS = ['stage.outcomes', 'tasks.verified', 'tasks.stated', 'trajectories'] as const;
+
 /** Every topic the full pipeline uses. */
 export function allTopics(): string[] {
   const out = new Set<string>(Object.keys(TOPICS));
@@ -53,5 +56,6 @@ export function allTopics(): string[] {
     out.add(retryTopic(s));
     out.add(dlqTopic(s));
   }
+  for (const t of SINK_TOPICS) out.add(`${t}.dlq`);
   return [...out];
 }

@@ -1,0 +1,164 @@
+/**
+ * Configuration: file (JSON) < environment < flags, validated by one zod schema. A bad value is a
+ * {@link ConfigError} naming the field; the CLI prints it and exits with code 2 before anything starts.
+ *
+ * Environment variables (all optional): SWE_STREAM_BUS, SWE_STREAM_DATA_DIR, SWE_STREAM_KAFKA_BROKERS
+ * (comma-separated), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
+ * SWE_STREAM_PARTITIONS, DOCKER_HOST (read by the sandbox), GITHUB_TOKEN, SWE_STREAM_WEBHOOK_SECRET.
+ * Secrets are read from the environment only, never from the config file.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { llmConfigSchema } from '../operators/llm/config.js';
+import { STAGE_NAMES } from './topics.js';
+
+const stageEnum = z.enum(STAGE_NAMES);
+
+/** Per-stage concurrency (records processed at once by one process). */
+const concurrencySchema = z
+  .object({
+    filter: z.number().int().positive().default(4),
+    'env-build': z.number().int().positive().default(1),
+    'test-create': z.number().int().positive().default(2),
+    verify: z.number().int().positive().default(1),
+    statement: z.number().int().positive().default(4),
+    distill: z.number().int().positive().default(1),
+  })
+  .strict()
+  .default({});
+
+export const configSchema = z
+  .object({
+    /** Where the embedded log, mirrors, chDB data and caches live. */
+    dataDir: z.string().min(1).default('.swe-stream'),
+    bus: z.enum(['embedded', 'kafka']).default('embedded'),
+    kafka: z
+      .object({
+        brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1).default(['127.0.0.1:9092']),
+        clientId: z.string().default('swe-stream'),
+        replicationFactor: z.number().int().positive().default(1),
+      })
+      .strict()
+      .default({}),
+    /** Partitions per topic when topics are created. */
+    partitions: z.number().int().positive().max(1024).default(3),
+    registry: z
+      .object({
+        url: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
+        /** Register schemas at startup (development/tests); in production they are registered at deploy. */
+        autoRegister: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    clickhouse: z
+      .object({
+        /** ClickHouse server HTTP URL; absent → embedded chDB under dataDir. */
+        url: z.string().url().optional(),
+        database: z.string().default('swe_stream'),
+      })
+      .strict()
+      .default({}),
+    sources: z.array(z.string().min(1)).default([]),
+    stages: z.array(stageEnum).default([...STAGE_NAMES]),
+    concurrency: concurrencySchema,
+    /** Attempts per record before the dead-letter topic. */
+    maxAttempts: z.number().int().min(1).max(20).default(3),
+    filter: z
+      .object({
+        maxFiles: z.number().int().positive().default(15),
+        maxChangedLines: z.number().int().positive().default(1000),
+        languages: z.array(z.string()).default(['python', 'javascript', 'typescript']),
+      })
+      .strict()
+      .default({}),
+    sandbox: z
+      .object({
+        memoryBytes: z.number().int().positive().default(4 * 1024 ** 3),
+        cpus: z.number().positive().default(2),
+        pidsLimit: z.number().int().positive().default(1024),
+        installTimeoutMs: z.number().int().positive().default(20 * 60_000),
+        testTimeoutMs: z.number().int().positive().default(10 * 60_000),
+      })
+      .strict()
+      .default({}),
+    llm: llmConfigSchema.optional(),
+    metricsPort: z.number().int().min(0).max(65535).optional(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** A configuration mistake: message names the field and the file/variable it came from. */
+export class ConfigError extends Error {
+  readonly retriable = false;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const num = (name: string) => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new ConfigError(`${name}=${v} is not a number`);
+    return n;
+  };
+  if (env.SWE_STREAM_BUS) out.bus = env.SWE_STREAM_BUS;
+  if (env.SWE_STREAM_DATA_DIR) out.dataDir = env.SWE_STREAM_DATA_DIR;
+  if (env.SWE_STREAM_KAFKA_BROKERS) out.kafka = { brokers: env.SWE_STREAM_KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean) };
+  if (env.SWE_STREAM_REGISTRY_URL) out.registry = { url: env.SWE_STREAM_REGISTRY_URL };
+  if (env.SWE_STREAM_CLICKHOUSE_URL) out.clickhouse = { url: env.SWE_STREAM_CLICKHOUSE_URL };
+  const mp = num('SWE_STREAM_METRICS_PORT');
+  if (mp !== undefined) out.metricsPort = mp;
+  const parts = num('SWE_STREAM_PARTITIONS');
+  if (parts !== undefined) out.partitions = parts;
+  return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of plain objects; arrays and scalars of `b` replace those of `a`; undefined in `b` keeps `a`. */
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    out[k] = isObject(v) && isObject(out[k]) ? merge(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}
+
+/**
+ * Resolve the configuration from a JSON file, the environment and flag overrides (in rising precedence).
+ * @throws ConfigError for an unreadable file, invalid JSON, or any value the schema refuses.
+ */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> } = {}): Config {
+  let fileCfg: Record<string, unknown> = {};
+  if (opts.file) {
+    let text: string;
+    try {
+      text = readFileSync(opts.file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${opts.file}: ${(e as Error).message}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (!isObject(parsed)) throw new Error('top level must be an object');
+      fileCfg = parsed;
+    } catch (e) {
+      throw new ConfigError(`config file ${opts.file} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const merged = merge(merge(fileCfg, fromEnv(opts.env ?? process.env)), opts.overrides ?? {});
+  const r = configSchema.safeParse(merged);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+    throw new ConfigError(`invalid configuration${opts.file ? ` (file ${opts.file}, environment, flags)` : ''}:\n${issues}`);
+  }
+  return r.data;
+}

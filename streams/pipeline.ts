@@ -1,0 +1,123 @@
+/**
+ * One process running any subset of the pipeline: source runners, stage runtimes and the sink runner on
+ * one transport, with idle detection for `--until-idle` and a graceful stop. Knows stages only as
+ * {@link Stage} objects and topics by name — the composition root (cli/) builds the stages.
+ */
+import type { Transport } from './transport.js';
+import type { Serde } from './serde.js';
+import type { Stage } from './stage.js';
+import type { Source } from './sources/types.js';
+import { StageRuntime, type RuntimeObserver } from './runtime.js';
+import { SinkRunner, type Sink } from './sink-runner.js';
+import { runSource, type SourceStats } from './source-runner.js';
+import { SINK_TOPICS, allTopics } from './topics.js';
+import { logger } from './log.js';
+
+export interface PipelineOptions {
+  transport: Transport;
+  serde: Serde;
+  partitions: number;
+  /** Stages with their concurrency. */
+  stages: Array<{ stage: Stage<any, any>; concurrency: number }>;
+  sources: Source[];
+  /** Keep sources open (webhook, polling) instead of stopping when exhausted. */
+  follow: boolean;
+  sink?: Sink;
+  maxAttempts?: number;
+  backoffMs?: (attempt: number) => number;
+  observer?: RuntimeObserver;
+}
+
+const log = logger({ component: 'pipeline' });
+
+/** A running pipeline. */
+export class Pipeline {
+  readonly runtimes: StageRuntime<any, any>[];
+  readonly sink?: SinkRunner;
+  readonly sourceStats: SourceStats[] = [];
+  private readonly ac = new AbortController();
+  private sourcesDone!: Promise<void>;
+  private sourceError?: unknown;
+
+  constructor(private readonly o: PipelineOptions) {
+    this.runtimes = o.stages.map(
+      (s) => new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer }),
+    );
+    if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: SINK_TOPICS });
+  }
+
+  /** Create topics, start stage members and the sink, then start the sources. */
+  async start(): Promise<void> {
+    await this.o.transport.ensureTopics(allTopics().map((name) => ({ name, partitions: this.o.partitions })));
+    for (const rt of this.runtimes) await rt.start();
+    await this.sink?.start();
+    this.sourcesDone = Promise.all(
+      this.o.sources.map(async (src) => {
+        const st: SourceStats = { uri: src.uri, events: 0, skipped: {}, bad: {}, done: false };
+        this.sourceStats.push(st);
+        try {
+          await runSource(src, this.o.transport, this.o.serde, { signal: this.ac.signal, follow: this.o.follow }, st);
+        } catch (e) {
+          if (!this.ac.signal.aborted) {
+            this.sourceError ??= e;
+            log.error({ source: src.uri, err: (e as Error).message }, 'source failed');
+          }
+        }
+      }),
+    ).then(() => undefined);
+  }
+
+  /** The first fatal error of a source, stage or the sink. */
+  error(): unknown {
+    return this.sourceError ?? this.runtimes.find((r) => r.error)?.error ?? this.sink?.error;
+  }
+
+  /**
+   * True when every group's committed offsets equal the end offsets of the topics it reads and nothing is
+   * in flight. Cheap on the embedded log; a few admin requests on Kafka.
+   */
+  async drained(): Promise<boolean> {
+    const groups: Array<{ group: string; topics: readonly string[]; inFlight: number }> = this.runtimes.map((r) => ({ group: r.groupId, topics: r.topics, inFlight: r.inFlight() }));
+    if (this.sink) groups.push({ group: this.sink.groupId, topics: SINK_TOPICS, inFlight: this.sink.inFlight() });
+    for (const g of groups) {
+      if (g.inFlight > 0) return false;
+      const committed = await this.o.transport.groupOffsets(g.group, [...g.topics]);
+      for (const topic of g.topics) {
+        for (const p of await this.o.transport.topicOffsets(topic)) {
+          if (p.high === '0') continue;
+          const c = committed.find((x) => x.topic === topic && x.partition === p.partition)?.offset ?? '0';
+          if (BigInt(c) < BigInt(p.high)) return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Resolve when the sources are exhausted and every topic is drained (checked twice in a row, so a record
+   * produced between two checks is not missed). Rejects on the first fatal error.
+   */
+  async waitIdle(pollMs = 200): Promise<void> {
+    await this.sourcesDone;
+    let stable = 0;
+    for (;;) {
+      const err = this.error();
+      if (err) throw err;
+      if (await this.drained()) {
+        if (++stable >= 2) break;
+      } else stable = 0;
+      await this.sink?.flush();
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+    await this.sink?.flush();
+  }
+
+  /** Stop sources, then stages (finishing or aborting in-flight work within `deadlineMs`), then the sink. */
+  async stop(deadlineMs = 30_000): Promise<void> {
+    this.ac.abort();
+    await this.sourcesDone?.catch(() => undefined);
+    await Promise.all(this.runtimes.map((r) => r.stop(deadlineMs)));
+    await this.sink?.stop();
+    await this.o.sink?.close();
+  }
+}
