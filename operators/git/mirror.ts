@@ -1,0 +1,476 @@
+/**
+ * The repository mirror cache: one bare mirror per repository under `<dataDir>/mirrors/<owner>/<repo>.git`,
+ * cloned once from a `clone_url` (a local path or a URL) and fetched incrementally when a commit a stage
+ * needs is not there yet. Every stage after the sources reads repositories through it.
+ *
+ * Concurrency: several stage workers (and several processes sharing a data dir) may ask for the same
+ * repository at once. Inside a process, clone/fetch of one repository is a single shared promise; across
+ * processes, a lock file `<repo>.git.lock` (created with O_EXCL, holding pid/host, broken when its owner
+ * is dead or it is older than `lockStaleMs`) serialises clone and fetch. A clone is built in a temporary
+ * directory and renamed into place, so a reader never sees a half-cloned mirror.
+ *
+ * Refs fetched: branches, tags, and GitHub's `refs/pull/<N>/head` when the remote advertises them
+ * (wildcard refspecs that match nothing are not an error).
+ */
+import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { StageError } from '../../streams/types.js';
+import { logger } from '../../streams/log.js';
+import { git, gitStream, GitError, isPermanentGitFailure, isRepoUnavailable, stripUrlCredentials } from './exec.js';
+
+const log = logger({ component: 'mirror-cache' });
+
+/** A commit the caller needs is not in the repository (not even after a fetch). Never retriable. */
+export class MissingCommitError extends StageError {
+  readonly commits: string[];
+  constructor(repo: string, commits: string[]) {
+    super(`${repo}: commit(s) not found in the mirror: ${commits.join(', ')}`, { retriable: false, name: 'MissingCommit' });
+    this.commits = commits;
+  }
+}
+
+/**
+ * The repository cannot be had at all: the remote says it does not exist / no access, a local path is
+ * not a repository, or the cache runs with `network: false` and the URL is remote. Never retriable.
+ */
+export class RepoUnavailableError extends StageError {
+  constructor(message: string) {
+    super(message, { retriable: false, name: 'RepoUnavailable' });
+  }
+}
+
+/** A clone or fetch failed for a reason that may pass (network, timeout, lock held too long). Retriable. */
+export class CloneFailedError extends StageError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { retriable: true, name: 'CloneFailed', cause });
+  }
+}
+
+/** One commit as read from `git log`. Dates are ISO 8601 strings with offset, as git prints `%aI`/`%cI`. */
+export interface CommitInfo {
+  sha: string;
+  parents: string[];
+  authorName: string;
+  authorEmail: string;
+  authorDate: string;
+  committerDate: string;
+  /** first line of the message */
+  subject: string;
+  /** the message after the subject and its blank separator line, trimmed */
+  body: string;
+}
+
+/** Per-file line counts from `git diff --numstat`; binary files have `binary` true and zero counts. */
+export interface NumstatEntry {
+  path: string;
+  oldPath: string | null;
+  additions: number;
+  deletions: number;
+  binary: boolean;
+}
+
+/** Options of {@link MirrorCache}. */
+export interface MirrorCacheOptions {
+  /** the data dir; mirrors live in `<dataDir>/mirrors` */
+  dataDir: string;
+  /** allow cloning/fetching remote URLs (default true). With false only local paths are cloned; remote ones raise RepoUnavailableError. */
+  network?: boolean;
+  /** timeout of a clone or fetch in ms (default 30 min: first clones of large repositories are slow) */
+  fetchTimeoutMs?: number;
+  /** timeout of a local git read in ms (default 120 s) */
+  readTimeoutMs?: number;
+  /** a lock older than this is considered abandoned (default 60 min) */
+  lockStaleMs?: number;
+  /** how long to wait for another process's lock before failing retriably (default = fetchTimeoutMs) */
+  lockWaitMs?: number;
+}
+
+const REPO_RE = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+const REFSPECS = ['+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*', '+refs/pull/*/head:refs/pull/*/head'];
+
+/** Is `url` something git reads from the local file system? */
+export function isLocalCloneUrl(url: string): boolean {
+  return url.startsWith('/') || url.startsWith('./') || url.startsWith('../') || url.startsWith('file://');
+}
+
+/** The mirror cache. See the module comment for layout and concurrency rules. */
+export class MirrorCache {
+  readonly root: string;
+  private readonly opts: Required<MirrorCacheOptions>;
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly lastFetch = new Map<string, number>();
+
+  constructor(opts: MirrorCacheOptions) {
+    const fetchTimeoutMs = opts.fetchTimeoutMs ?? 30 * 60_000;
+    this.opts = {
+      dataDir: opts.dataDir,
+      network: opts.network ?? true,
+      fetchTimeoutMs,
+      readTimeoutMs: opts.readTimeoutMs ?? 120_000,
+      lockStaleMs: opts.lockStaleMs ?? 60 * 60_000,
+      lockWaitMs: opts.lockWaitMs ?? fetchTimeoutMs,
+    };
+    this.root = path.join(opts.dataDir, 'mirrors');
+  }
+
+  /** Whether remote URLs may be cloned (the `network` option). */
+  get networkEnabled(): boolean {
+    return this.opts.network;
+  }
+
+  /**
+   * `<dataDir>/mirrors/<owner>/<repo>.git` for `owner/repo`.
+   * @throws Error for a name that is not `owner/repo` (also guards against path traversal).
+   */
+  pathFor(repo: string): string {
+    if (!REPO_RE.test(repo) || repo.split('/').some((p) => p === '.' || p === '..')) throw new Error(`invalid repository name ${JSON.stringify(repo)} (want owner/repo)`);
+    const [owner, name] = repo.split('/') as [string, string];
+    return path.join(this.root, owner, `${name}.git`);
+  }
+
+  /** The mirror of `repo` if it has been cloned already (no I/O beyond an existence check). */
+  open(repo: string): Mirror | undefined {
+    const p = this.pathFor(repo);
+    return existsSync(path.join(p, 'HEAD')) ? new Mirror(repo, p, this.opts.readTimeoutMs) : undefined;
+  }
+
+  /**
+   * The mirror of `repo`, cloned from `cloneUrl` when absent, fetched when any of `want` is missing
+   * (or when `refresh` is set and the last fetch by this process is older than `refreshAfterMs`, default 60 s).
+   * @throws RepoUnavailableError (retriable=false) when the repository cannot exist for us;
+   *   MissingCommitError (retriable=false) when `want` commits are still missing after a fetch;
+   *   CloneFailedError (retriable=true) for network/timeout/lock failures.
+   */
+  async ensure(repo: string, cloneUrl: string, opts: { want?: string[]; refresh?: boolean; refreshAfterMs?: number; signal?: AbortSignal } = {}): Promise<Mirror> {
+    const p = this.pathFor(repo);
+    let mirror = this.open(repo);
+    let fetched = false;
+    if (!mirror) {
+      await this.once(repo, () => this.cloneLocked(repo, cloneUrl, p, opts.signal));
+      mirror = new Mirror(repo, p, this.opts.readTimeoutMs);
+      fetched = true;
+    }
+    const want = (opts.want ?? []).filter(Boolean);
+    let missing = await mirror.missing(want);
+    const stale = opts.refresh && Date.now() - (this.lastFetch.get(repo) ?? 0) > (opts.refreshAfterMs ?? 60_000);
+    if ((missing.length > 0 || stale) && !fetched) {
+      await this.once(repo, () => this.fetchLocked(repo, cloneUrl, p, opts.signal));
+      missing = await mirror.missing(want);
+    }
+    if (missing.length > 0) throw new MissingCommitError(repo, missing);
+    return mirror;
+  }
+
+  /** In-process dedupe: concurrent callers for one repository share the clone/fetch in progress. */
+  private once(repo: string, fn: () => Promise<void>): Promise<void> {
+    const cur = this.inflight.get(repo);
+    if (cur) return cur;
+    const p = fn().finally(() => this.inflight.delete(repo));
+    this.inflight.set(repo, p);
+    return p;
+  }
+
+  private checkUrl(repo: string, cloneUrl: string): void {
+    if (isLocalCloneUrl(cloneUrl)) {
+      const local = cloneUrl.startsWith('file://') ? new URL(cloneUrl).pathname : cloneUrl;
+      if (!existsSync(local)) throw new RepoUnavailableError(`${repo}: local repository ${local} does not exist`);
+    } else if (!this.opts.network) {
+      throw new RepoUnavailableError(`${repo}: network access is disabled for the mirror cache, cannot clone ${stripUrlCredentials(cloneUrl)}`);
+    }
+  }
+
+  private async cloneLocked(repo: string, cloneUrl: string, p: string, signal?: AbortSignal): Promise<void> {
+    this.checkUrl(repo, cloneUrl);
+    await mkdir(path.dirname(p), { recursive: true });
+    await this.withLock(p, signal, async () => {
+      if (existsSync(path.join(p, 'HEAD'))) return this.fetchUnlocked(repo, cloneUrl, p, signal); // another process cloned it meanwhile
+      const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+      const t0 = Date.now();
+      try {
+        await git(['init', '--bare', '--quiet', tmp], { timeoutMs: this.opts.readTimeoutMs });
+        await git(['remote', 'add', 'origin', cloneUrl], { gitDir: tmp });
+        await git(['config', '--unset-all', 'remote.origin.fetch'], { gitDir: tmp }).catch(() => undefined); // absent is fine
+        for (const spec of REFSPECS) await git(['config', '--add', 'remote.origin.fetch', spec], { gitDir: tmp });
+        await git(['config', 'gc.auto', '0'], { gitDir: tmp }); // no background gc racing readers; gc is an explicit maintenance job
+        await this.runFetch(repo, tmp, signal);
+        await this.setHead(tmp, signal);
+        await rename(tmp, p);
+        this.lastFetch.set(repo, Date.now());
+        log.info({ repo, ms: Date.now() - t0 }, 'mirror cloned');
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        throw err;
+      }
+    });
+  }
+
+  private async fetchLocked(repo: string, cloneUrl: string, p: string, signal?: AbortSignal): Promise<void> {
+    this.checkUrl(repo, cloneUrl);
+    await this.withLock(p, signal, () => this.fetchUnlocked(repo, cloneUrl, p, signal));
+  }
+
+  private async fetchUnlocked(repo: string, cloneUrl: string, p: string, signal?: AbortSignal): Promise<void> {
+    // The clone_url may have changed (e.g. a test repo recreated elsewhere); the newest one wins.
+    await git(['remote', 'set-url', 'origin', cloneUrl], { gitDir: p });
+    const t0 = Date.now();
+    await this.runFetch(repo, p, signal);
+    this.lastFetch.set(repo, Date.now());
+    log.debug({ repo, ms: Date.now() - t0 }, 'mirror fetched');
+  }
+
+  private async runFetch(repo: string, gitDir: string, signal?: AbortSignal): Promise<void> {
+    try {
+      await git(['fetch', '--prune', '--quiet', 'origin'], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal });
+    } catch (err) {
+      if (err instanceof GitError && isRepoUnavailable(err.stderr)) throw new RepoUnavailableError(`${repo}: ${err.message}`);
+      if (err instanceof GitError && !err.retriable && isPermanentGitFailure(err.stderr)) throw new RepoUnavailableError(`${repo}: ${err.message}`);
+      throw new CloneFailedError(`${repo}: fetch failed: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+  }
+
+  /** Point the bare mirror's HEAD at the remote's default branch (what `git clone` does). */
+  private async setHead(gitDir: string, signal?: AbortSignal): Promise<void> {
+    const out = await git(['ls-remote', '--symref', 'origin', 'HEAD'], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal }).catch(() => '');
+    const m = /^ref: (refs\/heads\/\S+)\s+HEAD/m.exec(out);
+    let target = m?.[1];
+    if (!target) {
+      // Remote without a symbolic HEAD: prefer main, then master, then the first branch.
+      const heads = (await git(['for-each-ref', '--format=%(refname)', 'refs/heads/'], { gitDir })).split('\n').filter(Boolean);
+      target = heads.find((h) => h === 'refs/heads/main') ?? heads.find((h) => h === 'refs/heads/master') ?? heads[0];
+    }
+    if (target) await git(['symbolic-ref', 'HEAD', target], { gitDir });
+  }
+
+  /** Cross-process lock: O_EXCL lock file with owner pid/host; stale locks are broken. */
+  private async withLock<T>(p: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const lockPath = `${p}.lock`;
+    const deadline = Date.now() + this.opts.lockWaitMs;
+    let delay = 25;
+    for (;;) {
+      signal?.throwIfAborted();
+      try {
+        const fh = await open(lockPath, 'wx');
+        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }));
+        await fh.close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CloneFailedError(`cannot create lock ${lockPath}: ${(err as Error).message}`, err);
+        if (await this.lockIsStale(lockPath)) {
+          await unlink(lockPath).catch(() => undefined);
+          continue;
+        }
+        if (Date.now() > deadline) throw new CloneFailedError(`timed out waiting for lock ${lockPath}`);
+        // Polling is the only portable way to wait for another process's O_EXCL lock file.
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await unlink(lockPath).catch(() => undefined);
+    }
+  }
+
+  private async lockIsStale(lockPath: string): Promise<boolean> {
+    try {
+      const [text, st] = await Promise.all([readFile(lockPath, 'utf8'), stat(lockPath)]);
+      if (Date.now() - st.mtimeMs > this.opts.lockStaleMs) return true;
+      const info = JSON.parse(text) as { pid?: number; host?: string };
+      if (info.host === hostname() && typeof info.pid === 'number') {
+        try {
+          process.kill(info.pid, 0);
+          return false;
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code === 'ESRCH';
+        }
+      }
+      return false;
+    } catch {
+      // The lock vanished between EEXIST and read (released), or is half-written: just retry.
+      return false;
+    }
+  }
+}
+
+const SHA_RE = /^[0-9a-f]{4,40}$/i;
+
+/** Read access to one bare mirror. All methods are read-only and safe to call concurrently. */
+export class Mirror {
+  constructor(readonly repo: string, readonly path: string, private readonly timeoutMs = 120_000) {}
+
+  /** Run any git command against this mirror (read-only use expected). */
+  git(args: string[], opts: { signal?: AbortSignal; maxBuffer?: number } = {}): Promise<string> {
+    return git(args, { gitDir: this.path, timeoutMs: this.timeoutMs, ...opts });
+  }
+
+  /** The full sha of `rev` as a commit, or null when it does not resolve to a commit. */
+  async resolve(rev: string): Promise<string | null> {
+    try {
+      return (await this.git(['rev-parse', '--verify', '--quiet', '--end-of-options', `${rev}^{commit}`])).trim() || null;
+    } catch (err) {
+      if (err instanceof GitError && (err.exitCode === 1 || err.exitCode === 128)) return null;
+      throw err;
+    }
+  }
+
+  /** Whether `sha` names a commit present in the mirror. */
+  async commitExists(sha: string): Promise<boolean> {
+    if (!SHA_RE.test(sha)) return false;
+    return (await this.resolve(sha)) !== null;
+  }
+
+  /** The subset of `shas` that are not commits in this mirror. */
+  async missing(shas: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const s of shas) if (!(await this.commitExists(s))) out.push(s);
+    return out;
+  }
+
+  /** Parent shas of a commit, first parent first. @throws MissingCommitError when the commit is absent. */
+  async parents(commit: string): Promise<string[]> {
+    const full = await this.resolve(commit);
+    if (!full) throw new MissingCommitError(this.repo, [commit]);
+    const line = (await this.git(['rev-list', '--parents', '-n', '1', full])).trim();
+    return line.split(' ').slice(1);
+  }
+
+  /** First parent of a commit (the SWE-bench base commit of a merge/squash commit). @throws MissingCommitError when absent or a root commit. */
+  async firstParent(commit: string): Promise<string> {
+    const ps = await this.parents(commit);
+    if (!ps[0]) throw new StageError(`${this.repo}: commit ${commit} is a root commit (no parent)`, { retriable: false, name: 'RootCommit' });
+    return ps[0];
+  }
+
+  /**
+   * Unified diff `parent..commit` with renames detected, default a/ b/ prefixes, no colour, no external
+   * diff drivers or textconv (binary files appear as "Binary files … differ").
+   */
+  diff(parent: string, commit: string, opts: { signal?: AbortSignal; paths?: string[] } = {}): Promise<string> {
+    const args = ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '-M', '--src-prefix=a/', '--dst-prefix=b/', parent, commit];
+    if (opts.paths?.length) args.push('--', ...opts.paths);
+    return this.git(args, { signal: opts.signal });
+  }
+
+  /** Per-file added/removed line counts `parent..commit` (cheap: no patch text), renames detected. */
+  async numstat(parent: string, commit: string, opts: { signal?: AbortSignal } = {}): Promise<NumstatEntry[]> {
+    const out = await this.git(['diff', '--numstat', '-z', '-M', '--no-ext-diff', '--no-textconv', parent, commit], opts);
+    // -z format: "add\tdel\tpath\0" or, for renames, "add\tdel\t\0old\0new\0".
+    const parts = out.split('\0');
+    const entries: NumstatEntry[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const head = parts[i]!;
+      if (!head) continue;
+      const m = /^(-|\d+)\t(-|\d+)\t(.*)$/s.exec(head);
+      if (!m) continue;
+      const binary = m[1] === '-';
+      let p = m[3]!;
+      let oldPath: string | null = null;
+      if (p === '') {
+        oldPath = parts[++i] ?? '';
+        p = parts[++i] ?? '';
+      }
+      entries.push({ path: p, oldPath, additions: binary ? 0 : Number(m[1]), deletions: binary ? 0 : Number(m[2]), binary });
+    }
+    return entries;
+  }
+
+  /** Content of `path` at `commit` as utf-8, or null when the path does not exist there. @throws MissingCommitError for an absent commit. */
+  async showFile(commit: string, filePath: string): Promise<string | null> {
+    try {
+      return await this.git(['show', `${commit}:${filePath}`]);
+    } catch (err) {
+      if (err instanceof GitError && /does not exist in|exists on disk, but not in/.test(err.stderr)) return null;
+      if (err instanceof GitError && !err.retriable) throw new MissingCommitError(this.repo, [commit]);
+      throw err;
+    }
+  }
+
+  /** Every file path in the tree of `commit` (recursive, no directories). @throws MissingCommitError. */
+  async listFiles(commit: string): Promise<string[]> {
+    try {
+      const out = await this.git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit]);
+      return out.split('\0').filter(Boolean);
+    } catch (err) {
+      if (err instanceof GitError && !err.retriable) throw new MissingCommitError(this.repo, [commit]);
+      throw err;
+    }
+  }
+
+  /** The tree of `commit` as a tar archive in memory. For large trees prefer {@link archiveStream}. */
+  async archive(commit: string, opts: { prefix?: string; signal?: AbortSignal } = {}): Promise<Buffer> {
+    const args = ['archive', '--format=tar'];
+    if (opts.prefix) args.push(`--prefix=${opts.prefix}`);
+    args.push(commit);
+    try {
+      return await git(args, { gitDir: this.path, timeoutMs: this.timeoutMs, signal: opts.signal, binary: true });
+    } catch (err) {
+      if (err instanceof GitError && !err.retriable) throw new MissingCommitError(this.repo, [commit]);
+      throw err;
+    }
+  }
+
+  /** The tree of `commit` as a tar stream; `done` rejects with a GitError if git fails. */
+  archiveStream(commit: string, opts: { prefix?: string; signal?: AbortSignal } = {}): { stdout: Readable; done: Promise<void> } {
+    const args = ['archive', '--format=tar'];
+    if (opts.prefix) args.push(`--prefix=${opts.prefix}`);
+    args.push(commit);
+    return gitStream(args, { gitDir: this.path, signal: opts.signal });
+  }
+
+  /**
+   * Commits reachable from `rev` (or in a range `a..b`), newest first.
+   * @param opts.firstParent follow only first parents (the mainline of merges)
+   * @param opts.max at most this many commits; `since` an ISO date (git `--since`)
+   */
+  async log(rev: string, opts: { firstParent?: boolean; max?: number; since?: string; signal?: AbortSignal } = {}): Promise<CommitInfo[]> {
+    const args = ['log', '--no-color', '--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cI%x00%B%x1e'];
+    if (opts.firstParent) args.push('--first-parent');
+    if (opts.max !== undefined) args.push(`--max-count=${opts.max}`);
+    if (opts.since) args.push(`--since=${opts.since}`);
+    args.push(rev, '--');
+    const out = await this.git(args, { signal: opts.signal });
+    return parseLog(out);
+  }
+
+  /** `refs/pull/<N>/head` → sha for every PR head the mirror has. */
+  async pullHeads(): Promise<Map<number, string>> {
+    const out = await this.git(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/pull/']);
+    const map = new Map<number, string>();
+    for (const line of out.split('\n')) {
+      const m = /^([0-9a-f]{40}) refs\/pull\/(\d+)\/head$/.exec(line);
+      if (m) map.set(Number(m[2]), m[1]!);
+    }
+    return map;
+  }
+
+  /** The branch HEAD points to (e.g. `main`), or null for a detached/empty HEAD. */
+  async defaultBranch(): Promise<string | null> {
+    try {
+      return (await this.git(['symbolic-ref', '--short', 'HEAD'])).trim() || null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Parse the output of `git log --format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cI%x00%B%x1e`. */
+export function parseLog(out: string): CommitInfo[] {
+  const commits: CommitInfo[] = [];
+  for (const rec of out.split('\x1e')) {
+    const r = rec.replace(/^\n+/, '');
+    if (!r) continue;
+    const [sha, parents, an, ae, ad, cd, ...msg] = r.split('\0');
+    if (!sha || !/^[0-9a-f]{40}$/.test(sha)) continue;
+    const message = msg.join('\0').replace(/\s+$/, '');
+    const nl = message.indexOf('\n');
+    const subject = (nl === -1 ? message : message.slice(0, nl)).trim();
+    const body = nl === -1 ? '' : message.slice(nl + 1).trim();
+    commits.push({ sha, parents: parents ? parents.split(' ').filter(Boolean) : [], authorName: an ?? '', authorEmail: ae ?? '', authorDate: ad ?? '', committerDate: cd ?? '', subject, body });
+  }
+  return commits;
+}
