@@ -1,0 +1,115 @@
+/**
+ * A private ClickHouse server (Debian's clickhouse-server 18.16) on a free port with its own data folder,
+ * for tests that must stop and restart the server without disturbing the shared one at :8123.
+ * `stop()` kills only the process this helper started (by pid); `start()` again reuses the data folder.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const SERVER_BIN = '/usr/sbin/clickhouse-server';
+
+/** True when the Debian server binary is installed. */
+export const haveServerBinary = (): boolean => existsSync(SERVER_BIN);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Answer of `GET /` ("Ok.") or undefined when nothing listens. */
+async function ping(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Poll `check` every 100 ms until it is true, or throw after `ms`. Readiness wait, not synchronisation by sleep. */
+export async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export class PrivateServer {
+  readonly dir: string;
+  httpPort = 0;
+  private proc: ChildProcess | undefined;
+
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'swe-stream-ch-'));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  /** Start (or restart on the same port and data) and wait until `GET /` answers. */
+  async start(): Promise<void> {
+    if (!this.httpPort) this.httpPort = await freePort();
+    const tcpPort = await freePort();
+    const cfg = join(this.dir, 'config.xml');
+    writeFileSync(cfg, `<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>${this.dir}/server.log</log><errorlog>${this.dir}/err.log</errorlog><size>10M</size><count>1</count></logger>
+  <http_port>${this.httpPort}</http_port>
+  <tcp_port>${tcpPort}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>${this.dir}/data/</path>
+  <tmp_path>${this.dir}/tmp/</tmp_path>
+  <user_files_path>${this.dir}/user_files/</user_files_path>
+  <users_config>/etc/clickhouse-server/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>104857600</mark_cache_size>
+  <uncompressed_cache_size>104857600</uncompressed_cache_size>
+</yandex>
+`);
+    this.proc = spawn(SERVER_BIN, [`--config-file=${cfg}`], { stdio: 'ignore' });
+    const p = this.proc;
+    let exited = false;
+    p.once('exit', () => { exited = true; });
+    await waitFor(async () => {
+      if (exited) throw new Error(`clickhouse-server exited during start; see ${this.dir}/err.log`);
+      return ping(this.url);
+    }, 30_000, `clickhouse-server on ${this.url}`);
+  }
+
+  /** Stop the server this helper started (SIGKILL: the point is an abrupt outage) and wait until it is gone. */
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGKILL');
+    await gone;
+    this.proc = undefined;
+  }
+
+  /** Stop and remove the data folder. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * URL of a ClickHouse server for tests: SWE_STREAM_CLICKHOUSE_URL (default http://127.0.0.1:8123, the
+ * one infra/clickhouse.sh starts) when it answers, else undefined.
+ */
+export async function sharedServerUrl(): Promise<string | undefined> {
+  const url = process.env.SWE_STREAM_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
+  return (await ping(url)) ? url : undefined;
+}
