@@ -148,7 +148,8 @@ export function fileKind(p: string): FileKind {
 /** A file's language-relevant facts, as the language detector needs them. */
 export interface LanguageInput {
   path: string;
-  kind: FileKind;
+  /** a {@link FileKind} */
+  kind: string;
   additions: number;
   deletions: number;
   vendored?: boolean;

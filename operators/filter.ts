@@ -1,0 +1,299 @@
+/**
+ * The filter stage (pr.events → pr.candidates, ARCHITECTURE.md §1): decides which merged pull requests
+ * are worth a sandbox, and enriches the survivors from the repository mirror.
+ *
+ * Order of decisions (cheap ones first; the first three need no repository, so GH Archive replays run
+ * without clones):
+ *  1. `not-merged`            — merged === false, or an event that is not a close/merge (trimmed events
+ *                               closing without saying merged are settled from git in step 5);
+ *  2. `bot-author`            — Dependabot, Renovate, `[bot]` accounts… (operators/classify.ts);
+ *  3. `license-not-permissive`— when the event knows the licence (GH Archive/API repo.license);
+ *  4. mirror: `repo-unavailable` (rejected: the repository does not exist / cannot be reached with the
+ *     network disabled — a normal end, retrying cannot help), `clone-failed` (failed, retriable: network,
+ *     timeout), `commits-missing` (rejected: the merge commit is not in the repository even after a fetch —
+ *     force-pushed away, or a fork's PR merged elsewhere);
+ *  5. the PR commit: `merge_commit_sha`, else the merge/squash commit for #N found on the default
+ *     branch's first-parent history (trimmed post-2025-10 events; `not-merged` when there is none);
+ *     parent = its first parent; title/body completed from the commit message when the event lacks them;
+ *     licence from the LICENSE/COPYING file when the event did not say (`license-not-permissive`);
+ *  6. on `git diff --numstat parent commit`: `binary-or-vendored-only`, `docs-config-only` (nothing but
+ *     docs/config), `no-code-change` (no code file, but tests or other files), `unsupported-language`,
+ *     `too-large` (more than `maxFiles` files or `maxChangedLines` added+removed lines, default 15 / 1000,
+ *     counting non-vendored files except lockfiles), `no-tests` (no test file changed and no LLM test
+ *     creator configured);
+ *  7. full diff → hunks, patch hash (operators/patch.ts patchHash over the code and test files);
+ *     `duplicate` when another PR with the same patch hash was seen first (a durable seen-set in SQLite,
+ *     `<dataDir>/filter/seen.sqlite`; the same pr_id seen again is not its own duplicate, so replays are
+ *     idempotent).
+ * Linked issues: the event's (body / API) plus closing keywords in the PR's commit messages.
+ * An LLM judge of PR quality is not implemented (rules only; provenance method "rules").
+ */
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { ChangedFile, LinkedIssue, PrCandidate, PullRequestEvent } from '../schemas/types.gen.js';
+import type { Envelope, Outcome } from '../streams/types.js';
+import { accept, fail, reject, StageError } from '../streams/types.js';
+import type { Stage } from '../streams/stage.js';
+import { parseDiff, joinDiff, patchHash, type FileDiff } from './patch.js';
+import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './git/mirror.js';
+import { findMergedPr } from './git/prs.js';
+import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './classify.js';
+
+/** Rejection reason codes of the filter (stage.outcomes `reason`). */
+export const FILTER_REASONS = [
+  'not-merged', 'bot-author', 'license-not-permissive', 'repo-unavailable', 'commits-missing', 'binary-or-vendored-only',
+  'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate',
+] as const;
+export type FilterReason = (typeof FILTER_REASONS)[number];
+
+/**
+ * A durable set of patch hashes → first pr_id (SQLite, WAL). `claim` is atomic, so concurrent workers
+ * and processes agree on who was first.
+ */
+export class SeenStore {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly select: Database.Statement;
+
+  /** @param file SQLite file (created with its directory), or `:memory:` */
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.exec('CREATE TABLE IF NOT EXISTS patch_seen (hash TEXT PRIMARY KEY, pr_id TEXT NOT NULL, first_seen_ms INTEGER NOT NULL)');
+    this.insert = this.db.prepare('INSERT OR IGNORE INTO patch_seen (hash, pr_id, first_seen_ms) VALUES (?, ?, ?)');
+    this.select = this.db.prepare('SELECT pr_id FROM patch_seen WHERE hash = ?');
+  }
+
+  /** Record `hash` for `prId` unless seen; returns the pr_id that holds it (== prId when first or a replay). */
+  claim(hash: string, prId: string, nowMs = Date.now()): string {
+    this.insert.run(hash, prId, nowMs);
+    return (this.select.get(hash) as { pr_id: string }).pr_id;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** Dependencies and settings of the filter stage. */
+export interface FilterDeps {
+  mirrors: MirrorCache;
+  /** data dir for the seen-set (`<dataDir>/filter/seen.sqlite`), unless `seen` is given */
+  dataDir?: string;
+  seen?: SeenStore;
+  /** default 15 */
+  maxFiles?: number;
+  /** default 1000 (added + removed) */
+  maxChangedLines?: number;
+  /** default python, javascript, typescript */
+  languages?: string[];
+  /** true when an LLM Unit-test Creator is configured: PRs without test changes are then kept */
+  testCreator?: boolean;
+  /** Fetch before reading even when the commit is present (default false: merged commits never change). */
+  refresh?: boolean;
+}
+
+const LICENSE_FILES = ['LICENSE', 'LICENSE.md', 'LICENSE.txt', 'LICENSE.rst', 'LICENCE', 'LICENCE.md', 'COPYING', 'COPYING.md', 'License.txt', 'license', 'license.md'];
+
+/** Facts the rules work on: one changed file, from numstat and (later) the parsed diff. */
+function classifyFiles(entries: { path: string; oldPath: string | null; additions: number; deletions: number; binary: boolean }[]): ChangedFile[] {
+  return entries.map((e) => ({
+    path: e.path,
+    old_path: e.oldPath,
+    kind: fileKind(e.path),
+    status: 'modified',
+    additions: e.additions,
+    deletions: e.deletions,
+    hunks: 0,
+    binary: e.binary,
+    vendored: isVendoredPath(e.path),
+  }));
+}
+
+/** Build the filter stage. `close()` closes the seen-set it opened. */
+export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandidate> {
+  const maxFiles = deps.maxFiles ?? 15;
+  const maxLines = deps.maxChangedLines ?? 1000;
+  const languages = new Set(deps.languages ?? ['python', 'javascript', 'typescript']);
+  let seen = deps.seen;
+  const ownSeen = !deps.seen;
+  const seenStore = () => (seen ??= new SeenStore(path.join(deps.dataDir ?? '.', 'filter', 'seen.sqlite')));
+
+  async function handle(env: Envelope<PullRequestEvent>): Promise<Outcome<PrCandidate>> {
+    const t0 = Date.now();
+    const ev = env.value;
+    const meta = { repo: ev.repo, method: 'rules' };
+    // 1–3: no repository needed.
+    if (ev.merged === false) return reject('not-merged', `action ${ev.action}, merged=false`, meta);
+    if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
+    if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
+    if (isPermissiveLicense(ev.license) === false) return reject('license-not-permissive', `license ${ev.license}`, meta);
+
+    // 4: the mirror.
+    const cloneUrl = ev.clone_url ?? `https://github.com/${ev.repo}.git`;
+    let mirror: Mirror;
+    try {
+      mirror = await deps.mirrors.ensure(ev.repo, cloneUrl, { want: ev.merge_commit_sha ? [ev.merge_commit_sha] : [], refresh: deps.refresh || !ev.merge_commit_sha, signal: env.signal });
+    } catch (err) {
+      if (err instanceof RepoUnavailableError) return reject('repo-unavailable', err.message, meta);
+      if (err instanceof MissingCommitError) return reject('commits-missing', err.message, meta);
+      if (err instanceof CloneFailedError) return fail(err, true, meta);
+      throw err;
+    }
+
+    // 5: the PR commit and its parent.
+    let prCommit = ev.merge_commit_sha;
+    let title = ev.title;
+    let body = ev.body;
+    if (!prCommit || ev.payload_shape === 'trimmed') {
+      const found = await findMergedPr(mirror, ev.number, env.signal);
+      if (!found && !prCommit) {
+        return ev.merged === true
+          ? reject('commits-missing', `#${ev.number} is merged but no merge or squash commit for it is on the default branch`, meta)
+          : reject('not-merged', `no merge or squash commit for #${ev.number} on the default branch`, meta);
+      }
+      if (found) {
+        prCommit ??= found.sha;
+        if (found.sha === prCommit) {
+          title ??= found.title;
+          body ??= found.body;
+        }
+      }
+    }
+    let parent: string;
+    try {
+      parent = await mirror.firstParent(prCommit!);
+    } catch (err) {
+      if (err instanceof MissingCommitError || (err instanceof StageError && !err.retriable)) return reject('commits-missing', (err as Error).message, meta);
+      throw err;
+    }
+    if (!title || body === null) {
+      const [c] = await mirror.log(prCommit!, { max: 1 });
+      title ||= c?.subject ?? `#${ev.number}`;
+      body ??= c?.body ?? '';
+    }
+    let license = ev.license;
+    if (!license) {
+      license = await detectRepoLicense(mirror, prCommit!);
+      if (isPermissiveLicense(license) === false) return reject('license-not-permissive', `license ${license} (from the licence file)`, meta);
+    }
+
+    // 6: rules on the file list.
+    const files = classifyFiles(await mirror.numstat(parent, prCommit!, { signal: env.signal }));
+    if (files.length === 0) return reject('no-code-change', 'empty diff', meta);
+    const real = files.filter((f) => !f.vendored && !f.binary);
+    if (real.length === 0) return reject('binary-or-vendored-only', `${files.length} file(s), all binary or vendored`, meta);
+    const code = real.filter((f) => f.kind === 'code');
+    const tests = real.filter((f) => f.kind === 'test');
+    if (code.length === 0) {
+      if (real.every((f) => f.kind === 'docs' || f.kind === 'config')) return reject('docs-config-only', kinds(real), meta);
+      return reject('no-code-change', kinds(real), meta);
+    }
+    const rootFiles = (await mirror.git(['ls-tree', '--name-only', parent])).split('\n').filter(Boolean);
+    const lang = detectLanguage(files, rootFiles);
+    if (!lang || lang === 'other' || !languages.has(lang)) return reject('unsupported-language', `language ${lang ?? 'unknown'}; code files: ${code.slice(0, 5).map((f) => f.path).join(', ')}`, { ...meta, language: lang ?? undefined });
+    const metaL = { ...meta, language: lang };
+    const counted = files.filter((f) => !f.vendored && !isLockfile(f.path));
+    const changed = counted.reduce((s, f) => s + f.additions + f.deletions, 0);
+    if (counted.length > maxFiles || changed > maxLines) return reject('too-large', `${counted.length} files, ${changed} changed lines (limits ${maxFiles} / ${maxLines})`, metaL);
+    if (tests.length === 0 && !deps.testCreator) return reject('no-tests', `no test file changed (${kinds(real)}) and no LLM test creator configured`, metaL);
+
+    // 7: the diff, its hash, duplicates.
+    const diffText = await mirror.diff(parent, prCommit!, { signal: env.signal });
+    const parsed = parseDiff(diffText);
+    const byPath = new Map<string, FileDiff>(parsed.map((d) => [d.path, d]));
+    for (const f of files) {
+      const d = byPath.get(f.path);
+      if (!d) continue;
+      f.status = d.status;
+      f.hunks = d.hunks.length;
+      f.binary ||= d.binary;
+      if (d.status === 'renamed') f.old_path = d.oldPath;
+      else f.old_path = null;
+    }
+    const hashed = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && ['code', 'test'].includes(fileKind(d.path)));
+    const hash = patchHash(hashed);
+    const linked = mergeLinked(ev.linked_issues, await commitLinks(mirror, parent, prCommit!, ev.repo));
+    const owner = seenStore().claim(hash, ev.pr_id);
+    if (owner !== ev.pr_id) return reject('duplicate', `same patch as ${owner} (patch hash ${hash.slice(0, 12)})`, metaL);
+
+    const countedSet = new Set(counted.map((f) => f.path));
+    const size = {
+      files: counted.length,
+      hunks: files.filter((f) => countedSet.has(f.path)).reduce((s, f) => s + f.hunks, 0),
+      lines_added: counted.reduce((s, f) => s + f.additions, 0),
+      lines_removed: counted.reduce((s, f) => s + f.deletions, 0),
+    };
+    const candidate: PrCandidate = {
+      candidate: {
+        pr_id: ev.pr_id,
+        repo: ev.repo,
+        number: ev.number,
+        clone_url: cloneUrl,
+        language: lang,
+        pr_commit: prCommit!,
+        parent_commit: parent,
+        head_sha: ev.head_sha,
+        title: title ?? '',
+        body: body ?? '',
+        user_login: ev.user_login,
+        created_at: ev.created_at,
+        merged_at: ev.merged_at,
+        linked_issues: linked,
+        files,
+        size,
+        diff: joinDiff(parsed.filter((d) => !d.binary)),
+        patch_hash: hash,
+        license: license ?? null,
+      },
+      provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
+    };
+    return accept(candidate, metaL);
+  }
+
+  return {
+    name: 'filter',
+    handle,
+    async close() {
+      if (ownSeen) seen?.close();
+    },
+  };
+}
+
+function kinds(files: ChangedFile[]): string {
+  const c: Record<string, number> = {};
+  for (const f of files) c[f.kind] = (c[f.kind] ?? 0) + 1;
+  return Object.entries(c).map(([k, n]) => `${n} ${k}`).join(', ');
+}
+
+/** SPDX id from the licence file at `commit`, or null. */
+async function detectRepoLicense(mirror: Mirror, commit: string): Promise<string | null> {
+  const root = (await mirror.git(['ls-tree', '--name-only', commit])).split('\n').filter(Boolean);
+  for (const name of LICENSE_FILES) {
+    if (!root.includes(name)) continue;
+    const id = detectLicenseText(await mirror.showFile(commit, name));
+    if (id) return id;
+  }
+  return null;
+}
+
+/** Closing references in the messages of the commits the PR brought (parent..commit, at most 250). */
+async function commitLinks(mirror: Mirror, parent: string, commit: string, repo: string): Promise<LinkedIssue[]> {
+  const commits = await mirror.log(`${parent}..${commit}`, { max: 250 });
+  const nums = new Set<number>();
+  for (const c of commits) for (const n of extractLinkedIssueNumbers(`${c.subject}\n${c.body}`, repo)) nums.add(n);
+  return [...nums].map((n) => ({ number: n, title: null, body: null, source: 'commit' }));
+}
+
+/** Union by issue number; an entry with a title (from the API) wins over a bare reference. */
+function mergeLinked(a: LinkedIssue[], b: LinkedIssue[]): LinkedIssue[] {
+  const out = new Map<number, LinkedIssue>();
+  for (const l of [...a, ...b]) {
+    const cur = out.get(l.number);
+    if (!cur || (!cur.title && l.title)) out.set(l.number, l);
+  }
+  return [...out.values()];
+}
