@@ -1,0 +1,702 @@
+/**
+ * Kafka transport (kafkajs 2.2.4) behind the project's {@link Transport} contract (streams/transport.ts).
+ *
+ * - Topics: `ensureTopics` creates missing topics with their partition count and a configurable replication
+ *   factor (default 1, a one-node dev/test broker); existing topics are left as they are.
+ * - Producer: idempotent (`idempotent: true`, acks = -1, one request in flight — kafkajs assigns sequence
+ *   numbers per partition when it builds a request, so concurrent requests could reorder or be taken for
+ *   duplicates). Calls to `produce` are coalesced: while one `sendBatch` is in flight the next calls queue,
+ *   and the queue goes out as ONE `sendBatch` grouped by topic (group commit). That keeps the hot path at a few
+ *   large requests instead of one request per record.
+ * - Consumer-group members (`consumer()`): autoCommit off; `eachBatch` only converts the records, hands
+ *   them to `handlers.onRecords` and returns — kafkajs has no background heartbeat (it heartbeats from its
+ *   fetch loop), so minutes-long work NEVER runs inside its callbacks (ARCHITECTURE.md §4). Assignment is
+ *   tracked from the GROUP_JOIN event; revoked = previous − new. Completions and commits for partitions no
+ *   longer assigned are dropped (resolve false) and never sent (see {@link KafkaGroupConsumer.commit}).
+ * - Kafka has no transaction between the outputs and the commit here: delivery is at-least-once and sinks
+ *   dedupe by deterministic ids. `processedAbove` is always empty.
+ * - `produce(records, state)` keeps source cursors in a local JSON state file, written after the records are
+ *   durable (so a crash repeats, never loses, events; sinks dedupe).
+ *
+ * Sources: Kafka protocol guide (OffsetCommit carries generation and member id, committed offset = next offset
+ * to read), KIP-98 (idempotent producer: ≤ 5 in-flight requests, acks=all), kafkajs 2.2.4 docs and source
+ * (consumer/runner.js, consumer/consumerGroup.js).
+ */
+import kafkajs from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, KafkaMessage, LogEntry, Message, Producer } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type pino from 'pino';
+import { logger as makeLogger } from '../log.js';
+import {
+  TransportError,
+  type Completion,
+  type ConsumedRecord,
+  type ConsumerHandlers,
+  type ConsumerOptions,
+  type GroupConsumer,
+  type Headers,
+  type PartitionOffsets,
+  type ProduceRecord,
+  type TopicPartition,
+  type TopicSpec,
+  type Transport,
+} from '../transport.js';
+
+const { Kafka, logLevel, Partitioners } = kafkajs;
+type KafkaClient = InstanceType<typeof Kafka>;
+
+/** Options of {@link KafkaTransport}. All durations in milliseconds. */
+export interface KafkaTransportOptions {
+  /** `host:port` list. Default: env SWE_STREAM_KAFKA_BROKERS (comma-separated), else `127.0.0.1:9092`. */
+  brokers?: string[];
+  /** Client id sent to the broker (shows in broker logs and quotas). Default `swe-stream`. */
+  clientId?: string;
+  /** Replication factor of topics created by {@link KafkaTransport.ensureTopics}. Default 1. */
+  replicationFactor?: number;
+  /** TCP connect timeout per attempt. Default 1000. */
+  connectionTimeoutMs?: number;
+  /** Retries of connects and admin requests (exponential backoff from 250 ms, max 2 s): the default 5 fails an unreachable broker in ~6 s. */
+  retries?: number;
+  /** File that holds `produce(…, state)` values. Default `.swe-stream/kafka-state.json` under the working directory. */
+  stateFile?: string;
+  /** Max bytes of record values per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
+  maxRequestBytes?: number;
+  /** Logger for this transport and the routed kafkajs logs. Default: a child of the process logger. */
+  logger?: pino.Logger;
+}
+
+/** Default broker list: SWE_STREAM_KAFKA_BROKERS or 127.0.0.1:9092 (never `localhost`: Node may pick ::1). */
+export function defaultBrokers(): string[] {
+  const env = process.env.SWE_STREAM_KAFKA_BROKERS;
+  return env ? env.split(',').map((s) => s.trim()).filter(Boolean) : ['127.0.0.1:9092'];
+}
+
+/** kafkajs error names/types that mean "the group is rebalancing or our generation is stale" (non-retriable in kafkajs). */
+const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+
+/** The protocol error type of a kafkajs error, following `cause` chains (retriers wrap the original). */
+function errorType(err: unknown): string | undefined {
+  for (let e = err as { type?: string; cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; i++) {
+    if (typeof e.type === 'string') return e.type;
+    e = (e.originalError ?? e.cause) as typeof e;
+  }
+  return undefined;
+}
+
+/** Map a kafkajs error to a TransportError (kafkajs marks retriable errors; unknown ones count as retriable, like kafkajs does). */
+function toTransportError(what: string, err: unknown): TransportError {
+  if (err instanceof TransportError) return err;
+  const e = err as { message?: string; retriable?: boolean; name?: string };
+  const retriable = e?.retriable !== false || e?.name === 'KafkaJSNumberOfRetriesExceeded' || e?.name === 'KafkaJSConnectionError';
+  return new TransportError(`${what}: ${e?.message ?? String(err)}`, retriable, { cause: err });
+}
+
+/**
+ * kafkajs warns whenever the idempotent producer has a finite retry budget. Ours is finite on purpose (about
+ * two minutes, see the producer): after that, produce() rejects with a retriable TransportError and the caller
+ * decides, instead of hanging forever on a dead broker. Idempotence still dedupes retries inside that budget.
+ */
+const NOISE_IDEMPOTENT_RETRIES = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
+
+/**
+ * A kafkajs logCreator that routes kafkajs logs into pino at warn and above (kafkajs is verbose at info).
+ * Stack traces are dropped: every failure that matters surfaces as a TransportError from our own calls.
+ */
+function kafkajsLogCreator(log: pino.Logger) {
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry): void => {
+      const { message, stack: _stack, timestamp: _ts, logger: _l, ...extra } = entry as LogEntry['log'] & { stack?: string };
+      const fields = { kafkajs: namespace, ...extra };
+      if (message === NOISE_IDEMPOTENT_RETRIES || (namespace === 'Connection' && message.startsWith('Response '))) {
+        // Error responses (rebalancing, coordinator loading, …) are handled by kafkajs (retry, rejoin); when one
+        // is not, it reaches us as a rejected call or a CRASH event and is logged there once.
+        log.debug(fields, message);
+      } else if (level === logLevel.ERROR || level === logLevel.WARN) {
+        // kafkajs logs every failed connect attempt at ERROR; our own TransportError is the error.
+        log.warn(fields, message);
+      } else log.debug(fields, message);
+    };
+}
+
+interface PendingProduce {
+  records: ProduceRecord[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Headers of a consumed kafkajs message as UTF-8 strings (repeated headers: the last one wins). */
+function toHeaders(h: IHeaders | undefined): Headers {
+  const out: Headers = {};
+  if (!h) return out;
+  for (const k in h) {
+    let v = h[k];
+    if (Array.isArray(v)) v = v[v.length - 1];
+    if (v !== undefined) out[k] = typeof v === 'string' ? v : v.toString('utf8');
+  }
+  return out;
+}
+
+function toRecord(topic: string, partition: number, m: KafkaMessage): ConsumedRecord {
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key ? m.key.toString('utf8') : null,
+    value: m.value,
+    headers: toHeaders(m.headers),
+    timestamp: Number(m.timestamp),
+  };
+}
+
+const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+/** Apache Kafka through kafkajs. Connects lazily on first use; {@link connect} checks reachability explicitly. */
+export class KafkaTransport implements Transport {
+  readonly kind = 'kafka' as const;
+  readonly brokers: string[];
+  /** @internal shared with the group consumers */
+  readonly kafka: KafkaClient;
+  /** @internal */
+  readonly log: pino.Logger;
+  private readonly replicationFactor: number;
+  private readonly stateFile: string;
+  private readonly maxRequestBytes: number;
+  private readonly admin: Admin;
+  private readonly producer: Producer;
+  private connecting: Promise<void> | undefined;
+  private closed = false;
+  private readonly queue: PendingProduce[] = [];
+  private flushing = false;
+  private state: Record<string, string> | undefined;
+  private stateWrite: Promise<void> = Promise.resolve();
+  private readonly members = new Set<KafkaGroupConsumer>();
+
+  constructor(opts: KafkaTransportOptions = {}) {
+    this.brokers = opts.brokers ?? defaultBrokers();
+    this.log = opts.logger ?? makeLogger({ component: 'kafka' });
+    this.replicationFactor = opts.replicationFactor ?? 1;
+    this.stateFile = opts.stateFile ?? join(process.cwd(), '.swe-stream', 'kafka-state.json');
+    this.maxRequestBytes = opts.maxRequestBytes ?? 900_000;
+    this.kafka = new Kafka({
+      clientId: opts.clientId ?? 'swe-stream',
+      brokers: this.brokers,
+      connectionTimeout: opts.connectionTimeoutMs ?? 1000,
+      requestTimeout: 30_000,
+      retry: { initialRetryTime: 250, maxRetryTime: 2000, retries: opts.retries ?? 5 },
+      logLevel: logLevel.WARN,
+      logCreator: kafkajsLogCreator(this.log),
+    });
+    this.admin = this.kafka.admin();
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      // KIP-98 allows ≤ 5, but kafkajs builds sequence numbers per request; with our own coalescing one
+      // request in flight is both safe and enough (each request carries every queued record).
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { initialRetryTime: 250, maxRetryTime: 5000, retries: 30 },
+      // The Java-compatible murmur2 partitioner, the same function as transport.ts partitionFor (embedded).
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+  }
+
+  /**
+   * Connect the admin client and the idempotent producer. Idempotent; retried on the next call after a failure.
+   * @throws TransportError (retriable) naming the brokers tried when none answers within the retry budget
+   */
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportError('Kafka transport is closed', false));
+    this.connecting ??= (async () => {
+      try {
+        await this.admin.connect();
+        await this.producer.connect();
+      } catch (err) {
+        this.connecting = undefined;
+        const reason = (err as Error).message ?? String(err);
+        throw new TransportError(`Kafka unreachable: no broker answered at ${this.brokers.join(', ')} (${reason})`, true, { cause: err });
+      }
+    })();
+    return this.connecting;
+  }
+
+  /** Create missing topics (partitions as given, replication factor from the options); existing topics are left alone. */
+  async ensureTopics(specs: TopicSpec[]): Promise<void> {
+    await this.connect();
+    try {
+      const existing = new Set(await this.admin.listTopics());
+      const missing = specs.filter((s) => !existing.has(s.name));
+      if (missing.length === 0) return;
+      // Created ≠ usable: waitForLeaders makes the first produce/fetch find a leader.
+      await this.admin.createTopics({
+        topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })),
+        waitForLeaders: true,
+      });
+      this.log.info({ topics: missing.map((s) => `${s.name}(${s.partitions})`) }, 'topics created');
+    } catch (err) {
+      throw toTransportError(`creating topics ${specs.map((s) => s.name).join(', ')}`, err);
+    }
+  }
+
+  /**
+   * Produce records (acks=all, idempotent); resolves once every record is acknowledged by the broker.
+   * `state`, when given, is merged into the local state file after the records are durable.
+   * @throws TransportError when the broker rejects the batch or stays unreachable
+   */
+  async produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void> {
+    if (records.length > 0) {
+      await new Promise<void>((resolve, reject) => {
+        this.queue.push({ records, resolve, reject });
+        if (!this.flushing) void this.flush();
+      });
+    }
+    if (state) await this.saveState(state);
+  }
+
+  /** Drain the produce queue: everything queued goes out together, one request at a time. */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      await this.connect().catch((err: unknown) => {
+        for (const p of this.queue.splice(0)) p.reject(err);
+      });
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        try {
+          await this.send(batch);
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          const e = toTransportError('producing records', err);
+          for (const p of batch) p.reject(e);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** One or more `sendBatch` requests, grouped by topic, each under `maxRequestBytes` of values. */
+  private async send(batch: PendingProduce[]): Promise<void> {
+    let byTopic = new Map<string, Message[]>();
+    let bytes = 0;
+    const sendNow = async () => {
+      const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+      byTopic = new Map();
+      bytes = 0;
+      await this.producer.sendBatch({ topicMessages, acks: -1 });
+    };
+    for (const p of batch) {
+      for (const r of p.records) {
+        if (bytes > 0 && bytes + r.value.length > this.maxRequestBytes) await sendNow();
+        let list = byTopic.get(r.topic);
+        if (!list) byTopic.set(r.topic, (list = []));
+        list.push({ key: r.key, value: r.value, headers: r.headers, partition: r.partition });
+        bytes += r.value.length + r.key.length;
+      }
+    }
+    if (bytes > 0) await sendNow();
+  }
+
+  private loadState(): Record<string, string> {
+    if (!this.state) {
+      try {
+        this.state = JSON.parse(readFileSync(this.stateFile, 'utf8')) as Record<string, string>;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TransportError(`cannot read state file ${this.stateFile}: ${(err as Error).message}`, false, { cause: err });
+        this.state = {};
+      }
+    }
+    return this.state;
+  }
+
+  /** Merge `values` into the state file (write to a temp file, then rename: never a torn file). Writes are serialised. */
+  private saveState(values: Record<string, string>): Promise<void> {
+    const next = (this.stateWrite = this.stateWrite.then(() => {
+      const state = Object.assign(this.loadState(), values);
+      mkdirSync(dirname(this.stateFile), { recursive: true });
+      const tmp = `${this.stateFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(state));
+      renameSync(tmp, this.stateFile);
+    }));
+    return next;
+  }
+
+  /** A value saved with `produce(…, state)`, from the local state file; null when absent. */
+  async getState(key: string): Promise<string | null> {
+    await this.stateWrite;
+    return this.loadState()[key] ?? null;
+  }
+
+  /** A consumer-group member; nothing connects until {@link GroupConsumer.start}. */
+  consumer(opts: ConsumerOptions): GroupConsumer {
+    const c = new KafkaGroupConsumer(this, opts);
+    this.members.add(c);
+    return c;
+  }
+
+  /** @internal */
+  forget(c: KafkaGroupConsumer): void {
+    this.members.delete(c);
+  }
+
+  /** Earliest and end offsets per partition (admin ListOffsets). */
+  async topicOffsets(topic: string): Promise<PartitionOffsets[]> {
+    await this.connect();
+    try {
+      const rows = await this.admin.fetchTopicOffsets(topic);
+      return rows.map((r) => ({ partition: r.partition, low: r.low, high: r.high })).sort((a, b) => a.partition - b.partition);
+    } catch (err) {
+      throw toTransportError(`offsets of topic ${topic}`, err);
+    }
+  }
+
+  /** Committed offsets of a group (admin OffsetFetch); partitions without a commit (-1) are absent. */
+  async groupOffsets(groupId: string, topics: string[]): Promise<Array<TopicPartition & { offset: string }>> {
+    await this.connect();
+    try {
+      const res = await this.admin.fetchOffsets({ groupId, topics });
+      return res.flatMap((t) => t.partitions.filter((p) => p.offset !== '-1').map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset })));
+    } catch (err) {
+      throw toTransportError(`offsets of group ${groupId}`, err);
+    }
+  }
+
+  /** Known consumer groups (admin ListGroups). Readers made by {@link read} are deleted after use and do not show. */
+  async listGroups(): Promise<string[]> {
+    await this.connect();
+    try {
+      const { groups } = await this.admin.listGroups();
+      return groups.map((g) => g.groupId).sort();
+    } catch (err) {
+      throw toTransportError('listing consumer groups', err);
+    }
+  }
+
+  /**
+   * Read up to `max` records of one partition from `fromOffset` (clamped to the earliest available), up to
+   * the end offset seen at the call. kafkajs has no manual assignment, so this joins a throwaway group of one
+   * member, seeks, reads, leaves and deletes the group. For tests, export and status — not a hot path.
+   * @throws TransportError for an unknown partition or when the records do not arrive within 30 s
+   */
+  async read(topic: string, partition: number, fromOffset: string, max: number): Promise<ConsumedRecord[]> {
+    const offsets = await this.topicOffsets(topic);
+    const po = offsets.find((p) => p.partition === partition);
+    if (!po) throw new TransportError(`topic ${topic} has no partition ${partition}`, false);
+    const low = BigInt(po.low);
+    const start = BigInt(fromOffset) > low ? BigInt(fromOffset) : low;
+    const high = BigInt(po.high);
+    const end = start + BigInt(max) < high ? start + BigInt(max) : high;
+    if (max <= 0 || start >= end) return [];
+
+    const groupId = `swe-stream-read-${randomUUID()}`;
+    const consumer = this.kafka.consumer({ groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    const out: ConsumedRecord[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const done = new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => reject(new TransportError(`reading ${topic}[${partition}] from ${start}: timed out after 30 s`, true)), 30_000);
+        void consumer.run({
+          autoCommit: false,
+          eachBatch: async ({ batch }: EachBatchPayload) => {
+            if (batch.partition !== partition) return;
+            for (const m of batch.messages) {
+              const o = BigInt(m.offset);
+              if (o >= start && o < end) out.push(toRecord(topic, partition, m));
+            }
+            // lastOffset counts control records too, so gaps (transactions, compaction) cannot stall us.
+            if (BigInt(batch.lastOffset()) + 1n >= end) resolve();
+          },
+        }).catch(reject);
+      });
+      await new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+      consumer.pause(offsets.filter((p) => p.partition !== partition).map((p) => ({ topic, partitions: [p.partition] })));
+      consumer.seek({ topic, partition, offset: String(start) });
+      await done;
+      return out;
+    } catch (err) {
+      throw toTransportError(`reading ${topic}[${partition}]`, err);
+    } finally {
+      clearTimeout(timer);
+      await consumer.disconnect().catch(() => undefined);
+      await this.admin.deleteGroups([groupId]).catch(() => undefined);
+    }
+  }
+
+  /** Stop every group member made by this transport, then disconnect. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.members].map((m) => m.stop()));
+    while (this.flushing || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r)); // let queued produces finish
+    await this.stateWrite.catch(() => undefined);
+    this.closed = true;
+    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+  }
+}
+
+interface PendingCommit {
+  offset: bigint;
+  waiters: Array<(ok: boolean) => void>;
+  fail: Array<(err: unknown) => void>;
+}
+
+/**
+ * One member of a consumer group on Kafka. See the module comment for the rules it follows.
+ * Commits are coalesced per partition (highest offset wins) and sent in one OffsetCommit per macrotask.
+ */
+export class KafkaGroupConsumer implements GroupConsumer {
+  private consumer: Consumer | undefined;
+  private handlers: ConsumerHandlers | undefined;
+  /** Partitions assigned at the last GROUP_JOIN, by tpKey. */
+  private assigned = new Map<string, TopicPartition>();
+  private running = false;
+  private stopping: Promise<void> | undefined;
+  private readonly pendingCommits = new Map<string, PendingCommit & TopicPartition>();
+  private commitScheduled = false;
+  private committing = false;
+  /** Resolvers waiting for the next GROUP_JOIN (commits that failed because of a rebalance). */
+  private joinWaiters: Array<() => void> = [];
+  private readonly log: pino.Logger;
+
+  constructor(private readonly transport: KafkaTransport, private readonly opts: ConsumerOptions) {
+    this.log = transport.log.child({ group: opts.groupId });
+  }
+
+  /**
+   * Connect, subscribe (new groups start at the earliest offset), join the group and start delivering.
+   * Resolves after the first join. @throws TransportError naming the brokers when Kafka is unreachable
+   */
+  async start(handlers: ConsumerHandlers): Promise<void> {
+    if (this.consumer) throw new TransportError(`consumer of group ${this.opts.groupId} already started`, false);
+    this.handlers = handlers;
+    await this.transport.connect();
+    const sessionTimeout = this.opts.sessionTimeoutMs ?? 30_000;
+    const consumer = this.transport.kafka.consumer({
+      groupId: this.opts.groupId,
+      sessionTimeout,
+      heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
+      // Also how long the fetch loop sleeps when every partition is paused: short, so resume is prompt.
+      maxWaitTimeInMs: 500,
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => this.onJoin(e.payload.memberAssignment));
+    consumer.on(consumer.events.CRASH, (e) => {
+      const { error, restart } = e.payload;
+      this.log.error({ err: error?.message, restart }, restart ? 'consumer crashed; kafkajs restarts it' : 'consumer crashed and stopped');
+    });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: this.opts.topics, fromBeginning: true });
+      this.running = true;
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: true,
+        eachBatch: (p) => this.onBatch(p),
+      });
+    } catch (err) {
+      this.running = false;
+      this.consumer = undefined;
+      await consumer.disconnect().catch(() => undefined);
+      throw toTransportError(`starting consumer group ${this.opts.groupId} on ${this.transport.brokers.join(', ')}`, err);
+    }
+  }
+
+  /** kafkajs eachBatch: hand the records over and return at once (the fetch loop is the heartbeat). */
+  private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+    const { topic, partition, messages } = batch;
+    if (messages.length > 0 && this.assigned.has(tpKey(topic, partition))) {
+      const records = new Array<ConsumedRecord>(messages.length);
+      for (let i = 0; i < messages.length; i++) records[i] = toRecord(topic, partition, messages[i]!);
+      this.handlers!.onRecords(records);
+    }
+    await heartbeat();
+  }
+
+  /** GROUP_JOIN: diff the new assignment against the previous one; resume new partitions (kafkajs keeps pause state across generations). */
+  private onJoin(memberAssignment: Record<string, number[]>): void {
+    const next = new Map<string, TopicPartition>();
+    for (const [topic, partitions] of Object.entries(memberAssignment)) {
+      for (const partition of partitions) next.set(tpKey(topic, partition), { topic, partition });
+    }
+    const revoked = [...this.assigned].filter(([k]) => !next.has(k)).map(([, tp]) => tp);
+    const added = [...next].filter(([k]) => !this.assigned.has(k)).map(([, tp]) => tp);
+    this.assigned = next;
+    this.log.info({ assigned: [...next.keys()].map((k) => k.replace('\u0000', ':')), revoked: revoked.length, added: added.length }, 'group joined');
+    // Commits queued for revoked partitions are never sent.
+    for (const [k, pc] of this.pendingCommits) {
+      if (!next.has(k)) {
+        this.pendingCommits.delete(k);
+        for (const w of pc.waiters) w(false);
+      }
+    }
+    if (added.length > 0) this.resume(added);
+    if (revoked.length > 0) this.handlers?.onRevoked?.(revoked);
+    if (added.length > 0) this.handlers?.onAssigned?.(added);
+    const waiters = this.joinWaiters;
+    this.joinWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Partitions currently assigned to this member (as of the last GROUP_JOIN). */
+  assignment(): TopicPartition[] {
+    return [...this.assigned.values()];
+  }
+
+  private byTopic(partitions: TopicPartition[]): Array<{ topic: string; partitions: number[] }> {
+    const m = new Map<string, number[]>();
+    for (const { topic, partition } of partitions) {
+      let l = m.get(topic);
+      if (!l) m.set(topic, (l = []));
+      l.push(partition);
+    }
+    return [...m].map(([topic, ps]) => ({ topic, partitions: ps }));
+  }
+
+  /** Stop fetching these partitions (records already fetched may still arrive once). */
+  pause(partitions: TopicPartition[]): void {
+    if (!this.consumer || partitions.length === 0) return;
+    try {
+      this.consumer.pause(this.byTopic(partitions));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'pause ignored'); // consumer not running (stopping)
+    }
+  }
+
+  /** Fetch these partitions again. */
+  resume(partitions: TopicPartition[]): void {
+    if (!this.consumer || partitions.length === 0) return;
+    try {
+      this.consumer.resume(this.byTopic(partitions));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'resume ignored');
+    }
+  }
+
+  /**
+   * Produce the completion's outputs (acks=all, idempotent). Resolves false, writing nothing, when the input's
+   * partition is not assigned to this member any more. @throws TransportError when producing fails
+   */
+  async complete(c: Completion): Promise<boolean> {
+    if (!this.running || !this.assigned.has(tpKey(c.input.topic, c.input.partition))) return false;
+    if (c.outputs.length > 0) await this.transport.produce(c.outputs);
+    return true;
+  }
+
+  /**
+   * Commit `offset` (next offset to read) for a partition through the group's consumer.
+   * Coalesced: all commits of one macrotask go out in one OffsetCommit, highest offset per partition.
+   * Never sent for a partition revoked from this member: the assignment is checked in the same synchronous
+   * step in which kafkajs captures the generation id, so either the commit carries the old generation (the
+   * broker rejects it: ILLEGAL_GENERATION) or our assignment is already the new one. A commit rejected by a
+   * rebalance waits for the next GROUP_JOIN and is sent again if the partition is still ours.
+   * Resolves false when the partition is (or becomes) revoked, or the member stops first.
+   * @throws TransportError when the broker rejects the commit for another reason
+   */
+  commit(tp: TopicPartition, offset: string): Promise<boolean> {
+    const key = tpKey(tp.topic, tp.partition);
+    if (!this.running || !this.assigned.has(key)) return Promise.resolve(false);
+    return new Promise<boolean>((resolve, reject) => {
+      const o = BigInt(offset);
+      const pc = this.pendingCommits.get(key);
+      if (pc) {
+        if (o > pc.offset) pc.offset = o;
+        pc.waiters.push(resolve);
+        pc.fail.push(reject);
+      } else {
+        this.pendingCommits.set(key, { topic: tp.topic, partition: tp.partition, offset: o, waiters: [resolve], fail: [reject] });
+      }
+      this.scheduleCommit();
+    });
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitScheduled || this.committing) return;
+    this.commitScheduled = true;
+    // A macrotask: kafkajs swaps its generation and emits GROUP_JOIN within one microtask chain, so at this
+    // point both or neither happened (see commit()).
+    setImmediate(() => {
+      this.commitScheduled = false;
+      void this.sendCommits();
+    });
+  }
+
+  private async sendCommits(): Promise<void> {
+    if (this.pendingCommits.size === 0 || !this.consumer) return;
+    const batch = [...this.pendingCommits.values()];
+    this.pendingCommits.clear();
+    const live = batch.filter((pc) => this.running && this.assigned.has(tpKey(pc.topic, pc.partition)));
+    for (const pc of batch) if (!live.includes(pc)) for (const w of pc.waiters) w(false);
+    if (live.length === 0) return;
+    this.committing = true;
+    try {
+      // Synchronous up to the point where kafkajs reads generation/member id: no await before this call.
+      await this.consumer.commitOffsets(live.map((pc) => ({ topic: pc.topic, partition: pc.partition, offset: pc.offset.toString() })));
+      // kafkajs silently skips commits when its runner is not running (stopping): report those as dropped.
+      const ok = this.running;
+      for (const pc of live) for (const w of pc.waiters) w(ok);
+    } catch (err) {
+      const type = errorType(err);
+      if (type && REBALANCE_ERRORS.has(type) && this.running) {
+        this.log.info({ error: type, partitions: live.length }, 'commit hit a rebalance; retrying after the next join');
+        await new Promise<void>((r) => this.joinWaiters.push(r));
+        for (const pc of live) this.requeue(pc);
+      } else if (!this.running) {
+        for (const pc of live) for (const w of pc.waiters) w(false);
+      } else {
+        const e = toTransportError(`committing offsets of group ${this.opts.groupId}`, err);
+        for (const pc of live) for (const f of pc.fail) f(e);
+      }
+    } finally {
+      this.committing = false;
+      if (this.pendingCommits.size > 0) this.scheduleCommit();
+    }
+  }
+
+  /** Put a commit back after a rebalance; dropped (false) if the partition went away. */
+  private requeue(pc: PendingCommit & TopicPartition): void {
+    const key = tpKey(pc.topic, pc.partition);
+    if (!this.running || !this.assigned.has(key)) {
+      for (const w of pc.waiters) w(false);
+      return;
+    }
+    const cur = this.pendingCommits.get(key);
+    if (!cur) this.pendingCommits.set(key, pc);
+    else {
+      if (pc.offset > cur.offset) cur.offset = pc.offset;
+      cur.waiters.push(...pc.waiters);
+      cur.fail.push(...pc.fail);
+    }
+  }
+
+  /** Kafka keeps no per-record processed marks: always empty (the runtime dedupes in memory). */
+  async processedAbove(_tp: TopicPartition, _committed: string): Promise<Set<string>> {
+    return new Set();
+  }
+
+  /** Committed offset of a partition for this group ('0' when none). */
+  async committed(tp: TopicPartition): Promise<string> {
+    const rows = await this.transport.groupOffsets(this.opts.groupId, [tp.topic]);
+    return rows.find((r) => r.topic === tp.topic && r.partition === tp.partition)?.offset ?? '0';
+  }
+
+  /** Leave the group (pending commits are dropped: they resolve false). Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.running = false;
+      for (const [, pc] of this.pendingCommits) for (const w of pc.waiters) w(false);
+      this.pendingCommits.clear();
+      const waiters = this.joinWaiters;
+      this.joinWaiters = [];
+      for (const w of waiters) w();
+      try {
+        await this.consumer?.disconnect();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'leaving the group failed');
+      }
+      this.transport.forget(this);
+    })();
+    return this.stopping;
+  }
+}
