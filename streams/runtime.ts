@@ -65,6 +65,8 @@ export interface StageRuntimeOptions<I, O> {
   observer?: RuntimeObserver;
   /** Time source (ms since epoch), for tests. */
   now?: () => number;
+  /** Override the topology's topics (benchmarks, custom pipelines); topics must be known to streams/topics.ts. */
+  topics?: { input: string; output: string };
 }
 
 type EntryStatus = 'queued' | 'running' | 'completing' | 'durable';
@@ -73,6 +75,7 @@ interface Entry {
   record: ConsumedRecord;
   offset: bigint;
   status: EntryStatus;
+  /** the partition's controller: work is aborted per partition (revocation) or all at once (shutdown) */
   ac: AbortController;
   startedAt: number;
   timer?: NodeJS.Timeout;
@@ -88,6 +91,7 @@ interface PartitionState {
   byOffset: Map<string, Entry>;
   buffer: ConsumedRecord[];
   paused: boolean;
+  ac: AbortController;
 }
 
 const defaultBackoff = (attempt: number) => {
@@ -100,7 +104,7 @@ const tpKey = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
   readonly name: StageName;
-  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer'>> & { observer?: RuntimeObserver };
+  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
   private readonly input$ = new Subject<Envelope<I>>();
@@ -124,6 +128,7 @@ export class StageRuntime<I, O> {
       backoffMs: opts.backoffMs ?? defaultBackoff,
       groupId: opts.groupId ?? `swe-stream.${opts.stage.name}`,
       observer: opts.observer,
+      topics: opts.topics,
       now: opts.now ?? Date.now,
     };
     this.name = opts.stage.name;
@@ -131,17 +136,24 @@ export class StageRuntime<I, O> {
   }
 
   get inputTopic(): string {
-    return TOPOLOGY[this.name].input;
+    return this.o.topics?.input ?? TOPOLOGY[this.name].input;
   }
   get outputTopic(): string {
-    return TOPOLOGY[this.name].output;
+    return this.o.topics?.output ?? TOPOLOGY[this.name].output;
   }
   get groupId(): string {
     return this.o.groupId;
   }
+  /** The stage's retry topic (derived from the input topic when the topology is overridden). */
+  get retryTopicName(): string {
+    return this.o.topics ? `${this.o.topics.input}.retry.${this.name}` : retryTopic(this.name);
+  }
+  get dlqTopicName(): string {
+    return this.o.topics ? `${this.o.topics.input}.dlq` : dlqTopic(this.name);
+  }
   /** Topics this member consumes: the stage input and its retry topic. */
   get topics(): string[] {
-    return [this.inputTopic, retryTopic(this.name)];
+    return [this.inputTopic, this.retryTopicName];
   }
 
   /** Records admitted or buffered and not yet committed. */
@@ -188,7 +200,7 @@ export class StageRuntime<I, O> {
     const k = tpKey(tp);
     let s = this.parts.get(k);
     if (!s) {
-      s = { tp: { ...tp }, ready: false, committed: 0n, requested: 0n, processed: new Set(), admitted: [], byOffset: new Map(), buffer: [], paused: false };
+      s = { tp: { ...tp }, ready: false, committed: 0n, requested: 0n, processed: new Set(), admitted: [], byOffset: new Map(), buffer: [], paused: false, ac: new AbortController() };
       this.parts.set(k, s);
       const st = s;
       this.track(
@@ -216,10 +228,8 @@ export class StageRuntime<I, O> {
     const s = this.parts.get(k);
     if (!s) return;
     this.parts.delete(k);
-    for (const e of s.admitted) {
-      clearTimeout(e.timer);
-      e.ac.abort(new Error('partition revoked'));
-    }
+    for (const e of s.admitted) clearTimeout(e.timer);
+    s.ac.abort(new Error('partition revoked'));
     this.log.info({ topic: tp.topic, partition: tp.partition, aborted: s.admitted.filter((e) => e.status !== 'durable').length }, 'partition revoked');
   }
 
@@ -247,7 +257,7 @@ export class StageRuntime<I, O> {
         this.counts.skipped++;
         continue; // redelivery of something already committed or admitted
       }
-      const e: Entry = { record: r, offset: off, status: 'queued', ac: new AbortController(), startedAt: this.o.now() };
+      const e: Entry = { record: r, offset: off, status: 'queued', ac: s.ac, startedAt: this.o.now() };
       s.admitted.push(e);
       s.byOffset.set(r.offset, e);
       if (s.processed.has(r.offset)) {
@@ -409,7 +419,7 @@ export class StageRuntime<I, O> {
       [H.originOffset]: org.offset,
       [H.lastError]: `${error.name}: ${error.message}`.slice(0, 1000),
     };
-    return { topic: retryTopic(this.name), key: e.record.key ?? '', value: e.record.value!, headers };
+    return { topic: this.retryTopicName, key: e.record.key ?? '', value: e.record.value!, headers };
   }
 
   private async deadLetter(
@@ -434,13 +444,13 @@ export class StageRuntime<I, O> {
       value: e.record.value,
       ts_ms: this.o.now(),
     };
-    const enc = await this.o.serde.encode(dlqTopic(this.name), dl);
+    const enc = await this.o.serde.encode(this.dlqTopicName, dl);
     this.counts.failed++;
     this.counts.deadLettered++;
     this.o.observer?.deadLettered?.(this.name, reason);
     if (reason === 'decode-error') this.o.observer?.outcome?.(this.name, 'failed', error.name, durationMs);
     return [
-      { topic: dlqTopic(this.name), key: e.record.key ?? '', value: enc.value, headers: enc.headers },
+      { topic: this.dlqTopicName, key: e.record.key ?? '', value: enc.value, headers: enc.headers },
       await this.outcomeRecord(e, attempts, { kind: 'failed', reason, detail: error.message.slice(0, 2000), error_class: error.name, retriable: reason === 'max-attempts' }, meta, durationMs),
     ];
   }
@@ -503,11 +513,12 @@ export class StageRuntime<I, O> {
     while (Date.now() < until && [...this.parts.values()].some((s) => s.admitted.some((e) => e.status === 'running' || e.status === 'completing'))) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const s of this.parts.values())
-      for (const e of s.admitted) {
-        clearTimeout(e.timer);
-        if (e.status !== 'durable' && e.status !== 'completing') e.ac.abort(new Error('shutdown'));
-      }
+    // Whatever has not reached the transport by the deadline is aborted and redelivered to the next owner;
+    // completions already handed to the transport still finish.
+    for (const s of this.parts.values()) {
+      for (const e of s.admitted) clearTimeout(e.timer);
+      s.ac.abort(new Error('shutdown'));
+    }
     while (this.pendingIo.size) await Promise.allSettled([...this.pendingIo]);
     this.sub?.unsubscribe();
     await this.consumer?.stop();

@@ -37,11 +37,18 @@ export const retryTopic = (stage: StageName): string => `${TOPOLOGY[stage].input
 /** Dead-letter topic of a stage's input. */
 export const dlqTopic = (stage: StageName): string => `${TOPOLOGY[stage].input}.dlq`;
 
+const extraTopics = new Map<string, RecordTypeName>();
+
+/** Declare an extra topic and its record type (benchmarks, tests, custom topologies). */
+export function registerTopic(name: string, type: RecordTypeName): void {
+  extraTopics.set(name, type);
+}
+
 /** Record type carried by any topic name, including retry and dead-letter topics. @throws Error for an unknown topic. */
 export function recordTypeOf(topic: string): RecordTypeName {
   if (topic.endsWith('.dlq')) return 'DeadLetter';
   const base = topic.replace(/\.retry\.[a-z-]+$/, '');
-  const t = (TOPICS as Record<string, RecordTypeName>)[base];
+  const t = (TOPICS as Record<string, RecordTypeName>)[base] ?? extraTopics.get(base);
   if (!t) throw new Error(`unknown topic ${topic}`);
   return t;
 }

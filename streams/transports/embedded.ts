@@ -193,11 +193,13 @@ export class EmbeddedTransport implements Transport {
           const cm = commitMax.get(`${m.group}\u0000${m.topic}\u0000${m.partition}`);
           if (cm === undefined || BigInt(m.offset) >= cm) this.st.mark.run(m.group, m.topic, m.partition, BigInt(m.offset));
         }
-        for (const c of op.commits) {
-          this.st.commit.run(c.group, c.topic, c.partition, BigInt(c.offset));
-          this.st.unmark.run(c.group, c.topic, c.partition, BigInt(c.offset));
-        }
         if (op.state) for (const [k, v] of Object.entries(op.state)) this.st.putState.run(k, v);
+      }
+      // One offset update per partition per transaction, whatever the number of completions in it.
+      for (const [k, off] of commitMax) {
+        const [group, topic, partition] = k.split('\u0000') as [string, string, string];
+        this.st.commit.run(group, topic, Number(partition), off);
+        this.st.unmark.run(group, topic, Number(partition), off);
       }
     });
     tx.immediate();

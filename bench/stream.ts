@@ -1,0 +1,121 @@
+/**
+ * bench/stream — records/s through the stage runtime on each transport (issue 2).
+ *
+ * Replays the real GH Archive hour ../shared/data/gharchive/2015-01-01-12.json.gz (its 367
+ * PullRequestEvent records, repeated with distinct PR numbers up to --records, default 1,000,000) through
+ *   - `passthrough`: every record forwarded unchanged to an output topic, and
+ *   - `merged-gate`: a trivial real stage, the filter's first rule (not merged → rejected, else forwarded),
+ * on the embedded log and on Kafka (--transports embedded,kafka). Each run counts from the first record
+ * admitted to the last input committed, including decode, encode, outputs, stage outcomes and commits.
+ * Prints one JSON line per configuration:
+ *   {"bench":"stream","transport":"embedded","stage":"passthrough","records":N,"seconds":S,"records_per_s":R}
+ * Targets (2 cores): embedded ≥ 50,000/s, Kafka ≥ 20,000/s, merged-gate ≥ 80 % of passthrough.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { createInterface } from 'node:readline';
+import { EmbeddedTransport } from '../streams/transports/embedded.js';
+import { EmbeddedSerde } from '../streams/serde-embedded.js';
+import { StageRuntime } from '../streams/runtime.js';
+import { registerTopic } from '../streams/topics.js';
+import { accept, reject } from '../streams/types.js';
+import type { Stage } from '../streams/stage.js';
+import type { Transport, ProduceRecord } from '../streams/transport.js';
+import type { Serde } from '../streams/serde.js';
+import type { PullRequestEvent } from '../schemas/types.gen.js';
+import { openSource } from '../streams/sources/index.js';
+import { MirrorCache } from '../operators/git/mirror.js';
+
+const { values: args } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    transports: { type: 'string', default: 'embedded,kafka' },
+    stages: { type: 'string', default: 'passthrough,merged-gate' },
+    file: { type: 'string', default: join(import.meta.dirname, '../../shared/data/gharchive/2015-01-01-12.json.gz') },
+  },
+});
+
+const IN = 'bench.in';
+const OUT = 'bench.out';
+registerTopic(IN, 'PullRequestEvent');
+registerTopic(OUT, 'PullRequestEvent');
+
+/** The hour's PullRequestEvent records, through the real gharchive source. */
+async function loadEvents(file: string): Promise<PullRequestEvent[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-src-'));
+  const src = openSource(`gharchive:${file}`, { dataDir, mirrors: new MirrorCache({ dataDir }) });
+  const out: PullRequestEvent[] = [];
+  for await (const it of src.items({ signal: new AbortController().signal, follow: false })) if (it.kind === 'event') out.push(it.event);
+  rmSync(dataDir, { recursive: true, force: true });
+  return out;
+}
+
+const stages: Record<string, Stage<PullRequestEvent, PullRequestEvent>> = {
+  // The stage name only labels outcomes and the consumer group; topics are overridden below.
+  passthrough: { name: 'filter', handle: async (env) => accept(env.value) },
+  'merged-gate': { name: 'filter', handle: async (env) => (env.value.merged ? accept(env.value, { repo: env.value.repo }) : reject('not-merged')) },
+};
+
+async function preload(t: Transport, serde: Serde, events: PullRequestEvent[], n: number): Promise<void> {
+  let batch: ProduceRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const base = events[i % events.length]!;
+    const rep = Math.floor(i / events.length);
+    const ev = rep === 0 ? base : { ...base, number: base.number + rep * 1_000_000, pr_id: `${base.repo}#${base.number + rep * 1_000_000}` };
+    const enc = await serde.encode(IN, ev);
+    batch.push({ topic: IN, key: ev.pr_id, value: enc.value, headers: enc.headers });
+    if (batch.length === 5000) {
+      await t.produce(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) await t.produce(batch);
+}
+
+async function committedTotal(t: Transport, group: string, topic: string): Promise<bigint> {
+  let sum = 0n;
+  for (const c of await t.groupOffsets(group, [topic])) sum += BigInt(c.offset);
+  return sum;
+}
+
+async function runOne(t: Transport, serde: Serde, stageName: string, n: number, transport: string): Promise<void> {
+  const group = `bench.${stageName}.${Date.now()}`;
+  const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: 64, window: 4096, groupId: group, topics: { input: IN, output: OUT } });
+  const start = process.hrtime.bigint();
+  await rt.start();
+  for (;;) {
+    if ((await committedTotal(t, group, IN)) >= BigInt(n)) break;
+    if (rt.error) throw rt.error;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  await rt.stop();
+  const mem = process.memoryUsage();
+  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), rss_mb: Math.round(mem.rss / 2 ** 20) }));
+}
+
+async function openTransport(kind: string, dir: string): Promise<{ t: Transport; serde: Serde }> {
+  if (kind === 'embedded') return { t: new EmbeddedTransport({ path: join(dir, 'log.db') }), serde: new EmbeddedSerde() };
+  const { openKafkaBench } = await import('./kafka-setup.js');
+  return openKafkaBench([IN, OUT]);
+}
+
+const events = await loadEvents(args.file!);
+if (events.length === 0) throw new Error(`no PullRequestEvent records in ${args.file}`);
+const n = Number(args.records);
+for (const kind of args.transports!.split(',')) {
+  for (const stageName of args.stages!.split(',')) {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-stream-'));
+    const { t, serde } = await openTransport(kind, dir);
+    const topics = [IN, OUT, `${IN}.retry.filter`, `${IN}.dlq`, 'stage.outcomes'];
+    await t.ensureTopics(topics.map((name) => ({ name, partitions: 3 })));
+    await preload(t, serde, events, n);
+    await runOne(t, serde, stageName, n, kind);
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
