@@ -1,0 +1,64 @@
+/**
+ * Terminal rendering of a {@link Report}: plain fixed-width tables (no colour codes, so the output is the
+ * same in a pipe and a terminal and can be diffed).
+ */
+import type { Report } from './views.js';
+
+/** Format a fraction as a percentage with one decimal, "–" for null. */
+export const pct = (r: number | null): string => (r === null ? '–' : `${(r * 100).toFixed(1)}%`);
+/** Format milliseconds as ms / s / min. */
+export function dur(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${(ms / 60_000).toFixed(1)} min`;
+}
+const usd = (v: number): string => `$${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ? 4 : 2)}`;
+
+/**
+ * A text table: header row, a rule, body rows; numeric-looking cells right-aligned.
+ * @param rows cells as strings or numbers (numbers rendered with toString)
+ */
+export function table(headers: string[], rows: Array<Array<string | number>>): string {
+  const cells = rows.map((r) => r.map((c) => String(c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  const numeric = headers.map((_, i) => cells.length > 0 && cells.every((r) => /^[-$]?[\d.,]+( ?(%|ms|s|min))?$|^–$/.test(r[i] ?? '')));
+  const line = (r: string[]): string => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+}
+
+/** The whole report as text: funnel, rejection reasons, yield, categories, durations, cache, cost. */
+export function renderText(r: Report): string {
+  const out: string[] = [];
+  out.push('Funnel (each input counted once: latest outcome per input)');
+  out.push(table(['stage', 'inputs', 'accepted', 'rejected', 'failed', 'pass rate'],
+    r.stages.map((s) => [s.stage, s.inputs, s.accepted, s.rejected, s.failed, pct(s.inputs ? s.accepted / s.inputs : null)])));
+  const reasons = r.stages.flatMap((s) => Object.entries(s.reasons).map(([k, v]) => [s.stage, k, v] as [string, string, number]));
+  if (reasons.length) {
+    out.push('', 'Rejections by reason');
+    out.push(table(['stage', 'reason', 'count'], reasons));
+  }
+  out.push('', `Yield: ${r.yield.verified} verified rows / ${r.yield.merged_prs} merged PRs seen = ${pct(r.yield.rate)}`);
+  if (r.yield.by_repo.length) out.push(table(['repository', 'merged PRs', 'verified', 'yield'], r.yield.by_repo.map((y) => [y.repo, y.merged_prs, y.verified, pct(y.rate)])));
+  if (r.yield.by_language.length) out.push('', table(['language', 'merged PRs', 'verified', 'yield'], r.yield.by_language.map((y) => [y.language, y.merged_prs, y.verified, pct(y.rate)])));
+  if (r.yield.by_day.length) out.push('', table(['day (UTC)', 'merged PRs', 'verified', 'yield'], r.yield.by_day.map((y) => [y.day, y.merged_prs, y.verified, pct(y.rate)])));
+  const catTotal = Object.values(r.categories).reduce((a, b) => a + b, 0);
+  out.push('', 'Categories (released rows with a statement)');
+  out.push(table(['category', 'rows', 'share'], Object.entries(r.categories).map(([k, v]) => [k, v, pct(catTotal ? v / catTotal : null)])));
+  if (r.durations.length) {
+    out.push('', 'Stage durations');
+    out.push(table(['stage', 'inputs', 'p50', 'p95'], r.durations.map((d) => [d.stage, d.count, dur(d.p50_ms), dur(d.p95_ms)])));
+  }
+  if (r.cache.length) {
+    out.push('', 'Cache');
+    out.push(table(['stage', 'lookups', 'hits', 'hit rate'], r.cache.map((c) => [c.stage, c.lookups, c.hits, pct(c.rate)])));
+  }
+  out.push('', 'Tokens and cost');
+  out.push(table(['stage', 'tokens in', 'tokens out', 'cost'], [
+    ...r.cost.stages.map((s) => [s.stage, s.tokens_in, s.tokens_out, usd(s.cost_usd)]),
+    ['total', r.cost.total.tokens_in, r.cost.total.tokens_out, usd(r.cost.total.cost_usd)],
+  ]));
+  const p = r.cost.per_verified_row;
+  out.push(p ? `per verified row: ${Math.round(p.tokens_in)} tokens in, ${Math.round(p.tokens_out)} tokens out, ${usd(p.cost_usd)}` : 'per verified row: – (no verified rows yet)');
+  out.push('', `Trajectories: ${r.trajectories.count} (${r.trajectories.resolved} resolved) over ${r.trajectories.tasks} tasks`);
+  return out.join('\n') + '\n';
+}

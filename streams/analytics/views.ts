@@ -1,0 +1,267 @@
+/**
+ * The analytics over the sink's tables (infra/clickhouse): funnel per stage, yield, categories, stage
+ * durations, cache hit rate, tokens and cost. One function per figure, and {@link buildReport} for all.
+ *
+ * Counting rule: every input is counted once — the latest outcome per outcome_id
+ * (`argMax(…, _version)`, see 001_stage_outcomes.sql), so replays, redeliveries and retries of one input
+ * never inflate a figure. Task figures read `tasks FINAL` and count only released rows
+ * (gold_resolved = 1 AND empty_resolved = 0, ARCHITECTURE.md §6 "Release check").
+ *
+ * SQL dialect: what ClickHouse 18.16 and 26.x both run — no WITH-subquery CTEs (18.16 has only WITH
+ * expressions), no JSON functions, no DateTime64; days are computed as intDiv(ts_ms, 86 400 000) (UTC)
+ * and formatted here, so neither engine's time zone matters.
+ */
+import type { ClickHouse } from '../sinks/connection.js';
+import { STAGE_NAMES } from '../topics.js';
+
+/**
+ * Filter rejection reasons that mean "this event is not a merged PR" (operators/filter.ts rejects
+ * unmerged events and merges it cannot find on the default branch as `not-merged`); every other filter
+ * outcome is about a merged PR.
+ */
+export const NOT_MERGED_REASONS: readonly string[] = ['not-merged'];
+
+/** Scale-SWE's ten bug types plus Feature (ARCHITECTURE.md §7), in the paper's order; always present in the report. */
+export const CATEGORIES = ['API Mismatch', 'Logic Error', 'Input/Boundary', 'Constructor', 'Import Error', 'State Sync', 'Mutability', 'Spec Violation', 'I/O Resource', 'Security', 'Feature'];
+
+/** One stage of the funnel. Counts are inputs (distinct outcome_id); accepted + rejected + failed = inputs. */
+export interface StageFunnel {
+  stage: string;
+  inputs: number;
+  accepted: number;
+  rejected: number;
+  failed: number;
+  /** Rejections by reason code (null reason → "unspecified"). */
+  reasons: Record<string, number>;
+}
+
+/** Yield of one group: verified (released) rows over merged PRs seen; `rate` null when no merged PR was seen. */
+export interface YieldRow {
+  merged_prs: number;
+  verified: number;
+  rate: number | null;
+}
+
+/** Yield overall and per repository, language and UTC day (`YYYY-MM-DD`). */
+export interface YieldReport extends YieldRow {
+  by_repo: Array<YieldRow & { repo: string }>;
+  by_language: Array<YieldRow & { language: string }>;
+  by_day: Array<YieldRow & { day: string }>;
+}
+
+/** Duration percentiles of one stage over its inputs' latest outcomes, ms (quantileExact: nearest rank, no interpolation). */
+export interface StageDurations {
+  stage: string;
+  count: number;
+  p50_ms: number;
+  p95_ms: number;
+}
+
+/** Cache use of one stage: outcomes that reported cache_hit (lookups) and how many were hits. */
+export interface StageCache {
+  stage: string;
+  lookups: number;
+  hits: number;
+  rate: number | null;
+}
+
+/** Tokens and cost of one stage, summed over its inputs' latest outcomes (USD). */
+export interface StageCost {
+  stage: string;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+}
+
+/** Everything `swe-stream report` shows. JSON shape is the `--json` output. */
+export interface Report {
+  stages: StageFunnel[];
+  yield: YieldReport;
+  /** Released, stated rows per category; the eleven known categories always present. */
+  categories: Record<string, number>;
+  durations: StageDurations[];
+  cache: StageCache[];
+  cost: {
+    stages: StageCost[];
+    total: Omit<StageCost, 'stage'>;
+    verified_rows: number;
+    /** Total spend over every stage (rejected work included) divided by released rows; null when none. */
+    per_verified_row: Omit<StageCost, 'stage'> | null;
+  };
+  trajectories: { count: number; resolved: number; tasks: number };
+}
+
+const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const rate = (num: number, den: number): number | null => (den > 0 ? num / den : null);
+const DAY_MS = 86_400_000;
+const dayOf = (d: number): string => new Date(d * DAY_MS).toISOString().slice(0, 10);
+const sqlList = (xs: readonly string[]): string => xs.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(', ');
+
+/** Latest outcome per outcome_id, as a subquery. */
+function latest(ch: ClickHouse): string {
+  return `(SELECT outcome_id,
+      argMax(stage, _version) AS l_stage, argMax(key, _version) AS l_key, argMax(kind, _version) AS l_kind,
+      argMax(reason, _version) AS l_reason, argMax(ts_ms, _version) AS l_ts, argMax(duration_ms, _version) AS l_dur,
+      argMax(language, _version) AS l_lang, argMax(cache_hit, _version) AS l_cache,
+      argMax(tokens_in, _version) AS l_tin, argMax(tokens_out, _version) AS l_tout, argMax(cost_usd, _version) AS l_cost
+    FROM ${ch.database}.stage_outcomes GROUP BY outcome_id)`;
+}
+
+const RELEASED = 'gold_resolved = 1 AND empty_resolved = 0';
+
+/** Stage order: the pipeline's six stages, then any other stage name seen, alphabetically. */
+function orderStages(seen: Iterable<string>): string[] {
+  const rest = [...new Set(seen)].filter((s) => !(STAGE_NAMES as readonly string[]).includes(s)).sort();
+  return [...STAGE_NAMES, ...rest];
+}
+
+/** Funnel per stage. @throws ClickHouseStoreError */
+export async function funnel(ch: ClickHouse): Promise<StageFunnel[]> {
+  const L = latest(ch);
+  const counts = await ch.rows<{ stage: string; inputs: number; accepted: number; rejected: number; failed: number }>(
+    `SELECT l_stage AS stage, count() AS inputs, countIf(l_kind = 'accepted') AS accepted,
+       countIf(l_kind = 'rejected') AS rejected, countIf(l_kind = 'failed') AS failed
+     FROM ${L} GROUP BY l_stage`,
+  );
+  const reasons = await ch.rows<{ stage: string; reason: string; c: number }>(
+    `SELECT l_stage AS stage, ifNull(l_reason, 'unspecified') AS reason, count() AS c
+     FROM ${L} WHERE l_kind = 'rejected' GROUP BY l_stage, reason ORDER BY l_stage, reason`,
+  );
+  const by = new Map(counts.map((c) => [c.stage, c]));
+  return orderStages(by.keys()).map((stage) => {
+    const c = by.get(stage);
+    const rs: Record<string, number> = {};
+    for (const r of reasons) if (r.stage === stage) rs[r.reason] = n(r.c);
+    return { stage, inputs: n(c?.inputs), accepted: n(c?.accepted), rejected: n(c?.rejected), failed: n(c?.failed), reasons: rs };
+  });
+}
+
+/**
+ * Yield: released rows / merged PRs seen. A merged PR is a distinct key the filter accepted or rejected
+ * for a reason other than {@link NOT_MERGED_REASONS}; its repository comes from the key (`owner/repo#N`),
+ * its language from the outcome, its day from its first such outcome. Verified rows per repository and
+ * language come from the tasks table; per day, from the day the verify stage accepted the PR.
+ * @throws ClickHouseStoreError
+ */
+export async function yieldReport(ch: ClickHouse, notMerged: readonly string[] = NOT_MERGED_REASONS): Promise<YieldReport> {
+  const L = latest(ch);
+  const mergedCond = `l_stage = 'filter' AND (l_kind = 'accepted' OR (l_kind = 'rejected' AND ifNull(l_reason, '') NOT IN (${sqlList(notMerged)})))`;
+  const merged = await ch.rows<{ key: string; lang: string; d: number }>(
+    `SELECT key, lang, d FROM (
+       SELECT l_key AS key, argMax(ifNull(l_lang, ''), l_ts) AS lang, min(intDiv(l_ts, ${DAY_MS})) AS d
+       FROM ${L} WHERE ${mergedCond} GROUP BY l_key)`,
+  );
+  const tasks = await ch.rows<{ pr_id: string; repo: string; language: string }>(
+    `SELECT pr_id, repo, language FROM ${ch.database}.tasks FINAL WHERE ${RELEASED}`,
+  );
+  const verifiedDays = await ch.rows<{ key: string; d: number }>(
+    `SELECT l_key AS key, min(intDiv(l_ts, ${DAY_MS})) AS d FROM ${L}
+     WHERE l_stage = 'verify' AND l_kind = 'accepted' GROUP BY l_key`,
+  );
+  const released = new Set(tasks.map((t) => t.pr_id));
+  const repoOfKey = (k: string): string => k.split('#')[0] ?? k;
+  type Tally = Map<string, { merged_prs: number; verified: number }>;
+  const byRepo: Tally = new Map(), byLang: Tally = new Map(), byDay: Tally = new Map();
+  const bump = (m: Tally, k: string, f: 'merged_prs' | 'verified'): void => {
+    const e = m.get(k) ?? { merged_prs: 0, verified: 0 };
+    e[f]++;
+    m.set(k, e);
+  };
+  for (const m of merged) {
+    bump(byRepo, repoOfKey(m.key), 'merged_prs');
+    bump(byLang, m.lang || 'unknown', 'merged_prs');
+    bump(byDay, dayOf(n(m.d)), 'merged_prs');
+  }
+  for (const t of tasks) {
+    bump(byRepo, t.repo, 'verified');
+    bump(byLang, t.language || 'unknown', 'verified');
+  }
+  for (const v of verifiedDays) if (released.has(v.key)) bump(byDay, dayOf(n(v.d)), 'verified');
+  const rows = <F extends string>(m: Tally, field: F) =>
+    [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => ({ [field]: k, merged_prs: v.merged_prs, verified: v.verified, rate: rate(v.verified, v.merged_prs) }) as YieldRow & Record<F, string>);
+  return {
+    merged_prs: merged.length,
+    verified: tasks.length,
+    rate: rate(tasks.length, merged.length),
+    by_repo: rows(byRepo, 'repo'),
+    by_language: rows(byLang, 'language'),
+    by_day: rows(byDay, 'day'),
+  };
+}
+
+/** Released, stated rows per category (the eleven known ones always present, zero when unseen). @throws ClickHouseStoreError */
+export async function categories(ch: ClickHouse): Promise<Record<string, number>> {
+  const rs = await ch.rows<{ category: string; c: number }>(
+    `SELECT category, count() AS c FROM ${ch.database}.tasks FINAL WHERE ${RELEASED} AND has_statement = 1 GROUP BY category ORDER BY category`,
+  );
+  const out: Record<string, number> = Object.fromEntries(CATEGORIES.map((c) => [c, 0]));
+  for (const r of rs) out[r.category || 'uncategorised'] = (out[r.category || 'uncategorised'] ?? 0) + n(r.c);
+  return out;
+}
+
+/** p50 / p95 of duration_ms per stage (quantilesExact, same answer on both engines). @throws ClickHouseStoreError */
+export async function durations(ch: ClickHouse): Promise<StageDurations[]> {
+  const rs = await ch.rows<{ stage: string; c: number; q: number[] }>(
+    `SELECT l_stage AS stage, count() AS c, quantilesExact(0.5, 0.95)(l_dur) AS q FROM ${latest(ch)} GROUP BY l_stage`,
+  );
+  const by = new Map(rs.map((r) => [r.stage, r]));
+  return orderStages(by.keys()).filter((s) => by.has(s)).map((stage) => {
+    const r = by.get(stage)!;
+    return { stage, count: n(r.c), p50_ms: n(r.q[0]), p95_ms: n(r.q[1]) };
+  });
+}
+
+/** Cache hit rate per stage over outcomes that reported cache_hit. @throws ClickHouseStoreError */
+export async function cache(ch: ClickHouse): Promise<StageCache[]> {
+  const rs = await ch.rows<{ stage: string; lookups: number; hits: number }>(
+    `SELECT l_stage AS stage, countIf(isNotNull(l_cache)) AS lookups, countIf(ifNull(l_cache, 0) = 1) AS hits
+     FROM ${latest(ch)} GROUP BY l_stage HAVING lookups > 0`,
+  );
+  const by = new Map(rs.map((r) => [r.stage, r]));
+  return orderStages(by.keys()).filter((s) => by.has(s)).map((stage) => {
+    const r = by.get(stage)!;
+    return { stage, lookups: n(r.lookups), hits: n(r.hits), rate: rate(n(r.hits), n(r.lookups)) };
+  });
+}
+
+/** Tokens and cost per stage, totals, and per released row. @throws ClickHouseStoreError */
+export async function cost(ch: ClickHouse): Promise<Report['cost']> {
+  const rs = await ch.rows<{ stage: string; tin: number; tout: number; usd: number }>(
+    `SELECT l_stage AS stage, sum(l_tin) AS tin, sum(l_tout) AS tout, sum(l_cost) AS usd FROM ${latest(ch)} GROUP BY l_stage`,
+  );
+  const verifiedRows = n((await ch.rows<{ c: number }>(`SELECT count() AS c FROM ${ch.database}.tasks FINAL WHERE ${RELEASED}`))[0]?.c);
+  const by = new Map(rs.map((r) => [r.stage, r]));
+  const stages = orderStages(by.keys()).filter((s) => by.has(s)).map((stage) => {
+    const r = by.get(stage)!;
+    return { stage, tokens_in: n(r.tin), tokens_out: n(r.tout), cost_usd: n(r.usd) };
+  });
+  const total = stages.reduce((a, s) => ({ tokens_in: a.tokens_in + s.tokens_in, tokens_out: a.tokens_out + s.tokens_out, cost_usd: a.cost_usd + s.cost_usd }), { tokens_in: 0, tokens_out: 0, cost_usd: 0 });
+  return {
+    stages,
+    total,
+    verified_rows: verifiedRows,
+    per_verified_row: verifiedRows > 0 ? { tokens_in: total.tokens_in / verifiedRows, tokens_out: total.tokens_out / verifiedRows, cost_usd: total.cost_usd / verifiedRows } : null,
+  };
+}
+
+/** Trajectory counts: stored attempts, resolved attempts, distinct tasks. @throws ClickHouseStoreError */
+export async function trajectoriesSummary(ch: ClickHouse): Promise<Report['trajectories']> {
+  const r = (await ch.rows<{ c: number; r: number; t: number }>(
+    `SELECT count() AS c, countIf(resolved = 1) AS r, uniqExact(instance_id) AS t FROM ${ch.database}.trajectories FINAL`,
+  ))[0];
+  return { count: n(r?.c), resolved: n(r?.r), tasks: n(r?.t) };
+}
+
+/** Every figure of the report. @throws ClickHouseStoreError */
+export async function buildReport(ch: ClickHouse, opts: { notMergedReasons?: readonly string[] } = {}): Promise<Report> {
+  // Sequential on purpose: chDB runs one query at a time per session anyway, and a server gets less load.
+  const stages = await funnel(ch);
+  const y = await yieldReport(ch, opts.notMergedReasons);
+  const cats = await categories(ch);
+  const durs = await durations(ch);
+  const c = await cache(ch);
+  const co = await cost(ch);
+  const tr = await trajectoriesSummary(ch);
+  return { stages, yield: y, categories: cats, durations: durs, cache: c, cost: co, trajectories: tr };
+}
