@@ -1,0 +1,149 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { GhArchiveSource, expandBraces, resolveLocations } from '../../../streams/sources/gharchive.js';
+import type { SourceItem } from '../../../streams/sources/types.js';
+
+const DATA = path.resolve(__dirname, '../../../../shared/data/gharchive');
+const HOUR = path.join(DATA, '2015-01-01-12.json.gz');
+const SAMPLE = path.join(DATA, '2021-07-21-06-to-09.json.gz');
+const have = existsSync(HOUR) && existsSync(SAMPLE);
+if (!have) console.warn(`skipping GH Archive recording tests: ${DATA} is absent (../shared/data from the project)`);
+
+async function collect(src: GhArchiveSource, cursor?: string): Promise<SourceItem[]> {
+  const out: SourceItem[] = [];
+  for await (const it of src.items({ signal: new AbortController().signal, follow: false, cursor })) out.push(it);
+  return out;
+}
+const count = (items: SourceItem[], kind: SourceItem['kind']) => items.filter((i) => i.kind === kind).length;
+
+describe('expandBraces / resolveLocations', () => {
+  it('expands hour ranges and lists', () => {
+    expect(expandBraces('2015-01-01-{0..3}')).toEqual(['2015-01-01-0', '2015-01-01-1', '2015-01-01-2', '2015-01-01-3']);
+    expect(expandBraces('2015-01-{01,02}-{0..1}')).toEqual(['2015-01-01-0', '2015-01-01-1', '2015-01-02-0', '2015-01-02-1']);
+    expect(expandBraces('{0..23}')).toHaveLength(24);
+  });
+  it('resolves bare names against a base URL or directory and adds .json.gz', async () => {
+    expect(await resolveLocations('2015-01-01-{0..1}')).toEqual(['https://data.gharchive.org/2015-01-01-0.json.gz', 'https://data.gharchive.org/2015-01-01-1.json.gz']);
+    expect(await resolveLocations('2015-01-01-12', '/srv/gha')).toEqual(['/srv/gha/2015-01-01-12.json.gz']);
+  });
+  it.skipIf(!have)('expands a glob in a directory, in hour order', async () => {
+    expect(await resolveLocations(path.join(DATA, '*.json.gz'))).toEqual([HOUR, SAMPLE]);
+  });
+});
+
+describe.skipIf(!have)('GH Archive source on the real recordings', () => {
+  let tmp: string;
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(tmpdir(), 'gha-'));
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('2015-01-01-12: 8,273 events → 367 PullRequestEvent records, 150 merged, the rest skipped by type', async () => {
+    const items = await collect(new GhArchiveSource(`gharchive:${HOUR}`, HOUR));
+    expect(items).toHaveLength(8273);
+    const events = items.flatMap((i) => (i.kind === 'event' ? [i.event] : []));
+    expect(events).toHaveLength(367);
+    expect(count(items, 'bad')).toBe(0);
+    expect(events.filter((e) => e.merged === true)).toHaveLength(150);
+    expect(events.every((e) => e.payload_shape === 'full' && e.source === 'gharchive' && e.pr_id === `${e.repo}#${e.number}`)).toBe(true);
+    const skipped = items.filter((i) => i.kind === 'skipped').map((i) => (i as { reason: string }).reason);
+    expect(skipped).toContain('PushEvent');
+    const merged = events.find((e) => e.merged)!;
+    expect(merged.merge_commit_sha).toMatch(/^[0-9a-f]{40}$/);
+    expect(merged.clone_url).toMatch(/^https:\/\/github\.com\/.+\.git$/);
+    expect(merged.base_sha).toMatch(/^[0-9a-f]{40}$/);
+    expect(merged.source_event_id).toMatch(/^\d+$/);
+  });
+
+  it('2021-07-21 sample: 800 events → 64 PullRequestEvent, 25 merged, licences recorded', async () => {
+    const items = await collect(new GhArchiveSource(`gharchive:${SAMPLE}`, SAMPLE));
+    expect(items).toHaveLength(800);
+    const events = items.flatMap((i) => (i.kind === 'event' ? [i.event] : []));
+    expect(events).toHaveLength(64);
+    expect(events.filter((e) => e.merged)).toHaveLength(25);
+    expect(events.some((e) => e.license === 'MIT')).toBe(true);
+  });
+
+  it('reads the trimmed post-2025-10 shape, action "merged", with merged left null for other actions', async () => {
+    // The real 2021 events cut down to the trimmed pull_request object of ARCHITECTURE.md §9.
+    const lines = gunzipSync(readFileSync(SAMPLE)).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const prs = lines.filter((e) => e.type === 'PullRequestEvent').slice(0, 4);
+    const trimmed = prs.map((e, i) => {
+      const pr = e.payload.pull_request;
+      const small = { url: pr.url, id: pr.id, number: pr.number, head: { ref: pr.head.ref, sha: pr.head.sha, repo: { id: pr.head.repo?.id, url: pr.head.repo?.url, name: pr.head.repo?.name } }, base: { ref: pr.base.ref, sha: pr.base.sha, repo: { id: pr.base.repo.id, url: pr.base.repo.url, name: pr.base.repo.name } } };
+      return { ...e, payload: { action: i === 0 ? 'merged' : e.payload.action, number: e.payload.number, pull_request: small } };
+    });
+    const file = path.join(tmp, 'trimmed.json.gz');
+    await writeFile(file, gzipSync(trimmed.map((e) => JSON.stringify(e)).join('\n') + '\n'));
+    const items = await collect(new GhArchiveSource(`gharchive:${file}`, file));
+    const events = items.flatMap((i) => (i.kind === 'event' ? [i.event] : []));
+    expect(events).toHaveLength(4);
+    expect(events.every((e) => e.payload_shape === 'trimmed')).toBe(true);
+    expect(events[0]!.merged).toBe(true);
+    expect(events[0]!.action).toBe('merged');
+    expect(events[0]!.title).toBeNull();
+    expect(events[0]!.head_sha).toBe(prs[0].payload.pull_request.head.sha);
+    expect(events[0]!.user_login).toBe(prs[0].actor.login); // the actor stands in for the missing user
+    for (const e of events.slice(1)) expect(e.merged).toBeNull();
+  });
+
+  it('a malformed JSON line is a bad item with file:line origin, and reading goes on', async () => {
+    const text = gunzipSync(readFileSync(SAMPLE)).toString('utf8').split('\n').filter(Boolean);
+    const broken = [...text.slice(0, 10), '{"type":"PullRequestEvent", oops', ...text.slice(10)];
+    const file = path.join(tmp, 'broken.json.gz');
+    await writeFile(file, gzipSync(broken.join('\n') + '\n'));
+    const items = await collect(new GhArchiveSource(`gharchive:${file}`, file));
+    expect(items).toHaveLength(801);
+    const bad = items.filter((i) => i.kind === 'bad');
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({ kind: 'bad', reason: 'malformed-json', origin: `${file}:11` });
+    expect(count(items, 'event')).toBe(64);
+  });
+
+  it('a truncated gzip yields what decompressed, one bad item, and ends that file cleanly; the next file is read', async () => {
+    const whole = readFileSync(HOUR);
+    const cut = path.join(tmp, '2015-01-01-1.json.gz');
+    await writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    const next = path.join(tmp, '2015-01-01-2.json.gz');
+    await writeFile(next, readFileSync(SAMPLE));
+    const spec = path.join(tmp, '2015-01-01-{1..2}');
+    const items = await collect(new GhArchiveSource(`gharchive:${spec}`, spec));
+    const bad = items.filter((i) => i.kind === 'bad');
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({ reason: 'truncated-gzip' });
+    const fromCut = items.indexOf(bad[0]!);
+    expect(fromCut).toBeGreaterThan(1000); // half the file decompressed fine
+    expect(fromCut).toBeLessThan(8273);
+    expect(items.length - fromCut - 1).toBe(800); // the next file, whole
+  });
+
+  it('a corrupt gzip (bad header) is one bad item', async () => {
+    const file = path.join(tmp, 'corrupt.json.gz');
+    const buf = Buffer.from(readFileSync(SAMPLE));
+    buf[0] = 0x00;
+    await writeFile(file, buf);
+    const items = await collect(new GhArchiveSource(`gharchive:${file}`, file));
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ kind: 'bad', reason: 'corrupt-gzip' });
+  });
+
+  it('resumes after the cursor without repeating or losing items', async () => {
+    const all = await collect(new GhArchiveSource(`gharchive:${SAMPLE}`, SAMPLE));
+    const cursor = all[499]!.cursor!;
+    const rest = await collect(new GhArchiveSource(`gharchive:${SAMPLE}`, SAMPLE), cursor);
+    expect(rest).toHaveLength(300);
+    expect(rest[0]!.cursor).toBe(all[500]!.cursor);
+  });
+
+  it('a missing file is a bad item, not a crash', async () => {
+    const f = path.join(tmp, 'nope.json.gz');
+    const items = await collect(new GhArchiveSource(`gharchive:${f}`, f));
+    expect(items).toEqual([expect.objectContaining({ kind: 'bad', reason: 'unreadable' })]);
+  });
+});
