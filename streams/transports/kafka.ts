@@ -61,7 +61,7 @@ export interface KafkaTransportOptions {
   retries?: number;
   /** File that holds `produce(…, state)` values. Default `.swe-stream/kafka-state.json` under the working directory. */
   stateFile?: string;
-  /** Max bytes of record values per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
+  /** Max bytes of records (values, keys, headers, overhead; see recordSize) per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
   maxRequestBytes?: number;
   /** Logger for this transport and the routed kafkajs logs. Default: a child of the process logger. */
   logger?: pino.Logger;
@@ -148,6 +148,17 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): ConsumedRe
     headers: toHeaders(m.headers),
     timestamp: Number(m.timestamp),
   };
+}
+
+/**
+ * Upper bound of a record's size inside a v2 record batch (Kafka protocol, "Record"): value, key (UTF-8: ≤ 3
+ * bytes per UTF-16 unit), headers, plus 32 bytes for the length/attributes/timestamp/offset varints and
+ * header counts. Used to keep every record batch under the broker's `message.max.bytes`.
+ */
+function recordSize(r: ProduceRecord): number {
+  let n = 32 + r.value.length + 3 * r.key.length;
+  if (r.headers) for (const k in r.headers) n += 10 + 3 * (k.length + r.headers[k]!.length);
+  return n;
 }
 
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -287,11 +298,12 @@ export class KafkaTransport implements Transport {
     };
     for (const p of batch) {
       for (const r of p.records) {
-        if (bytes > 0 && bytes + r.value.length > this.maxRequestBytes) await sendNow();
+        const size = recordSize(r);
+        if (bytes > 0 && bytes + size > this.maxRequestBytes) await sendNow();
         let list = byTopic.get(r.topic);
         if (!list) byTopic.set(r.topic, (list = []));
         list.push({ key: r.key, value: r.value, headers: r.headers, partition: r.partition });
-        bytes += r.value.length + r.key.length;
+        bytes += size;
       }
     }
     if (bytes > 0) await sendNow();
