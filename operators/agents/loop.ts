@@ -58,6 +58,8 @@ export interface JsonSchema {
 /** What a tool sees besides its arguments. */
 export interface ToolContext {
   sandbox: Sandbox | null;
+  /** shell lines run before every bash command (environment activation) */
+  bashPrefix?: string;
   workdir: string;
   /** timeout for a command started now, ms (already capped by the remaining wall time) */
   commandTimeoutMs: number;
@@ -113,6 +115,8 @@ export interface RunAgentOptions<S> {
   extraTools?: AgentTool[];
   submit?: SubmitSpec<S>;
   budgets: AgentBudgets;
+  /** prepended to every bash command (e.g. the task's pre_commands: `source /opt/venv/bin/activate`), joined by a newline */
+  bashPrefix?: string;
   /** per bash command, ms (default 120 000) */
   commandTimeoutMs?: number;
   /** observation cap in characters (default 10 000: mini-swe-agent's default truncation point) */
@@ -190,7 +194,8 @@ export const BUILTIN_TOOLS: Record<BuiltinToolName, AgentTool> = {
     parameters: { type: 'object', properties: { command: { type: 'string', description: 'the command line' } }, required: ['command'] },
     async run(args, ctx) {
       if (!ctx.sandbox) throw new ToolInputError('no sandbox available');
-      const r = await ctx.sandbox.exec(String(args.command), { timeoutMs: ctx.commandTimeoutMs, cwd: ctx.workdir, signal: ctx.signal });
+      const script = ctx.bashPrefix ? `${ctx.bashPrefix}\n${String(args.command)}` : String(args.command);
+      const r = await ctx.sandbox.exec(script, { timeoutMs: ctx.commandTimeoutMs, cwd: ctx.workdir, signal: ctx.signal });
       const out = r.stdout + (r.stderr ? (r.stdout ? '\n' : '') + r.stderr : '');
       const note = r.timedOut ? `\n[the command was killed after ${ctx.commandTimeoutMs} ms]` : r.truncated ? '\n[output was cut by the sandbox]' : '';
       return `<returncode>${r.exitCode}</returncode>\n<output>\n${out}${note}\n</output>`;
@@ -364,7 +369,7 @@ export async function runAgent<S = Record<string, unknown>>(opts: RunAgentOption
         answer(`Error: invalid arguments for ${name}: ${problems.join('; ')}.`);
         continue;
       }
-      const ctx: ToolContext = { sandbox, workdir, commandTimeoutMs: Math.max(1, Math.min(cmdTimeout, remaining())), signal: opts.signal };
+      const ctx: ToolContext = { sandbox, workdir, bashPrefix: opts.bashPrefix, commandTimeoutMs: Math.max(1, Math.min(cmdTimeout, remaining())), signal: opts.signal };
       if (name === 'submit') {
         let verdict: string | null;
         try {
