@@ -69,6 +69,8 @@ export class WebhookSource implements Source {
   private waiters: Array<(a: AddressInfo) => void> = [];
   private pending = 0;
   private readonly unsettled = new Set<(status: number) => void>();
+  /** replies of deliveries waiting for their ack; awaited at shutdown so each gets its 503 before sockets close */
+  private readonly answering = new Set<Promise<void>>();
 
   constructor(readonly uri: string, opts: WebhookOptions) {
     if (!opts.secret) throw new Error('webhook: a secret is required (GitHub signs deliveries with it; unsigned receivers accept forgeries)');
@@ -117,6 +119,7 @@ export class WebhookSource implements Source {
       // Deliveries queued but never handed out are not acked: their requests get 503 via their ack timeout/closed check.
       // Deliveries handed out but not acked, or still queued, are answered 503 so GitHub shows them as failed.
       for (const settle of this.unsettled) settle(503);
+      await Promise.allSettled([...this.answering]);
       const closedP = new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await closedP;
@@ -132,6 +135,7 @@ export class WebhookSource implements Source {
   private async handle(req: IncomingMessage, res: ServerResponse, push: (i: SourceItem) => void, isClosed: () => boolean): Promise<void> {
     const url = req.url ?? '/';
     if (url === '/healthz' || url.startsWith('/healthz?')) return reply(res, isClosed() ? 503 : 200, { ok: !isClosed(), pending: this.pending });
+    if (isClosed()) return reply(res, 503, { error: 'shutting down' }, { 'retry-after': '5' });
     if (req.method !== 'POST') return reply(res, 405, { error: 'POST only' }, { allow: 'POST' });
     const ctype = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (ctype !== 'application/json') {
@@ -195,14 +199,18 @@ export class WebhookSource implements Source {
     if (delivery) this.remember(delivery, { done });
     const timer = setTimeout(() => settle(503), this.opts.ackTimeoutMs);
     this.unsettled.add(settle);
+    const answered = done.then((status) => {
+      this.unsettled.delete(settle);
+      clearTimeout(timer);
+      this.pending--;
+      // A failed delivery must be retryable by redelivery: forget it so the next attempt is not a "duplicate".
+      if (status !== 202 && delivery) this.delivered.delete(delivery);
+      reply(res, status, status === 202 ? { accepted: norm.event.pr_id, delivery } : { error: 'not persisted; redeliver' });
+    });
+    this.answering.add(answered);
+    void answered.finally(() => this.answering.delete(answered));
     push({ kind: 'event', event: norm.event, ack: () => settle(202) });
-    const status = await done;
-    this.unsettled.delete(settle);
-    clearTimeout(timer);
-    this.pending--;
-    // A failed delivery must be retryable by redelivery: forget it so the next attempt is not a "duplicate".
-    if (status !== 202 && delivery) this.delivered.delete(delivery);
-    reply(res, status, status === 202 ? { accepted: norm.event.pr_id, delivery } : { error: 'not persisted; redeliver' });
+    await answered;
   }
 }
 
