@@ -1,0 +1,30 @@
+/**
+ * Kafka bus: kafkajs transport + Confluent-wire-format serde through the schema registry. With
+ * `registry.autoRegister` the current schemas are registered (compatibility FULL_TRANSITIVE) at start;
+ * otherwise they must have been registered at deploy (`swe-stream schemas register`).
+ */
+import { join } from 'node:path';
+import type { Config } from '../streams/config.js';
+import { KafkaTransport } from '../streams/transports/kafka.js';
+import { RegistrySerde, registerSchemas } from '../streams/serde-registry.js';
+import { allTopics } from '../streams/topics.js';
+import type { Bus } from './bus.js';
+
+/** @throws TransportError naming the brokers, or an Error naming the registry URL, when either does not answer. */
+export async function openKafkaBus(cfg: Config): Promise<Bus> {
+  const transport = new KafkaTransport({
+    brokers: cfg.kafka.brokers,
+    clientId: cfg.kafka.clientId,
+    replicationFactor: cfg.kafka.replicationFactor,
+    stateFile: join(cfg.dataDir, 'kafka-state.json'),
+  });
+  if (cfg.registry.autoRegister) {
+    try {
+      await registerSchemas(cfg.registry.url, allTopics());
+    } catch (e) {
+      await transport.close();
+      throw new Error(`schema registry at ${cfg.registry.url} did not accept the schemas: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return { transport, serde: new RegistrySerde({ url: cfg.registry.url }) };
+}
