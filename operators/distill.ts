@@ -1,0 +1,146 @@
+/**
+ * The distill stage (tasks.stated → trajectories; ARCHITECTURE.md §1, issue 6): a solver agent in the spirit of
+ * mini-swe-agent runs K attempts on each task; each attempt's final diff is graded by the evaluation harness;
+ * every attempt becomes one Trajectory record (OpenAI chat messages + info), resolved or not.
+ *
+ * - Without a solver LLM: the outcome is `rejected` with reason `skipped-no-llm` (method `skipped`); the task
+ *   already reached the dataset through tasks.stated.
+ * - Isolation: each attempt runs in a fresh container of the TASK image (`verification.task_image_ref`: the
+ *   environment plus the parent-commit checkout with later history removed), network off, so neither the gold
+ *   patch nor future commits are reachable. The solver sees only the problem statement (prompts/solver.vN.md).
+ * - The attempt's result is `git add -A && git diff --cached` in the workdir (new files included, as
+ *   SWE-agent/mini-swe-agent collect it), graded by `deps.grade(task, patch)` — the same harness as `evaluate`.
+ *   An empty diff is not graded: the release check already proved the empty patch does not resolve the task.
+ * - Errors: an LLM outage (retriable error after the client's retries), a sandbox engine failure or a grading
+ *   failure fails the whole record retriably — a half-graded set of attempts would bias the pass rate. A
+ *   non-retriable LLM error (e.g. context too long) ends that attempt with exit status `error`, kept and graded.
+ * - Solver pass rate (resolved attempts / K) is a difficulty signal: returned by {@link solverPassRate} and
+ *   logged per task; in SQL it is `avg(resolved)` over the task's trajectories of one model.
+ * Trajectory ids are `<instance_id>__<model>__<attempt>`, stable across replays (idempotent sinks).
+ */
+import type { TaskStated, Trajectory } from '../schemas/types.gen.js';
+import type { Stage } from '../streams/stage.js';
+import { StageError, accept, fail, reject, type Envelope, type Outcome } from '../streams/types.js';
+import { logger } from '../streams/log.js';
+import type { LlmClient } from './llm/client.js';
+import { renderPrompt } from './llm/prompts.js';
+import { runAgent, type AgentBudgets } from './agents/loop.js';
+import type { Sandbox, SandboxFactory } from './sandbox/types.js';
+
+const log = logger({ component: 'stage', stage: 'distill' });
+
+/** Grades a candidate patch on a task with the evaluation harness: true = resolved (every F2P and P2P passes). May throw (infrastructure). */
+export type GradeFn = (task: TaskStated, patch: string, signal?: AbortSignal) => Promise<boolean>;
+
+export interface DistillDeps {
+  /** the solver; null/undefined → `skipped-no-llm` */
+  solver?: LlmClient | null;
+  /** containers from the task image; required when a solver is configured */
+  sandboxes?: SandboxFactory | null;
+  grade: GradeFn;
+  /** attempts per task, K (default 3) */
+  attempts?: number;
+  /** per attempt (default 50 steps, 1M tokens, $2, 30 min) */
+  budgets?: AgentBudgets;
+  /** per bash command, ms (default 120 000) */
+  commandTimeoutMs?: number;
+  /** prompt version of prompts/solver.vN.md (default: latest) */
+  promptVersion?: number;
+}
+
+const DEFAULT_BUDGETS: AgentBudgets = { maxSteps: 50, maxTokens: 1_000_000, maxCostUsd: 2, maxWallMs: 30 * 60_000 };
+const DIFF_TIMEOUT_MS = 120_000;
+
+/** Resolved share of a set of attempts (0…1), or null for none. */
+export function solverPassRate(trajectories: Pick<Trajectory, 'resolved'>[]): number | null {
+  return trajectories.length ? trajectories.filter((t) => t.resolved).length / trajectories.length : null;
+}
+
+/** Deterministic id of one attempt. */
+export function trajectoryId(instanceId: string, model: string, attempt: number): string {
+  return `${instanceId}__${model.replace(/[^\w.-]+/g, '-')}__${attempt}`;
+}
+
+/**
+ * The final diff of the working tree in `workdir` against HEAD, new files included.
+ * @throws StageError (retriable) when git fails in the container.
+ */
+export async function collectDiff(sandbox: Sandbox, workdir: string, signal?: AbortSignal): Promise<string> {
+  const r = await sandbox.exec('git add -A >/dev/null 2>&1; git -c core.fileMode=false diff --cached --no-color --no-ext-diff HEAD', { cwd: workdir, timeoutMs: DIFF_TIMEOUT_MS, signal, maxOutputBytes: 16 << 20 });
+  if (r.exitCode !== 0 || r.truncated) {
+    throw new StageError(`git diff in the solver container failed (exit ${r.exitCode}${r.truncated ? ', output truncated' : ''}): ${r.stderr.slice(-500)}`, { retriable: true, name: 'DiffError' });
+  }
+  return r.stdout;
+}
+
+/** The distill stage. */
+export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
+  const k = deps.attempts ?? 3;
+  if (!Number.isInteger(k) || k < 1) throw new RangeError(`attempts must be a positive integer, got ${k}`);
+
+  async function handle(env: Envelope<TaskStated>): Promise<Outcome<Trajectory>> {
+    const t = env.value;
+    const c = t.candidate;
+    const solver = deps.solver;
+    if (!solver) return reject('skipped-no-llm', undefined, { repo: c.repo, language: c.language, method: 'skipped' });
+    if (!deps.sandboxes) throw new StageError('distill: a solver is configured but no SandboxFactory was given', { retriable: false });
+    const workdir = t.verification.workdir || t.environment.workdir;
+    const p = renderPrompt('solver', { repo: c.repo, language: c.language, workdir, problem_statement: t.statement.problem_statement }, deps.promptVersion);
+    const out: Trajectory[] = [];
+    const sum = { tokensIn: 0, tokensOut: 0, costUsd: 0 };
+    const meta = () => ({ repo: c.repo, language: c.language, method: 'agent', model: solver.model, ...sum });
+
+    for (let attempt = 1; attempt <= k; attempt++) {
+      const sandbox = await deps.sandboxes.create({
+        image: t.verification.task_image_ref,
+        network: false,
+        workdir,
+        labels: { 'swe-stream.stage': 'distill', 'swe-stream.key': c.pr_id, 'swe-stream.attempt': String(attempt) },
+        signal: env.signal,
+      });
+      try {
+        const run = await runAgent({
+          llm: solver,
+          system: p.system,
+          user: p.user,
+          sandbox,
+          workdir,
+          budgets: deps.budgets ?? DEFAULT_BUDGETS,
+          commandTimeoutMs: deps.commandTimeoutMs ?? 120_000,
+          bashPrefix: t.verification.pre_commands.join('\n') || undefined,
+          signal: env.signal,
+        });
+        sum.tokensIn += run.tokensIn;
+        sum.tokensOut += run.tokensOut;
+        sum.costUsd += run.costUsd;
+        if (run.exitStatus === 'error' && run.error?.retriable) {
+          return fail(new StageError(`solver attempt ${attempt}: ${run.error.message}`, { retriable: true, name: run.error.name }), true, meta());
+        }
+        const patch = await collectDiff(sandbox, workdir, env.signal);
+        const resolved = patch.trim() === '' ? false : await deps.grade(t, patch, env.signal);
+        out.push({
+          trajectory_id: trajectoryId(t.instance_id, run.model, attempt),
+          instance_id: t.instance_id,
+          pr_id: c.pr_id,
+          attempt,
+          model: run.model,
+          prompt_version: p.version,
+          messages_json: JSON.stringify(run.messages),
+          final_patch: patch,
+          exit_status: run.exitStatus,
+          resolved,
+          steps: run.steps,
+          tokens_in: run.tokensIn,
+          tokens_out: run.tokensOut,
+          cost_usd: run.costUsd,
+          duration_ms: run.durationMs,
+        });
+      } finally {
+        await sandbox.destroy();
+      }
+    }
+    log.info({ key: env.key, model: solver.model, attempts: k, passRate: solverPassRate(out), ...sum }, 'distilled');
+    return { kind: 'accepted', value: out[0]!, values: out, meta: meta() };
+  }
+  return { name: 'distill', handle };
+}
