@@ -52,20 +52,26 @@ export function isFail(s: TestStatus | undefined): boolean {
   return s === undefined || s === 'FAILED' || s === 'ERROR';
 }
 
+/** Outcome class of a status: pass (PASSED, XFAIL), fail (FAILED, ERROR, absent), skip (SKIPPED). */
+export function outcomeClass(s: TestStatus | undefined): 'pass' | 'fail' | 'skip' {
+  return isPass(s) ? 'pass' : s === 'SKIPPED' ? 'skip' : 'fail';
+}
+
 /** One test across the runs of one state. `statuses[i]` is undefined when run i did not name the test. */
 export interface CombinedTest {
   name: string;
   statuses: (TestStatus | undefined)[];
-  /** the status every run agreed on (undefined = absent from every run); meaningless when flaky */
+  /** the first run's status (undefined = absent); meaningless when flaky */
   status: TestStatus | undefined;
   flaky: boolean;
-  /** share of runs that disagree with the most common status: 0 for stable, e.g. 1/3 for P,P,F */
+  /** share of runs whose outcome class differs from the most common one: 0 for stable, e.g. 1/3 for P,P,F */
   flakeRate: number;
 }
 
 /**
- * Combine the runs of one state (e.g. the 3 after-fix runs) per test. A test whose status differs
- * between runs — including present in one run and absent from another — is flaky.
+ * Combine the runs of one state (e.g. the 3 after-fix runs) per test. A test is flaky when its outcome
+ * class ({@link outcomeClass}) differs between runs; FAILED in one run and ERROR (or absent) in another
+ * is a stable failure, not a flake, since grading never tells them apart.
  * @returns tests by name, in order of first appearance
  */
 export function combineRuns(runs: TestResult[][]): Map<string, CombinedTest> {
@@ -77,10 +83,10 @@ export function combineRuns(runs: TestResult[][]): Map<string, CombinedTest> {
   for (const name of names) {
     const statuses = maps.map((m) => m.get(name));
     const counts = new Map<string, number>();
-    for (const s of statuses) counts.set(s ?? 'ABSENT', (counts.get(s ?? 'ABSENT') ?? 0) + 1);
+    for (const s of statuses) counts.set(outcomeClass(s), (counts.get(outcomeClass(s)) ?? 0) + 1);
     const top = Math.max(...counts.values());
     const flaky = counts.size > 1;
-    out.set(name, { name, statuses, status: flaky ? undefined : statuses[0], flaky, flakeRate: statuses.length ? (statuses.length - top) / statuses.length : 0 });
+    out.set(name, { name, statuses, status: statuses[0], flaky, flakeRate: statuses.length ? (statuses.length - top) / statuses.length : 0 });
   }
   return out;
 }
@@ -108,9 +114,9 @@ const sample = (xs: string[], n = 5) => xs.slice(0, n).join(', ') + (xs.length >
  *
  * - any invalid run rejects: `patch-does-not-apply`, `timeout`, or `invalid-run` (nothing parsed / non-zero
  *   exit with no failure parsed), checked in that order over all runs;
- * - flaky tests (status differs across runs of one state) are excluded and listed with their flake rate;
- *   one that could be a FAIL_TO_PASS (failed or absent in some before run and passed in some after run)
- *   rejects with `flaky-f2p`;
+ * - flaky tests (outcome differs across runs of one state) are excluded and listed with their flake rate;
+ *   one that could be a FAIL_TO_PASS — never passed before the fix and passed in some after run —
+ *   rejects with `flaky-f2p` (a test that sometimes passes without the fix is no evidence of it);
  * - FAIL_TO_PASS: failed, errored or absent in every before run, passed (PASSED/XFAIL) in every after run;
  * - PASS_TO_PASS: passed in every run of both states;
  * - a stable test that passed before and fails or is absent after rejects with `pass-to-fail`;
@@ -150,7 +156,7 @@ export function gradeVerification(before: RunRecord[], after: RunRecord[]): Veri
     const as = a.get(name)?.statuses ?? absent(after.length);
     const isFlaky = (b.get(name)?.flaky ?? false) || (a.get(name)?.flaky ?? false);
     if (isFlaky) {
-      if (bs.some(isFail) && as.some(isPass)) flakyF2p.push(name);
+      if (!bs.some(isPass) && as.some(isPass)) flakyF2p.push(name);
       continue;
     }
     const bst = bs[0];

@@ -62,8 +62,20 @@ describe('gradeVerification', () => {
   it('rejects a flaky fail-to-pass test, flaky before or after', () => {
     const afterFlaky = [run({ f: 'PASSED', g: 'PASSED' }), run({ f: 'FAILED', g: 'PASSED' }), run({ f: 'PASSED', g: 'PASSED' })];
     expect(gradeVerification(times(2, run({ f: 'FAILED', g: 'FAILED' })), afterFlaky)).toMatchObject({ kind: 'rejected', reason: 'flaky-f2p', flaky: [{ name: 'f', state: 'after' }] });
-    const beforeFlaky = [run({ f: 'FAILED', g: 'FAILED' }), run({ f: 'PASSED', g: 'FAILED' })];
+    const beforeFlaky = [run({ f: 'FAILED', g: 'FAILED' }), run({ f: 'SKIPPED', g: 'FAILED' })];
     expect(gradeVerification(beforeFlaky, times(3, run({ f: 'PASSED', g: 'PASSED' })))).toMatchObject({ kind: 'rejected', reason: 'flaky-f2p', flaky: [{ name: 'f', state: 'before', flake_rate: 0.5 }] });
+  });
+
+  it('excludes, without rejecting, a test that sometimes passes before the fix', () => {
+    const beforeFlaky = [run({ f: 'FAILED', g: 'FAILED' }), run({ f: 'PASSED', g: 'FAILED' })];
+    expect(gradeVerification(beforeFlaky, times(3, run({ f: 'PASSED', g: 'PASSED' })))).toEqual({ kind: 'verified', FAIL_TO_PASS: ['g'], PASS_TO_PASS: [], flaky: [{ name: 'f', state: 'before', flake_rate: 0.5 }] });
+  });
+
+  it('does not call FAILED vs ERROR (or absent) across runs a flake', () => {
+    const before = [run({ f: 'FAILED' }), run({ f: 'ERROR' })];
+    const after = times(3, run({ f: 'PASSED' }));
+    expect(gradeVerification(before, after)).toEqual({ kind: 'verified', FAIL_TO_PASS: ['f'], PASS_TO_PASS: [], flaky: [] });
+    expect(gradeVerification([run({ f: 'FAILED' }), run({ x: 'FAILED' })], after)).toMatchObject({ kind: 'verified', FAIL_TO_PASS: ['f'] });
   });
 
   it('rejects invalid runs by kind, patch failures and timeouts first', () => {

@@ -1,0 +1,181 @@
+/**
+ * The execution harness shared by test-create (judging a generated test), verify (before/after reruns,
+ * the release check) and evaluate: bring a repository checkout in a sandbox to a known state, apply
+ * patches, run a test command with its explicit reporter, read the report back, parse it.
+ *
+ * Contract with the environment image (env-build): `workdir` is a git work tree whose object store
+ * holds the PR's parent commit; installed dependencies live in untracked/ignored paths (node_modules,
+ * .venv, …) or outside the work tree. {@link prepareCheckout} pins the tree to the parent commit and
+ * records what must survive a reset; {@link resetCheckout} restores exactly that state between runs, so
+ * reruns share one container without one run's files leaking into the next.
+ */
+import type { Sandbox } from '../sandbox/types.js';
+import { SandboxError } from '../sandbox/types.js';
+import { StageError } from '../../streams/types.js';
+import type { Runner, TestResult } from './types.js';
+import { shq } from './util.js';
+import type { RunRecord } from '../grading.js';
+
+/** Where every test command we generate writes its machine-readable report inside the sandbox. */
+export const REPORT_PATH = '/tmp/swe-stream/report';
+/** Scratch directory for patches and baselines inside the sandbox (outside the work tree). */
+export const SCRATCH = '/tmp/swe-stream';
+const KEEP_LIST = `${SCRATCH}/keep.lst`;
+const BASELINE = `${SCRATCH}/baseline.patch`;
+
+/** Small git/shell steps get this long, ms. */
+const STEP_TIMEOUT_MS = 120_000;
+
+/** One patch to apply, named for logs. */
+export interface NamedPatch {
+  name: string;
+  text: string;
+}
+
+/** A file to write into the work tree (an agent-written f2p_script). */
+export interface WorkFile {
+  /** path relative to the workdir */
+  path: string;
+  content: string;
+}
+
+/** Everything one test run needs. */
+export interface RunSpec {
+  workdir: string;
+  /** shell lines run before the test command in the same shell (venv activation, PATH) */
+  preCommands: string[];
+  /** the test command; writes its report to {@link REPORT_PATH} */
+  testCommand: string;
+  runner: Runner;
+  /** applied in order with {@link applyPatch}; an empty text is skipped */
+  patches: NamedPatch[];
+  files?: WorkFile[];
+  /** hard limit of the test command, ms */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** A run's evidence: the graded record plus the raw texts. */
+export interface RunEvidence extends RunRecord {
+  log: string;
+  report: string | null;
+  /** which patch did not apply, with git's message */
+  applyError?: string;
+  /** 'report' when the report parsed, 'log' when results came from the text log */
+  source: 'report' | 'log' | 'none';
+}
+
+async function sh(sb: Sandbox, script: string, opts: { cwd?: string; signal?: AbortSignal; timeoutMs?: number } = {}) {
+  return sb.exec(script, { timeoutMs: opts.timeoutMs ?? STEP_TIMEOUT_MS, cwd: opts.cwd, signal: opts.signal });
+}
+
+/**
+ * Pin the work tree to `commit` and record the state every later run starts from: the uncommitted
+ * changes the environment made to tracked files (as a binary diff) and the untracked/ignored paths that
+ * exist now (installs), which resets keep.
+ * @throws StageError (retriable=false) when the workdir is not a git work tree or lacks the commit
+ */
+export async function prepareCheckout(sb: Sandbox, workdir: string, commit: string, signal?: AbortSignal): Promise<void> {
+  const r = await sh(sb, [
+    'set -e',
+    `mkdir -p ${SCRATCH}`,
+    `git rev-parse --is-inside-work-tree >/dev/null`,
+    `git cat-file -e ${shq(commit)}^{commit}`,
+    // Environment images are reused across PRs of one repository: move to this PR's parent when needed.
+    `if [ "$(git rev-parse HEAD)" != "$(git rev-parse ${shq(commit)}^{commit})" ]; then git checkout -q -f --detach ${shq(commit)}; fi`,
+    `git diff --binary HEAD > ${BASELINE}`,
+    // Top-level untracked and ignored entries (directories collapsed): the installs that resets keep.
+    `git status --porcelain=v1 --ignored --untracked-files=normal -z | tr '\\0' '\\n' | sed -n 's/^[?!][?!] //p' > ${KEEP_LIST}`,
+  ].join('\n'), { cwd: workdir, signal });
+  if (r.exitCode !== 0) {
+    throw new StageError(`checkout of ${commit} in ${workdir} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).slice(-500)}`, { retriable: false, name: 'CheckoutError' });
+  }
+}
+
+/**
+ * Put the work tree back to the state {@link prepareCheckout} recorded: tracked files to HEAD plus the
+ * environment's own changes, every untracked or ignored path removed except the recorded ones, the
+ * report gone.
+ * @throws StageError (retriable=true) when git fails (the sandbox is then suspect)
+ */
+export async function resetCheckout(sb: Sandbox, workdir: string, signal?: AbortSignal): Promise<void> {
+  const r = await sh(sb, [
+    'set -e',
+    `git reset -q --hard HEAD`,
+    `args=(); while IFS= read -r p; do [ -n "$p" ] && args+=(-e "/$p"); done < ${KEEP_LIST}`,
+    `git clean -fdxq "\${args[@]}"`,
+    `if [ -s ${BASELINE} ]; then git apply --whitespace=nowarn ${BASELINE}; fi`,
+    `rm -rf ${REPORT_PATH}*`,
+  ].join('\n'), { cwd: workdir, signal });
+  if (r.exitCode !== 0) throw new StageError(`reset of ${workdir} failed: ${(r.stderr || r.stdout).slice(-500)}`, { retriable: true, name: 'ResetError' });
+}
+
+/**
+ * Apply a unified diff to the work tree the way SWE-bench's harness does: `git apply --verbose`, then
+ * `git apply --verbose --reject`-free fallback `patch --batch --fuzz=5 -p1` when GNU patch exists
+ * (swebench/harness/run_evaluation.py GIT_APPLY_CMDS). An empty patch applies trivially.
+ * @returns whether it applied, with the tools' output when not
+ */
+export async function applyPatch(sb: Sandbox, workdir: string, patch: NamedPatch, signal?: AbortSignal): Promise<{ applied: boolean; output: string }> {
+  if (!patch.text.trim()) return { applied: true, output: '' };
+  const file = `${SCRATCH}/${patch.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.diff`;
+  await sb.writeFile(file, patch.text.endsWith('\n') ? patch.text : patch.text + '\n');
+  const r = await sh(sb, [
+    `git apply --verbose --whitespace=nowarn ${file} 2>&1 && exit 0`,
+    `if command -v patch >/dev/null; then patch --batch --fuzz=5 -p1 -i ${file} 2>&1 && exit 0; fi`,
+    'exit 1',
+  ].join('\n'), { cwd: workdir, signal });
+  return { applied: r.exitCode === 0, output: (r.stdout + r.stderr).slice(-2000) };
+}
+
+/** Write files into the work tree (parents created). */
+export async function writeWorkFiles(sb: Sandbox, workdir: string, files: WorkFile[]): Promise<void> {
+  for (const f of files) {
+    const abs = f.path.startsWith('/') ? f.path : `${workdir.replace(/\/$/, '')}/${f.path}`;
+    const dir = abs.slice(0, abs.lastIndexOf('/'));
+    await sh(sb, `mkdir -p ${shq(dir)}`);
+    await sb.writeFile(abs, f.content);
+  }
+}
+
+/** Read the report, or null when the run wrote none. Engine failures propagate. */
+async function readReport(sb: Sandbox): Promise<string | null> {
+  try {
+    return (await sb.readFile(REPORT_PATH)).toString('utf8');
+  } catch (e) {
+    if (e instanceof SandboxError && !e.retriable) return null;
+    throw e;
+  }
+}
+
+/**
+ * Apply the spec's patches and files to the (already reset) work tree, run the test command, and parse
+ * what it left. Never throws for test failures, patch failures or timeouts — those are in the evidence;
+ * throws only for sandbox engine failures (SandboxError, retriable as the engine says).
+ */
+export async function runOnce(sb: Sandbox, spec: RunSpec): Promise<RunEvidence> {
+  for (const p of spec.patches) {
+    const a = await applyPatch(sb, spec.workdir, p, spec.signal);
+    if (!a.applied) {
+      return { results: [], exitCode: 1, timedOut: false, patchApplied: false, durationMs: 0, log: a.output, report: null, applyError: `${p.name}: ${a.output}`, source: 'none' };
+    }
+  }
+  if (spec.files?.length) await writeWorkFiles(sb, spec.workdir, spec.files);
+  const script = [`mkdir -p ${SCRATCH} && rm -rf ${REPORT_PATH}*`, ...spec.preCommands, spec.testCommand].join('\n');
+  const r = await sb.exec(script, { timeoutMs: spec.timeoutMs, cwd: spec.workdir, signal: spec.signal, maxOutputBytes: 4 << 20 });
+  const report = await readReport(sb);
+  const log = r.stdout + (r.stderr ? '\n' + r.stderr : '');
+  const ctx = { workdir: spec.workdir };
+  const fromReport: TestResult[] = report !== null ? spec.runner.parse(report, '', ctx) : [];
+  const results = fromReport.length ? spec.runner.parse(report, log, ctx) : spec.runner.parse(null, log, ctx);
+  return {
+    results,
+    exitCode: r.exitCode,
+    timedOut: r.timedOut,
+    patchApplied: true,
+    durationMs: r.durationMs,
+    log,
+    report,
+    source: fromReport.length ? 'report' : results.length ? 'log' : 'none',
+  };
+}
