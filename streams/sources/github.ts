@@ -78,7 +78,8 @@ export class GitHubSource implements Source {
       auth: opts.token,
       baseUrl: opts.baseUrl ?? 'https://api.github.com',
       userAgent: 'swe-stream',
-      log: { debug: () => {}, info: () => {}, warn: (msg: string) => log.warn(msg), error: (msg: string) => log.error(msg) },
+      // Octokit's request log reports every non-2xx (304s, rate limits) as an error; this source decides what is one.
+      log: { debug: () => {}, info: () => {}, warn: (msg: string) => log.debug(msg), error: (msg: string) => log.debug(msg) },
     });
   }
 
@@ -141,8 +142,17 @@ export class GitHubSource implements Source {
     return status === 429 ? 60_000 : null;
   }
 
+  /** Repository metadata (licence, clone URL); {} when the endpoint has nothing (the pulls carry base.repo too). */
   private async repoInfo(signal: AbortSignal): Promise<Json> {
-    return this.get<Json>('GET /repos/{owner}/{repo}', { owner: this.owner, repo: this.name }, signal);
+    try {
+      return await this.get<Json>('GET /repos/{owner}/{repo}', { owner: this.owner, repo: this.name }, signal);
+    } catch (err) {
+      if (err instanceof StageError && !err.retriable) {
+        log.warn({ repo: this.repo, err: err.message }, 'repository metadata unavailable; using the pull requests\' base.repo');
+        return {};
+      }
+      throw err;
+    }
   }
 
   private async linkedIssues(body: string | null, signal: AbortSignal): Promise<LinkedIssue[]> {
