@@ -405,6 +405,7 @@ export class KafkaTransport implements Transport {
     const out: ConsumedRecord[] = [];
     let timer: NodeJS.Timeout | undefined;
     try {
+      const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
       await consumer.connect();
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const done = new Promise<void>((resolve, reject) => {
@@ -422,7 +423,7 @@ export class KafkaTransport implements Transport {
           },
         }).catch(reject);
       });
-      await new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+      await Promise.race([joined, done]);
       consumer.pause(offsets.filter((p) => p.partition !== partition).map((p) => ({ topic, partitions: [p.partition] })));
       consumer.seek({ topic, partition, offset: String(start) });
       await done;
