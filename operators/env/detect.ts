@@ -1,0 +1,425 @@
+/**
+ * Detect a repository's language, package manager, test runner and runtime version from its files at one
+ * commit — pure logic over a {@link RepoSnapshot} (the file list plus the contents of the manifests
+ * {@link manifestPaths} asks for), so it is unit-tested without git or Docker.
+ *
+ * Rules (what SWE-bench's per-repository specs and the Scale-SWE Environment Builder found to matter):
+ *  - Python: pyproject.toml / setup.py / setup.cfg / requirements*.txt / tox.ini / pytest.ini; always run
+ *    through pytest (it also collects unittest suites), test extras / dependency groups / test requirement
+ *    files installed; `requires-python` above the base image's 3.11 is unsupported.
+ *  - JavaScript/TypeScript: package.json; package manager from `packageManager`, then lockfiles
+ *    (pnpm-lock.yaml, yarn.lock, package-lock.json / npm-shrinkwrap.json); runner from `scripts.test`
+ *    (following `npm run x`), then config files, then devDependencies; Node major from .nvmrc /
+ *    .node-version / engines.node (Debian bookworm ships 18; node:test's junit reporter needs ≥ 20).
+ */
+
+/** The files of a repository at one commit: every path, and the text of the manifests. */
+export interface RepoSnapshot {
+  /** every file path (POSIX, relative to the repository root) */
+  files: string[];
+  /** contents of the files {@link manifestPaths} selected (missing key = not read / absent) */
+  contents: Record<string, string>;
+}
+
+export type Language = 'python' | 'javascript' | 'typescript';
+export type Runner = 'pytest' | 'jest' | 'vitest' | 'mocha' | 'node-test';
+export type PackageManager = 'pip' | 'npm' | 'yarn' | 'yarn-berry' | 'pnpm';
+
+/** What was found. `runnerArgs` are the arguments the repository itself passes to its runner (reporters and coverage removed). */
+export interface Detection {
+  language: Language;
+  packageManager: PackageManager;
+  runner: Runner;
+  runnerArgs: string[];
+  /** VAR=value pairs the repository's test script sets (e.g. cross-env TZ=UTC) */
+  runnerEnv: Record<string, string>;
+  /** build steps the test script runs first (from `pretest`, e.g. `npm run build`), lint/format steps dropped */
+  preTest: string[];
+  /** Node major to install from the npm registry, or null for the base image's Node 18 */
+  nodeMajor: number | null;
+  /** Python (pip) only: requirement files to install, in order */
+  requirementFiles: string[];
+  /** Python only: extras of the project to install with it (test, tests, testing, dev) */
+  extras: string[];
+  /** Python only: PEP 735 dependency groups to install (test, tests, testing, dev) */
+  groups: string[];
+  /** Python only: tox.ini [testenv] deps that are plain requirements */
+  toxDeps: string[];
+  /** Python only: whether `pip install -e .` applies (pyproject with a build system or [project], setup.py, setup.cfg [metadata]) */
+  installable: boolean;
+  /** files whose contents decide the environment (hashed into the recipe hash) */
+  manifests: string[];
+}
+
+/** Why detection gave up; codes are env-build rejection reasons. */
+export interface DetectFailure {
+  reason: 'no-test-suite' | 'unsupported-language';
+  detail: string;
+}
+
+/** The Python version of the base image (Debian bookworm). */
+export const BASE_PYTHON = { major: 3, minor: 11 };
+/** The Node major of the base image (Debian bookworm's nodejs). */
+export const BASE_NODE_MAJOR = 18;
+
+const PY_MANIFEST_RE = /^(pyproject\.toml|setup\.py|setup\.cfg|tox\.ini|pytest\.ini|Pipfile|(requirements|reqs)[^/]*\.(txt|in)|[^/]*requirements[^/]*\.txt|requirements\/[^/]+\.(txt|in))$/;
+const JS_MANIFEST_RE = /^(package\.json|package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|\.nvmrc|\.node-version|\.yarnrc\.yml|\.mocharc\.[a-z]+|jest\.config\.[a-z]+|vitest\.config\.[a-z]+|tsconfig\.json)$/;
+
+/** Which of `files` detection needs to read (root manifests only; sub-packages of monorepos are not handled). */
+export function manifestPaths(files: string[]): string[] {
+  return files.filter((f) => PY_MANIFEST_RE.test(f) || JS_MANIFEST_RE.test(f));
+}
+
+/** Test files by the runners' default discovery conventions (pytest `test_*.py`/`*_test.py`; jest/vitest/mocha `*.test.*`, `*.spec.*`, `test/`, `__tests__/`). */
+const PY_TEST_RE = /(^|\/)(test_[^/]*\.py|[^/]*_test\.py|tests?\/.*\.py)$/;
+const JS_TEST_RE = /(^|\/)([^/]*\.(test|spec)\.[cm]?[jt]sx?|(test|tests|__tests__|spec)\/.*\.[cm]?[jt]sx?)$/;
+
+/**
+ * Detect language, package manager, runner and versions. `hint` is the candidate's language from the
+ * filter stage; it breaks ties when a repository has both Python and JavaScript manifests.
+ * Returns a {@link DetectFailure} instead of throwing.
+ */
+export function detect(snap: RepoSnapshot, hint?: string | null): Detection | DetectFailure {
+  const has = (p: string) => snap.files.includes(p);
+  const py = has('pyproject.toml') || has('setup.py') || has('setup.cfg') || has('tox.ini') || has('pytest.ini') || snap.files.some((f) => /^requirements[^/]*\.txt$/.test(f));
+  const js = has('package.json');
+  if (js && (!py || hint === 'javascript' || hint === 'typescript')) return detectJs(snap, hint);
+  if (py) return detectPython(snap);
+  const langs = new Set(snap.files.map((f) => f.split('.').pop()));
+  if (langs.has('py')) return { reason: 'no-test-suite', detail: 'Python sources but no manifest (pyproject.toml, setup.py, setup.cfg, requirements*.txt, tox.ini)' };
+  return { reason: 'unsupported-language', detail: `no Python or JavaScript manifest among ${snap.files.length} files` };
+}
+
+// ---------------------------------------------------------------- Python
+
+/** Lines of one TOML table (`[name]`) — enough TOML for the keys read here, without a TOML parser. */
+export function tomlTable(text: string, name: string): string | null {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.trim() === `[${name}]`);
+  if (start < 0) return null;
+  const out: string[] = [];
+  for (let i = start + 1; i < lines.length; i++) {
+    if (/^\s*\[[^\]]/.test(lines[i]) && !/^\s*\[\s*["']/.test(lines[i])) break;
+    out.push(lines[i]);
+  }
+  return out.join('\n');
+}
+
+/** Keys of a TOML table whose values are arrays (`name = [ … ]`, possibly multi-line). */
+function tomlArrayKeys(table: string): string[] {
+  return [...table.matchAll(/^\s*("?)([A-Za-z0-9_.-]+)\1\s*=\s*\[/gm)].map((m) => m[2]);
+}
+
+/** Lower bound of a `requires-python` specifier, e.g. ">=3.10" → [3, 10]; null when absent. */
+export function requiresPythonMin(spec: string): [number, number] | null {
+  const m = /(>=|~=|==|>)\s*(\d+)\.(\d+)/.exec(spec);
+  if (!m) return null;
+  const v: [number, number] = [Number(m[2]), Number(m[3])];
+  if (m[1] === '>') v[1] += 1;
+  return v;
+}
+
+const TEST_NAMES = ['test', 'tests', 'testing'];
+
+function pickNames(available: string[]): string[] {
+  const tests = available.filter((n) => TEST_NAMES.includes(n.toLowerCase()));
+  if (tests.length) return tests;
+  return available.filter((n) => n.toLowerCase() === 'dev');
+}
+
+function detectPython(snap: RepoSnapshot): Detection | DetectFailure {
+  const c = snap.contents;
+  if (!snap.files.some((f) => PY_TEST_RE.test(f) && !f.startsWith('docs/'))) return { reason: 'no-test-suite', detail: 'no test_*.py / *_test.py / tests/*.py files' };
+  const pyproject = c['pyproject.toml'] ?? '';
+  const project = tomlTable(pyproject, 'project') ?? '';
+  const rp = /requires-python\s*=\s*["']([^"']+)["']/.exec(project)?.[1] ?? /python_requires\s*=\s*(\S+)/.exec(c['setup.cfg'] ?? '')?.[1] ?? /python_requires\s*=\s*["']([^"']+)["']/.exec(c['setup.py'] ?? '')?.[1];
+  if (rp) {
+    const min = requiresPythonMin(rp);
+    if (min && (min[0] > BASE_PYTHON.major || (min[0] === BASE_PYTHON.major && min[1] > BASE_PYTHON.minor))) {
+      return { reason: 'unsupported-language', detail: `requires-python ${rp}; the offline base image has Python ${BASE_PYTHON.major}.${BASE_PYTHON.minor}` };
+    }
+  }
+  const extrasAvail = [
+    ...tomlArrayKeys(tomlTable(pyproject, 'project.optional-dependencies') ?? ''),
+    ...[...(/^\[options\.extras_require\]\n([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(c['setup.cfg'] ?? '')?.[1] ?? '').matchAll(/^([A-Za-z0-9_.-]+)\s*=/gm)].map((m) => m[1]),
+    ...[...(/extras_require\s*=\s*(?:dict\(|\{)([\s\S]*?)(?:\)|\})\s*[,)]/.exec(c['setup.py'] ?? '')?.[1] ?? '').matchAll(/["']?([A-Za-z0-9_.-]+)["']?\s*[:=]\s*[[("']/g)].map((m) => m[1]),
+  ];
+  const groupsAvail = tomlArrayKeys(tomlTable(pyproject, 'dependency-groups') ?? '');
+  const reqFiles = snap.files.filter((f) => /^(requirements[^/]*\.txt|[^/]*requirements[^/]*\.txt|requirements\/[^/]+\.txt)$/.test(f));
+  const testReq = reqFiles.filter((f) => /test/i.test(f));
+  const devReq = reqFiles.filter((f) => /dev/i.test(f) && !/test/i.test(f));
+  const chosen = [
+    ...reqFiles.filter((f) => f === 'requirements.txt'),
+    ...(testReq.length ? testReq : devReq.slice(0, 1)),
+  ];
+  const installable = /^\s*\[(build-system|project)\]/m.test(pyproject) || snap.files.includes('setup.py') || /^\[metadata\]/m.test(c['setup.cfg'] ?? '');
+  const toxDeps = toxTestDeps(c['tox.ini'] ?? '');
+  return {
+    language: 'python',
+    packageManager: 'pip',
+    runner: 'pytest',
+    runnerArgs: [],
+    runnerEnv: {},
+    preTest: [],
+    nodeMajor: null,
+    requirementFiles: [...new Set(chosen)],
+    extras: [...new Set(pickNames(extrasAvail))],
+    groups: [...new Set(pickNames(groupsAvail))],
+    toxDeps,
+    installable,
+    manifests: manifestPaths(snap.files).filter((f) => PY_MANIFEST_RE.test(f)).sort(),
+  };
+}
+
+/** `deps =` of tox.ini's [testenv]: plain requirement lines only (no -r files, no {substitutions}, no conditional factors). */
+export function toxTestDeps(tox: string): string[] {
+  const sec = /^\[testenv\]\s*\n([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(tox)?.[1];
+  if (!sec) return [];
+  const m = /^deps\s*=([^\n]*(?:\n[ \t]+[^\n]*)*)/m.exec(sec);
+  if (!m) return [];
+  return m[1]
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#') && !l.startsWith('-') && !l.includes('{') && !l.includes(':'));
+}
+
+// ---------------------------------------------------------------- JavaScript / TypeScript
+
+interface PackageJson {
+  scripts?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  dependencies?: Record<string, string>;
+  engines?: { node?: string };
+  packageManager?: string;
+  jest?: unknown;
+  mocha?: unknown;
+}
+
+const RUNNER_BINS: Record<string, Runner> = { jest: 'jest', vitest: 'vitest', mocha: 'mocha', _mocha: 'mocha' };
+
+/** Node major asked for by an .nvmrc / .node-version text ("v20.1.0", "22", "lts/*", "lts/hydrogen"). */
+export function nvmrcMajor(text: string): number | null {
+  const t = text.trim().toLowerCase();
+  const codenames: Record<string, number> = { hydrogen: 18, iron: 20, jod: 22, krypton: 24 };
+  if (t === 'node' || t === 'lts/*' || t === 'stable' || t === 'latest') return 22;
+  const cn = /^lts\/([a-z]+)/.exec(t);
+  if (cn) return codenames[cn[1]] ?? 22;
+  const m = /^v?(\d+)/.exec(t);
+  return m ? Number(m[1]) : null;
+}
+
+/** Lowest Node major an engines.node range admits (">=22.12.0" → 22, "^14 || >=16" → 14, ">= 0.10" → 0). */
+export function enginesMinMajor(range: string): number | null {
+  const nums = range
+    .split('||')
+    .map((alt) => /(\d+)(?:\.\d+)*/.exec(alt.replace(/<=?\s*\d+(\.\d+)*/g, ''))?.[1])
+    .filter((x): x is string => x !== undefined)
+    .map(Number);
+  return nums.length ? Math.min(...nums) : null;
+}
+
+/** Split a shell command line into `&&` / `;` / `||` segments and words (quotes kept intact, no expansion). */
+export function shellSegments(cmd: string): string[][] {
+  const segs: string[][] = [];
+  let words: string[] = [];
+  let cur = '';
+  let q: string | null = null;
+  let inWord = false;
+  const endWord = () => {
+    if (inWord) words.push(cur);
+    cur = '';
+    inWord = false;
+  };
+  for (let i = 0; i < cmd.length; i++) {
+    const ch = cmd[i];
+    if (q) {
+      if (ch === '\\' && q === '"' && i + 1 < cmd.length) {
+        cur += cmd[++i];
+      } else if (ch === q) q = null;
+      else cur += ch;
+      continue;
+    }
+    if (ch === '"' || ch === "'") {
+      q = ch;
+      inWord = true;
+    } else if (ch === '\\' && i + 1 < cmd.length) {
+      cur += cmd[++i];
+      inWord = true;
+    } else if (/\s/.test(ch)) endWord();
+    else if ((ch === '&' && cmd[i + 1] === '&') || (ch === '|' && cmd[i + 1] === '|')) {
+      endWord();
+      segs.push(words);
+      words = [];
+      i++;
+    } else if (ch === ';') {
+      endWord();
+      segs.push(words);
+      words = [];
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  endWord();
+  segs.push(words);
+  return segs.filter((s) => s.length > 0);
+}
+
+interface RunnerCall {
+  runner: Runner;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** Flags of coverage wrappers (nyc, c8) that take a separate value. */
+const WRAPPER_VALUE_FLAGS = new Set(['--reporter', '-r', '--include', '-n', '--exclude', '-x', '--extension', '-e', '--report-dir', '--temp-dir', '--require', '-i', '--instrument', '--check-coverage', '--branches', '--lines', '--functions', '--statements', '--src', '--reports-dir', '-o']);
+
+/** Parse one segment into a runner call, unwrapping env assignments, cross-env, npx, nyc/c8 and node_modules/.bin paths. */
+function runnerCall(words: string[]): RunnerCall | null {
+  const env: Record<string, string> = {};
+  let i = 0;
+  const bin = (w: string) => w.replace(/^(\.\/)?node_modules\/\.bin\//, '');
+  for (;;) {
+    const w = words[i];
+    if (w === undefined) return null;
+    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w)) {
+      const k = w.slice(0, w.indexOf('='));
+      env[k] = w.slice(w.indexOf('=') + 1);
+      i++;
+    } else if (['cross-env', 'env', 'npx', 'dotenv', 'cross-env-shell'].includes(bin(w)) || w === '--') i++;
+    else if (bin(w) === 'nyc' || bin(w) === 'c8') {
+      i++;
+      while (i < words.length && !(bin(words[i]) in RUNNER_BINS) && words[i] !== 'node') {
+        if (WRAPPER_VALUE_FLAGS.has(words[i])) i++;
+        i++;
+      }
+    } else break;
+  }
+  const head = bin(words[i]);
+  const rest = words.slice(i + 1);
+  if (head in RUNNER_BINS) return { runner: RUNNER_BINS[head], args: rest, env };
+  if (head === 'node' && rest.includes('--test')) return { runner: 'node-test', args: rest.filter((a) => a !== '--test'), env };
+  if (head === 'react-scripts' && rest[0] === 'test') return { runner: 'jest', args: rest.slice(1), env };
+  return null;
+}
+
+/** `npm run x` / `npm test` / `yarn x` / `pnpm x` / `pnpm run x` → script name x (npm-run-all style fan-out is not followed). */
+function scriptRef(words: string[]): string | null {
+  const [a, b, c] = words;
+  if (a === 'npm' && (b === 'run' || b === 'run-script') && c) return c;
+  if (a === 'npm' && b === 'test') return 'test';
+  if ((a === 'yarn' || a === 'pnpm') && b === 'run' && c) return c;
+  if ((a === 'yarn' || a === 'pnpm') && b && !b.startsWith('-') && !['install', 'add', 'exec', 'dlx'].includes(b)) return b;
+  return null;
+}
+
+function findRunnerCalls(scripts: Record<string, string>, name: string, depth: number, out: RunnerCall[]): void {
+  const cmd = scripts[name];
+  if (cmd === undefined || depth > 4) return;
+  for (const seg of shellSegments(cmd)) {
+    const call = runnerCall(seg);
+    if (call) {
+      out.push(call);
+      continue;
+    }
+    const ref = scriptRef(seg);
+    if (ref && ref !== name) findRunnerCalls(scripts, ref, depth + 1, out);
+  }
+}
+
+/** Remove the repository's reporter / coverage / watch flags: the harness sets its own reporter (ARCHITECTURE.md §6). */
+export function cleanRunnerArgs(runner: Runner, args: string[]): string[] {
+  const out: string[] = [];
+  const valueFlags = new Set(['--reporter', '-R', '--reporter-option', '--reporter-options', '-O', '--outputFile', '--coverageReporters', '--test-reporter', '--test-reporter-destination', '--coverageThreshold', '--coverageDirectory']);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const flag = a.split('=')[0];
+    if (valueFlags.has(flag)) {
+      if (!a.includes('=')) i++;
+      continue;
+    }
+    if (/^--(coverage|collectCoverage|watch|watchAll|ui|json|silent|reporters?)\b/.test(flag) || flag === '--experimental-test-coverage') continue;
+    if (runner === 'vitest' && (a === 'run' || a === 'watch' || a === 'dev') && out.length === 0) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/** Build steps of `pretest`: `npm run build`-like and compiler segments kept; lint, format and type-check-only segments dropped. */
+function preTestSteps(scripts: Record<string, string>): string[] {
+  const pre = scripts.pretest;
+  if (!pre) return [];
+  return shellSegments(pre)
+    .filter((w) => {
+      const line = w.join(' ');
+      if (/\b(lint|eslint|prettier|format|tslint|standard|xo|check)\b/.test(line)) return false;
+      if (/\btsc\b/.test(line) && /--noEmit/.test(line)) return false;
+      return /\b(build|compile|tsc|babel|rollup|webpack|esbuild|prepare)\b/.test(line);
+    })
+    .map((w) => w.map((x) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`)).join(' '));
+}
+
+function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectFailure {
+  const has = (p: string) => snap.files.includes(p);
+  let pkg: PackageJson;
+  try {
+    pkg = JSON.parse(snap.contents['package.json'] ?? '{}') as PackageJson;
+  } catch (e) {
+    return { reason: 'no-test-suite', detail: `package.json is not JSON: ${(e as Error).message}` };
+  }
+  const scripts = pkg.scripts ?? {};
+  const deps = { ...(pkg.dependencies ?? {}), ...(pkg.devDependencies ?? {}) };
+  const language: Language = hint === 'typescript' || has('tsconfig.json') || 'typescript' in deps ? 'typescript' : 'javascript';
+
+  const pmField = /^(npm|yarn|pnpm)@(\d+)/.exec(pkg.packageManager ?? '');
+  let packageManager: PackageManager;
+  if (pmField) packageManager = pmField[1] === 'yarn' ? (Number(pmField[2]) >= 2 ? 'yarn-berry' : 'yarn') : (pmField[1] as PackageManager);
+  else if (has('pnpm-lock.yaml')) packageManager = 'pnpm';
+  else if (has('yarn.lock')) packageManager = has('.yarnrc.yml') ? 'yarn-berry' : 'yarn';
+  else packageManager = 'npm';
+
+  const calls: RunnerCall[] = [];
+  if (!/no test specified/.test(scripts.test ?? '')) {
+    for (const name of ['test', 'test:unit', 'unit', 'test:node', 'tests']) {
+      findRunnerCalls(scripts, name, 0, calls);
+      if (calls.length) break;
+    }
+  }
+  // Prefer the whole suite: the call without positional test paths (dayjs runs a few single-file jest calls first).
+  const positional = (c: RunnerCall) => cleanRunnerArgs(c.runner, c.args).some((a) => !a.startsWith('-') && /[/.]/.test(a));
+  let call: RunnerCall | null = calls.find((c) => !positional(c)) ?? calls[0] ?? null;
+  if (!call) {
+    const byConfig: Array<[RegExp, Runner]> = [[/^vitest\.config\./, 'vitest'], [/^jest\.config\./, 'jest'], [/^\.mocharc\./, 'mocha']];
+    for (const [re, r] of byConfig) if (snap.files.some((f) => re.test(f))) call = { runner: r, args: [], env: {} };
+    if (!call && pkg.jest) call = { runner: 'jest', args: [], env: {} };
+    if (!call) for (const r of ['vitest', 'jest', 'mocha'] as const) if (r in deps) {
+      call = { runner: r, args: [], env: {} };
+      break;
+    }
+  }
+  if (!call) return { reason: 'no-test-suite', detail: `no jest/vitest/mocha/node --test in scripts.test (${JSON.stringify(scripts.test ?? null)}), config files or devDependencies` };
+  if (!snap.files.some((f) => JS_TEST_RE.test(f) && !f.startsWith('node_modules/'))) return { reason: 'no-test-suite', detail: 'no *.test.*, *.spec.* or test/ files' };
+
+  let nodeMajor: number | null = null;
+  const rc = snap.contents['.nvmrc'] ?? snap.contents['.node-version'];
+  const asked = rc !== undefined ? nvmrcMajor(rc) : pkg.engines?.node ? enginesMinMajor(pkg.engines.node) : null;
+  if (asked !== null && asked > BASE_NODE_MAJOR) nodeMajor = asked % 2 === 1 ? asked + 1 : asked;
+  // node:test's junit reporter exists from Node 20.10 / 21.3; Debian's 18 only has tap/spec/dot.
+  if (call.runner === 'node-test' && (nodeMajor ?? BASE_NODE_MAJOR) < 20) nodeMajor = 22;
+
+  return {
+    language,
+    packageManager,
+    runner: call.runner,
+    runnerArgs: cleanRunnerArgs(call.runner, call.args),
+    runnerEnv: call.env,
+    preTest: preTestSteps(scripts),
+    nodeMajor,
+    requirementFiles: [],
+    extras: [],
+    groups: [],
+    toxDeps: [],
+    installable: false,
+    manifests: manifestPaths(snap.files).filter((f) => JS_MANIFEST_RE.test(f) && !/^(jest|vitest)\.config\.|^\.mocharc\.|^tsconfig\.json$/.test(f)).sort(),
+  };
+}

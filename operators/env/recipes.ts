@@ -1,0 +1,203 @@
+/**
+ * Rule-based environment recipes: from a {@link Detection} to the install commands, the whole-suite test
+ * command with the reporter set explicitly (ARCHITECTURE.md §6: pytest `--junitxml` + `-rA`; jest
+ * `--json --outputFile`; vitest `--reporter=junit --outputFile`; mocha `--reporter json`; node:test
+ * `--test-reporter=junit --test-reporter-destination`), and the recipe hash that keys environment images.
+ *
+ * The recipe hash covers the recipe itself, the base image and the *dependency-relevant* part of every
+ * manifest (version bumps of the package itself are ignored), so consecutive PRs that do not touch
+ * dependencies share one environment image.
+ */
+import { createHash } from 'node:crypto';
+import type { Detection, PackageManager, Runner } from './detect.js';
+import { tomlTable } from './detect.js';
+
+/** Where the repository lives in every sandbox, as in SWE-bench. */
+export const WORKDIR = '/testbed';
+/** Directory for harness reports inside a sandbox (outside the repository, so reports never show up in `git status`). */
+export const REPORT_DIR = '/tmp/swe-stream';
+
+/** Report format names as in schemas/parts/Environment.avsc (`report_format`). */
+export type ReportFormat = 'junit' | 'jest-json' | 'vitest-json' | 'mocha-json';
+
+/** A replayable environment recipe. All commands run with `bash -lc` in {@link WORKDIR}. */
+export interface Recipe {
+  language: Detection['language'];
+  baseImage: string;
+  packageManager: PackageManager;
+  runner: Runner;
+  reportFormat: ReportFormat;
+  /** absolute path of the machine-readable report inside the sandbox */
+  reportPath: string;
+  workdir: string;
+  /** run in order with the network on; the first non-zero exit fails the install */
+  installCommands: string[];
+  /** run before the test command in a fresh container of the environment image (none needed by rule recipes) */
+  preCommands: string[];
+  /** whole suite, network off; writes {@link reportPath} and prints a text log (the parse fallback) */
+  testCommand: string;
+  nodeVersion: string | null;
+  pythonVersion: string | null;
+  /** files whose normalised contents went into {@link hash} */
+  manifests: string[];
+  /** sha256 hex of recipe + base image + normalised manifests */
+  hash: string;
+}
+
+const q = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+
+function pythonInstall(d: Detection): string[] {
+  const cmds = ['python3 -m venv /opt/venv', 'python -m pip install -q -U pip setuptools wheel'];
+  for (const f of d.requirementFiles) cmds.push(`python -m pip install -r ${q(f)}`);
+  if (d.installable) cmds.push(`python -m pip install -e ${q(d.extras.length ? `.[${d.extras.join(',')}]` : '.')}`);
+  // PEP 735 groups need pip ≥ 25.1 (`--group`), which the upgrade above provides.
+  for (const g of d.groups) cmds.push(`python -m pip install --group ${q(g)}`);
+  if (d.toxDeps.length) cmds.push(`python -m pip install ${d.toxDeps.map(q).join(' ')}`);
+  // The harness always drives Python suites through pytest (it collects unittest cases too).
+  cmds.push('python -m pip install pytest');
+  return cmds;
+}
+
+function jsInstall(d: Detection, files: string[]): string[] {
+  const cmds: string[] = [];
+  // The npm registry's `node` package ships the official binaries; -g puts them first on PATH (/usr/local/bin).
+  if (d.nodeMajor !== null) cmds.push(`npm install -g node@${d.nodeMajor} && hash -r && node --version`);
+  const lock = files.includes('package-lock.json') || files.includes('npm-shrinkwrap.json');
+  switch (d.packageManager) {
+    case 'pnpm':
+      cmds.push('npm install -g pnpm@9', 'pnpm install --frozen-lockfile || pnpm install');
+      break;
+    case 'yarn':
+      cmds.push('npm install -g yarn@1', 'yarn install --frozen-lockfile --non-interactive || yarn install --non-interactive');
+      break;
+    case 'yarn-berry':
+      // corepack would fetch Yarn from repo.yarnpkg.com; COREPACK_NPM_REGISTRY keeps it on the npm registry.
+      cmds.push('npm install -g corepack@latest && corepack enable', 'export COREPACK_ENABLE_DOWNLOAD_PROMPT=0 COREPACK_NPM_REGISTRY=https://registry.npmjs.org && (yarn install --immutable || yarn install)');
+      break;
+    default:
+      cmds.push(lock ? 'npm ci --no-audit --no-fund || npm install --no-audit --no-fund' : 'npm install --no-audit --no-fund');
+  }
+  return cmds;
+}
+
+function jsTestCommand(d: Detection, reportPath: string): string {
+  const args = d.runnerArgs.map(q).join(' ');
+  const env = Object.entries(d.runnerEnv).map(([k, v]) => `${k}=${q(v)}`).join(' ');
+  let run: string;
+  switch (d.runner) {
+    case 'jest':
+      run = `jest ${args} --ci --coverage=false --json --outputFile=${reportPath}`;
+      break;
+    case 'vitest':
+      run = `vitest run ${args} --reporter=junit --outputFile=${reportPath}`;
+      break;
+    case 'mocha':
+      // mocha's json reporter only writes to stdout before mocha 9; redirecting works for every version,
+      // and stderr stays the text log.
+      run = `mocha ${args} --reporter json > ${reportPath}`;
+      break;
+    default:
+      run = `node --test ${args} --test-reporter=spec --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination=${reportPath}`;
+  }
+  run = run.replace(/\s+/g, ' ');
+  if (d.packageManager === 'yarn-berry' && d.runner !== 'node-test') run = `yarn ${run}`;
+  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, 'export PATH="$PWD/node_modules/.bin:$PATH"', ...d.preTest, (env ? `${env} ` : '') + run];
+  return steps.join(' && ');
+}
+
+function pythonTestCommand(reportPath: string): string {
+  // --continue-on-collection-errors: one module that fails to import must not hide every other test.
+  return [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, `python -m pytest -rA --junitxml=${reportPath} -p no:cacheprovider --continue-on-collection-errors`].join(' && ');
+}
+
+/** The dependency-relevant part of a manifest, so the package's own version bump does not change the hash. */
+export function normaliseManifest(path: string, text: string): string {
+  try {
+    if (path === 'package.json') {
+      const p = JSON.parse(text) as Record<string, unknown>;
+      const scripts = (p.scripts ?? {}) as Record<string, string>;
+      const keep: Record<string, unknown> = {};
+      for (const k of ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies', 'engines', 'packageManager', 'workspaces', 'overrides', 'resolutions', 'pnpm']) if (k in p) keep[k] = p[k];
+      keep.installScripts = Object.fromEntries(Object.entries(scripts).filter(([k]) => ['preinstall', 'install', 'postinstall', 'prepare'].includes(k)));
+      return JSON.stringify(keep);
+    }
+    if (path === 'package-lock.json' || path === 'npm-shrinkwrap.json') {
+      const p = JSON.parse(text) as { version?: string; packages?: Record<string, { version?: string }> };
+      delete p.version;
+      if (p.packages?.['']) delete p.packages[''].version;
+      return JSON.stringify(p);
+    }
+  } catch {
+    return text; // not JSON: hash as is, install will tell
+  }
+  if (path === 'pyproject.toml') {
+    const tables = ['build-system', 'project', 'project.optional-dependencies', 'dependency-groups', 'tool.poetry.dependencies', 'tool.poetry.dev-dependencies'];
+    return tables.map((t) => `[${t}]\n${(tomlTable(text, t) ?? '').replace(/^\s*version\s*=.*$/gm, '')}`).join('\n');
+  }
+  if (path === 'setup.cfg') {
+    return [...text.matchAll(/^\[(options[^\]]*)\]\n([\s\S]*?)(?=^\[|(?![\s\S]))/gm)].map((m) => m[0]).join('\n');
+  }
+  if (path === 'setup.py') return text.replace(/^\s*version\s*=.*$/gm, '');
+  return text;
+}
+
+/**
+ * Build the recipe for a detection. `contents` are the manifest texts (keyed by path) and `files` the
+ * repository's file list; `baseImage` is the base image ref the environment starts from.
+ */
+export function buildRecipe(d: Detection, files: string[], contents: Record<string, string>, baseImage: string): Recipe {
+  const python = d.language === 'python';
+  const reportFormat: ReportFormat = d.runner === 'jest' ? 'jest-json' : d.runner === 'mocha' ? 'mocha-json' : 'junit';
+  const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : 'json'}`;
+  const base = {
+    language: d.language,
+    baseImage,
+    packageManager: d.packageManager,
+    runner: d.runner,
+    reportFormat,
+    reportPath,
+    workdir: WORKDIR,
+    installCommands: python ? pythonInstall(d) : jsInstall(d, files),
+    preCommands: [] as string[],
+    testCommand: python ? pythonTestCommand(reportPath) : jsTestCommand(d, reportPath),
+    nodeVersion: python ? null : String(d.nodeMajor ?? 18),
+    pythonVersion: python ? '3.11' : null,
+    manifests: d.manifests,
+  };
+  return { ...base, hash: recipeHash(base, contents) };
+}
+
+/** sha256 hex over the recipe fields and the normalised manifests (sorted by path). */
+export function recipeHash(recipe: Omit<Recipe, 'hash'>, contents: Record<string, string>): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ v: 1, ...recipe }));
+  for (const m of [...recipe.manifests].sort()) h.update(`\0${m}\0${normaliseManifest(m, contents[m] ?? '')}`);
+  return h.digest('hex');
+}
+
+/**
+ * A recipe from an agent or a stored record, checked for shape only (the harness proves it by running it).
+ * @throws Error when a field is missing or of the wrong type
+ */
+export function recipeFromJson(o: unknown): Omit<Recipe, 'hash' | 'manifests'> {
+  const r = o as Record<string, unknown>;
+  const str = (k: string) => {
+    if (typeof r[k] !== 'string') throw new Error(`recipe.${k} must be a string`);
+    return r[k] as string;
+  };
+  if (!Array.isArray(r.installCommands) || !r.installCommands.every((c) => typeof c === 'string')) throw new Error('recipe.installCommands must be string[]');
+  return {
+    language: str('language') as Recipe['language'],
+    baseImage: str('baseImage'),
+    packageManager: str('packageManager') as PackageManager,
+    runner: str('runner') as Runner,
+    reportFormat: str('reportFormat') as ReportFormat,
+    reportPath: str('reportPath'),
+    workdir: str('workdir'),
+    installCommands: r.installCommands as string[],
+    preCommands: Array.isArray(r.preCommands) ? (r.preCommands as string[]) : [],
+    testCommand: str('testCommand'),
+    nodeVersion: typeof r.nodeVersion === 'string' ? r.nodeVersion : null,
+    pythonVersion: typeof r.pythonVersion === 'string' ? r.pythonVersion : null,
+  };
+}

@@ -1,0 +1,430 @@
+/**
+ * The sandbox on a Docker engine (dockerode; local socket or DOCKER_HOST), with the isolation rules of
+ * ARCHITECTURE.md §6:
+ *  - not privileged; every capability dropped except the few package installs need (CHOWN, DAC_OVERRIDE,
+ *    FOWNER, FSETID, SETUID, SETGID, KILL); `no-new-privileges`;
+ *  - pids, memory (swap included) and CPU limits;
+ *  - network only while installing (`bridge`, cut by {@link Sandbox.disconnectNetwork}) or never (`none`);
+ *  - no host mount but the host CA bundle, read-only, with SSL_CERT_FILE / NODE_EXTRA_CA_CERTS / PIP_CERT /
+ *    REQUESTS_CA_BUNDLE pointing at it; proxy variables passed through; no other host variable;
+ *  - every command has a timeout: the command runs in its own session (setsid) and the whole session is
+ *    SIGKILLed at the deadline (exit code 124, timedOut=true);
+ *  - stdout/stderr capped per stream (the tail is kept);
+ *  - containers labelled `swe-stream=1` plus an owner label (host:pid) and run/stage labels; destroyed on
+ *    AbortSignal; {@link DockerSandboxFactory.sweep} removes leftovers of dead owners.
+ *
+ * CA and proxy variables are set per exec, not on the container, so `docker commit` never bakes a proxy
+ * URL (which may hold credentials) into an environment image.
+ */
+import Docker from 'dockerode';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { posix } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import tar from 'tar-stream';
+import type { CreateOptions, ExecOptions, ExecResult, Sandbox, SandboxFactory } from './types.js';
+import { SandboxError } from './types.js';
+import { ensureBaseImage, type EnsureBaseOptions } from './images.js';
+import { logger } from '../../streams/log.js';
+
+const log = logger({ component: 'sandbox' });
+
+/** The host CA bundle (Debian layout) and where it appears inside a container. */
+export const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Capabilities package installs need (chown of extracted files, setuid helpers of apt/npm); everything else is dropped. */
+export const INSTALL_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETUID', 'SETGID', 'KILL'];
+
+const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy'];
+
+/** Label keys every swe-stream container carries. */
+export const LABEL = 'swe-stream';
+export const OWNER_LABEL = 'swe-stream.owner';
+
+const DEFAULT_MAX_OUTPUT = 1 << 20;
+
+/** Options of {@link DockerSandboxFactory}. */
+export interface DockerSandboxOptions {
+  /** A dockerode client; default `new Docker()` (DOCKER_HOST or /var/run/docker.sock). */
+  docker?: Docker;
+  /** Host CA bundle to mount read-only; default /etc/ssl/certs/ca-certificates.crt when it exists. null: none. */
+  caBundle?: string | null;
+  /** Default limits: memory 4 GiB, 2 CPUs, 1024 pids. */
+  memoryBytes?: number;
+  nanoCpus?: number;
+  pidsLimit?: number;
+  /** Labels put on every container (e.g. `{ 'swe-stream.run': runId }`). */
+  labels?: Record<string, string>;
+  /** Passed to the base-image builder. */
+  images?: EnsureBaseOptions;
+}
+
+function engineError(what: string, e: unknown): SandboxError {
+  const status = (e as { statusCode?: number }).statusCode;
+  // 4xx from the engine means our request is wrong (no such image, bad config): retrying will not help.
+  const retriable = status === undefined || status >= 500;
+  return new SandboxError(`${what}: ${(e as Error).message ?? String(e)}`, retriable, { cause: e });
+}
+
+/** The environment every exec gets: CA paths and the host's proxy variables, nothing else from the host. */
+export function sandboxEnv(caMounted: boolean): Record<string, string> {
+  const env: Record<string, string> = { HOME: '/root', LANG: 'C.UTF-8', CI: 'true', PIP_DISABLE_PIP_VERSION_CHECK: '1', npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+  if (caMounted) {
+    for (const k of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'PIP_CERT', 'REQUESTS_CA_BUNDLE', 'GIT_SSL_CAINFO', 'CURL_CA_BUNDLE']) env[k] = CA_BUNDLE;
+  }
+  for (const k of PROXY_VARS) {
+    const v = process.env[k];
+    if (v) env[k] = v;
+  }
+  return env;
+}
+
+/** Keeps the last `cap` bytes written to it. */
+class TailBuffer extends Writable {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly cap: number) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    // Compact lazily: only when twice over the cap, so a chatty command is not O(n²).
+    if (this.size > this.cap * 2) this.compact();
+    cb();
+  }
+  private compact(): void {
+    if (this.size <= this.cap) return;
+    const all = Buffer.concat(this.chunks);
+    const tail = all.subarray(all.length - this.cap);
+    this.chunks = [tail];
+    this.size = tail.length;
+    this.truncated = true;
+  }
+  text(): string {
+    this.compact();
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+class DockerSandbox implements Sandbox {
+  private destroyed = false;
+  private readonly onAbort?: () => void;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly container: Docker.Container,
+    private readonly env: Record<string, string>,
+    private readonly workdir: string | undefined,
+    private readonly signal?: AbortSignal,
+  ) {
+    if (signal) {
+      this.onAbort = () => {
+        this.destroy().catch((e: unknown) => log.warn({ id: this.id, err: (e as Error).message }, 'destroy on abort failed'));
+      };
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+  }
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  async exec(script: string, opts: ExecOptions): Promise<ExecResult> {
+    if (this.destroyed) throw new SandboxError('sandbox destroyed', false);
+    if (!(opts.timeoutMs > 0)) throw new SandboxError('exec needs a positive timeoutMs', false);
+    const cap = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+    const token = randomBytes(6).toString('hex');
+    const sidFile = `/tmp/.swe-exec-${token}`;
+    // setsid makes the command a session leader; its sid is written down so the deadline can kill the whole
+    // session (every process it started, in any process group), not just one pid.
+    const cmd = ['setsid', '-w', 'bash', '-c', `echo $$ > ${sidFile}; exec bash -lc "$1"`, 'swe-exec', script];
+    const env = { ...this.env, ...(opts.env ?? {}) };
+    const t0 = Date.now();
+    let exec: Docker.Exec;
+    let stream: NodeJS.ReadWriteStream;
+    try {
+      exec = await this.container.exec({
+        Cmd: cmd,
+        AttachStdout: true,
+        AttachStderr: true,
+        Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        WorkingDir: opts.cwd ?? this.workdir,
+      });
+      stream = (await exec.start({ hijack: true, stdin: false })) as unknown as NodeJS.ReadWriteStream;
+    } catch (e) {
+      throw engineError('exec start', e);
+    }
+    const out = new TailBuffer(cap);
+    const err = new TailBuffer(cap);
+    this.docker.modem.demuxStream(stream, out, err);
+    let timedOut = false;
+    let aborted = false;
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('end', () => resolve());
+      stream.on('close', () => resolve());
+      stream.on('error', (e: Error) => reject(e));
+    });
+    const killSession = async (): Promise<void> => {
+      try {
+        const k = await this.container.exec({ Cmd: ['bash', '-c', `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"; kill -KILL -- -"$s" 2>/dev/null; true`], AttachStdout: false, AttachStderr: false });
+        await k.start({ Detach: true });
+      } catch (e) {
+        if (!this.destroyed) log.warn({ id: this.id, err: (e as Error).message }, 'killing a timed-out exec failed');
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void killSession();
+    }, opts.timeoutMs);
+    const abort = () => {
+      aborted = true;
+      void killSession();
+    };
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await ended;
+    } catch (e) {
+      throw engineError('exec stream', e);
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', abort);
+    }
+    if (aborted) throw new SandboxError('exec aborted', true);
+    let exitCode: number;
+    try {
+      const info = await exec.inspect();
+      exitCode = info.ExitCode ?? -1;
+    } catch (e) {
+      throw engineError('exec inspect', e);
+    }
+    // The sid file is best-effort bookkeeping; leaving it would only waste a few bytes in a committed image.
+    if (!this.destroyed) await this.quiet(`rm -f ${sidFile}`);
+    return {
+      exitCode: timedOut ? 124 : exitCode,
+      stdout: out.text(),
+      stderr: err.text(),
+      durationMs: Date.now() - t0,
+      timedOut,
+      truncated: out.truncated || err.truncated,
+    };
+  }
+
+  private async quiet(script: string): Promise<void> {
+    try {
+      const e = await this.container.exec({ Cmd: ['bash', '-c', script], AttachStdout: false, AttachStderr: false });
+      await e.start({ Detach: true });
+    } catch { /* housekeeping only; the next real exec reports engine trouble */ }
+  }
+
+  async writeFile(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
+    if (!path.startsWith('/')) throw new SandboxError(`writeFile needs an absolute path, got ${path}`, false);
+    const pack = tar.pack();
+    const body = typeof content === 'string' ? Buffer.from(content) : content;
+    // The entry is named from / so tar creates missing parent directories, which putArchive does not.
+    pack.entry({ name: path.slice(1), mode, size: body.length }, body);
+    pack.finalize();
+    const pt = new PassThrough();
+    pack.pipe(pt);
+    try {
+      await this.container.putArchive(pt, { path: '/' });
+    } catch (e) {
+      throw engineError(`writeFile ${path}`, e);
+    }
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.container.getArchive({ path });
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) throw new SandboxError(`no such file in sandbox: ${path}`, false, { cause: e });
+      throw engineError(`readFile ${path}`, e);
+    }
+    const extract = tar.extract();
+    const chunks: Buffer[] = [];
+    let found = false;
+    let isDir = false;
+    await new Promise<void>((resolve, reject) => {
+      extract.on('entry', (header, s, next) => {
+        if (!found) {
+          found = true;
+          isDir = header.type === 'directory';
+          s.on('data', (b: unknown) => {
+            chunks.push(b as Buffer);
+          });
+        } else s.resume();
+        s.on('end', next);
+      });
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+      stream.pipe(extract);
+    });
+    if (!found || isDir) throw new SandboxError(`not a regular file in sandbox: ${posix.normalize(path)}`, false);
+    return Buffer.concat(chunks);
+  }
+
+  async disconnectNetwork(): Promise<void> {
+    let nets: Record<string, unknown>;
+    try {
+      const info = await this.container.inspect();
+      nets = info.NetworkSettings?.Networks ?? {};
+    } catch (e) {
+      throw engineError('inspect for disconnect', e);
+    }
+    for (const name of Object.keys(nets)) {
+      if (name === 'none') continue;
+      try {
+        await this.docker.getNetwork(name).disconnect({ Container: this.id, Force: true });
+      } catch (e) {
+        throw engineError(`disconnect ${name}`, e);
+      }
+    }
+  }
+
+  async commit(ref: string, labels: Record<string, string> = {}): Promise<{ ref: string; imageId: string }> {
+    const i = ref.lastIndexOf(':');
+    const [repo, tag] = i > ref.lastIndexOf('/') ? [ref.slice(0, i), ref.slice(i + 1)] : [ref, 'latest'];
+    const changes = Object.entries(labels).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`);
+    try {
+      const r = (await this.container.commit({ repo, tag, changes, pause: true })) as { Id: string };
+      return { ref: `${repo}:${tag}`, imageId: r.Id };
+    } catch (e) {
+      throw engineError(`commit ${ref}`, e);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.signal && this.onAbort) this.signal.removeEventListener('abort', this.onAbort);
+    try {
+      await this.container.remove({ force: true, v: true });
+    } catch (e) {
+      const status = (e as { statusCode?: number }).statusCode;
+      // 404: already gone; 409: removal already in progress (a concurrent destroy). Both mean "done".
+      if (status === 404 || status === 409) return;
+      this.destroyed = false;
+      throw engineError('destroy', e);
+    }
+  }
+}
+
+/**
+ * {@link SandboxFactory} on a Docker engine. `create` resolves once the container runs (PID 1 is the
+ * engine's init, so orphans are reaped and the pids limit is not eaten by zombies).
+ */
+export class DockerSandboxFactory implements SandboxFactory {
+  readonly docker: Docker;
+  private readonly caBundle: string | null;
+  private readonly owner = `${hostname()}:${process.pid}`;
+
+  constructor(private readonly opts: DockerSandboxOptions = {}) {
+    this.docker = opts.docker ?? new Docker();
+    const host = process.env.DOCKER_HOST;
+    const local = !host || host.startsWith('unix://');
+    // A bind mount names a path on the engine's host; for a remote engine the host's bundle is not there.
+    this.caBundle = opts.caBundle === undefined ? (local && existsSync(CA_BUNDLE) ? CA_BUNDLE : null) : opts.caBundle;
+  }
+
+  async create(o: CreateOptions): Promise<Sandbox> {
+    if (o.signal?.aborted) throw new SandboxError('aborted before create', true);
+    const memory = o.memoryBytes ?? this.opts.memoryBytes ?? 4 * 1024 ** 3;
+    const binds = this.caBundle ? [`${this.caBundle}:${CA_BUNDLE}:ro`] : [];
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: o.image,
+        Cmd: ['sleep', 'infinity'],
+        WorkingDir: o.workdir,
+        Labels: { ...(this.opts.labels ?? {}), ...(o.labels ?? {}), [LABEL]: '1', [OWNER_LABEL]: this.owner },
+        Env: [],
+        HostConfig: {
+          Init: true,
+          Privileged: false,
+          CapDrop: ['ALL'],
+          CapAdd: INSTALL_CAPS,
+          SecurityOpt: ['no-new-privileges'],
+          PidsLimit: o.pidsLimit ?? this.opts.pidsLimit ?? 1024,
+          Memory: memory,
+          MemorySwap: memory,
+          NanoCpus: o.nanoCpus ?? this.opts.nanoCpus ?? 2e9,
+          NetworkMode: o.network ? 'bridge' : 'none',
+          Binds: binds,
+          AutoRemove: false,
+        },
+      });
+    } catch (e) {
+      throw engineError(`create container from ${o.image}`, e);
+    }
+    const sb = new DockerSandbox(this.docker, container, sandboxEnv(this.caBundle !== null), o.workdir, o.signal);
+    try {
+      await container.start();
+    } catch (e) {
+      await sb.destroy().catch(() => undefined);
+      throw engineError('start container', e);
+    }
+    if (o.signal?.aborted) {
+      await sb.destroy();
+      throw new SandboxError('aborted during create', true);
+    }
+    return sb;
+  }
+
+  async imageId(ref: string): Promise<string | null> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return info.Id;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return null;
+      throw engineError(`inspect image ${ref}`, e);
+    }
+  }
+
+  async baseImage(language: 'python' | 'javascript' | 'typescript'): Promise<string> {
+    const { ref } = await ensureBaseImage(this.docker, language === 'python' ? 'python' : 'node', this.opts.images);
+    return ref;
+  }
+
+  /**
+   * Remove labelled containers whose owner process is gone: on this host, a dead pid; containers of other
+   * hosts (a shared remote engine) are left alone unless `all` is set. Returns how many were removed.
+   */
+  async sweep(all = false): Promise<number> {
+    let list: Docker.ContainerInfo[];
+    try {
+      list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL}=1`] } });
+    } catch (e) {
+      throw engineError('list containers', e);
+    }
+    let n = 0;
+    for (const c of list) {
+      const owner = c.Labels?.[OWNER_LABEL] ?? '';
+      const [host, pidText] = owner.split(':');
+      const pid = Number(pidText);
+      const dead = host === hostname() && Number.isFinite(pid) && pid !== process.pid && !pidAlive(pid);
+      if (!all && owner !== '' && !dead) continue;
+      if (all && owner === this.owner) continue;
+      try {
+        await this.docker.getContainer(c.Id).remove({ force: true, v: true });
+        n++;
+      } catch (e) {
+        const status = (e as { statusCode?: number }).statusCode;
+        if (status !== 404 && status !== 409) throw engineError(`sweep ${c.Id}`, e);
+      }
+    }
+    if (n > 0) log.info({ removed: n }, 'swept leftover sandboxes');
+    return n;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
