@@ -12,9 +12,10 @@
  * - Statuses are combined by operators/grading.ts; rejections: `patch-does-not-apply`, `timeout`,
  *   `invalid-run`, `flaky-f2p`, `pass-to-fail`, `no-f2p`, and `release-check` when the task image does
  *   not grade gold → resolved, empty → not resolved.
- * - Early stop: once no test can still become FAIL_TO_PASS (none failed in every before run so far and
- *   passed in every after run so far) the remaining runs are skipped and the task is rejected `no-f2p`;
- *   a patch that does not apply or a timeout also ends the state at once.
+ * - Early stop: once no test can still become FAIL_TO_PASS (none failed in every before run and passed
+ *   in every after run so far) the remaining runs are skipped and the task is rejected (`no-f2p`, or
+ *   `pass-to-fail` when the runs so far show one); an invalid run (patch, timeout, nothing parsed) ends
+ *   verification at once, since any invalid run rejects.
  * - Then the task image (operators/task-image.ts) is built and the release check runs in it through
  *   operators/evaluate.ts — exactly what a user's evaluation does.
  */
@@ -96,8 +97,8 @@ async function runState(deps: VerifyDeps, v: TestsReady, runner: Runner, patches
       if (i > 0) await resetCheckout(sb, environment.workdir, signal);
       const r = await runOnce(sb, { workdir: environment.workdir, preCommands: environment.pre_commands, testCommand: v.tests.test_command, runner, patches, files, timeoutMs: deps.runTimeoutMs ?? 900_000, signal });
       runs.push(r);
-      const why = invalidReason(r);
-      if (why === 'patch-does-not-apply' || why === 'timeout') break;
+      // Any invalid run rejects the task, so the runs left cannot change the outcome.
+      if (invalidReason(r) !== null) break;
       if (stop(runs)) break;
     }
   } finally {
@@ -133,13 +134,10 @@ export function verifyStage(deps: VerifyDeps): Stage<TestsReady, TaskVerified> {
       const gold: NamedPatch = { name: 'gold', text: tests.gold_patch };
 
       const before = await runState(deps, v, runner, testPatches, files, nBefore, env.signal, () => false);
-      const early = before.runs.find((r) => ['patch-does-not-apply', 'timeout'].includes(invalidReason(r) ?? ''));
+      const early = before.runs.find((r) => invalidReason(r) !== null);
       let after: StateRuns = { runs: [], ms: 0 };
       if (!early) {
-        after = await runState(deps, v, runner, [...testPatches, gold], files, nAfter, env.signal, (runs) => {
-          const bad = invalidReason(runs[runs.length - 1]!);
-          return bad === null && !f2pStillPossible(before.runs, runs);
-        });
+        after = await runState(deps, v, runner, [...testPatches, gold], files, nAfter, env.signal, (runs) => !f2pStillPossible(before.runs, runs));
       }
       const testsMs = [...before.runs, ...after.runs].reduce((s, r) => s + (r.durationMs ?? 0), 0);
       const summary = { pr: candidate.pr_id, before: before.runs.map((r) => r.results.length), after: after.runs.map((r) => r.results.length), testsMs, wallMs: now() - t0 };

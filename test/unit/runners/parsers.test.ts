@@ -68,6 +68,7 @@ describe('pytest', () => {
     const cmd = pytest.testCommand({ files: ['tests/test a.py', 'tests/t.py'], reportPath: '/tmp/r.xml' });
     expect(cmd).toContain('--junitxml=/tmp/r.xml');
     expect(cmd).toContain('-rA');
+    expect(cmd).toContain('--continue-on-collection-errors');
     expect(cmd).toContain(`'tests/test a.py' tests/t.py`);
     expect(pytest.testCommand({ files: 'all', reportPath: '/r.xml' })).toMatch(/--junitxml=\/r\.xml$/);
   });
@@ -153,6 +154,17 @@ describe('mocha', () => {
 
   it('turns a load exception into an ERROR of the file that failed to load', () => {
     expect(mocha.parse(null, read('mocha/load-error.log'), ctx)).toEqual([{ name: 'test/broken.spec.js', status: 'ERROR' }]);
+  });
+
+  it('reads per-file runs: one file’s load exception costs only that file', () => {
+    const m = asMap(mocha.parse(read('mocha/perfile.json'), read('mocha/perfile.log'), ctx));
+    expect(m['test/broken.spec.js']).toBe('ERROR');
+    expect(m['test/math.spec.js > math > subtracts wrong']).toBe('FAILED');
+    expect(m['test/math.spec.js > top level']).toBe('PASSED');
+    expect(Object.keys(m)).toHaveLength(8);
+    const cmd = mocha.testCommand({ files: ['test/a.spec.js', 'test/b c.js'], reportPath: '/tmp/r.json' });
+    expect(cmd).toContain(`for __f in test/a.spec.js 'test/b c.js'; do`);
+    expect(cmd).toContain('--reporter json --reporter-option output=/tmp/r.json.part "$__f"');
   });
 });
 

@@ -1,0 +1,170 @@
+/**
+ * verify on a generated Python/pytest repository in real Docker containers: one environment image,
+ * one PR per outcome (verified with a collection error, xfail, skip and a flaky pass-to-pass test;
+ * pass-to-fail; no-f2p; flaky-f2p; a test patch that does not apply; a run killed by its timeout; a run
+ * that parses nothing), the task image's stripped history, and evaluate on the verified row.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
+import { testCreateStage } from '../../../operators/test-create.js';
+import { verifyStage } from '../../../operators/verify.js';
+import { evaluate, summarizeEvaluation } from '../../../operators/evaluate.js';
+import { runnableImage } from '../../../operators/task-image.js';
+import type { TaskVerified, TestsReady } from '../../../schemas/types.gen.js';
+import type { Outcome } from '../../../streams/types.js';
+import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+
+const WORKDIR = '/testbed';
+const sandboxes = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'verify-python' } });
+
+const OPS_BUGGY = `def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a + b  # bug\n`;
+const OPS_FIXED = `def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n`;
+// Fails on the second run of each container: /tmp survives the work-tree reset between reruns.
+const FLAKY = `\ndef test_flaky():\n    import os\n    p = '/tmp/flaky-counter'\n    n = int(open(p).read()) + 1 if os.path.exists(p) else 1\n    open(p, 'w').write(str(n))\n    assert n != 2\n`;
+const TESTS_BASE = `import pytest\nfrom calc.ops import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n@pytest.mark.skip(reason="later")\ndef test_skipped():\n    pass\n\n\n@pytest.mark.xfail(reason="known")\ndef test_known_bug():\n    assert False\n`;
+
+const repo = new GenRepo();
+const base = repo.commit({ 'calc/__init__.py': '', 'calc/ops.py': OPS_BUGGY, 'tests/__init__.py': '', 'tests/test_ops.py': TESTS_BASE, 'README.md': 'calc\n' }, 'initial');
+const parent = repo.commit({ 'README.md': 'calc, a calculator\n' }, 'docs');
+const prs = {
+  good: repo.pr('good', parent, {
+    'calc/ops.py': OPS_FIXED,
+    'calc/square.py': 'def square(x):\n    return x * x\n',
+    'tests/test_ops.py': TESTS_BASE.replace('from calc.ops import add', 'from calc.ops import add, mul') + `\n\ndef test_mul():\n    assert mul(2, 3) == 6\n` + FLAKY,
+    'tests/test_square.py': 'from calc.square import square\n\n\ndef test_square():\n    assert square(3) == 9\n',
+  }),
+  p2f: repo.pr('p2f', parent, {
+    'calc/ops.py': OPS_FIXED.replace('return a + b\n\n', 'return a - b\n\n'),
+    'tests/test_ops.py': TESTS_BASE.replace('from calc.ops import add', 'from calc.ops import add, mul') + `\n\ndef test_mul():\n    assert mul(2, 3) == 6\n`,
+  }),
+  nof2p: repo.pr('nof2p', parent, {
+    'calc/ops.py': '"""Arithmetic."""\n' + OPS_BUGGY,
+    'tests/test_ops.py': TESTS_BASE + `\n\ndef test_add_zero():\n    assert add(0, 0) == 0\n`,
+  }),
+  flakyf2p: repo.pr('flakyf2p', parent, {
+    'calc/ops.py': OPS_FIXED,
+    'tests/test_ops.py': TESTS_BASE.replace('from calc.ops import add', 'from calc.ops import add, mul') + `\n\ndef test_mul_flaky():\n    import os\n    p = '/tmp/c'\n    n = int(open(p).read()) + 1 if os.path.exists(p) else 1\n    open(p, 'w').write(str(n))\n    assert mul(2, 3) == 6 and n != 2\n`,
+  }),
+  slow: repo.pr('slow', parent, {
+    'calc/ops.py': OPS_FIXED,
+    'tests/test_ops.py': TESTS_BASE + `\n\ndef test_slow():\n    import time\n    time.sleep(60)\n`,
+  }),
+  noparse: repo.pr('noparse', parent, {
+    'calc/ops.py': OPS_FIXED,
+    'tests/conftest.py': 'raise RuntimeError("conftest is broken")\n',
+    'tests/test_ops.py': TESTS_BASE + `\n\ndef test_more():\n    pass\n`,
+  }),
+};
+
+let envImage: { ref: string; id: string };
+const verify = verifyStage({ sandboxes, runTimeoutMs: 120_000 });
+const tc = testCreateStage();
+
+async function testsReady(name: keyof typeof prs, number: number, diff?: string): Promise<TestsReady> {
+  const candidate = candidateOf(repo, { name: 'calc', number, parent, pr: prs[name], language: 'python', diff });
+  const out = await tc.handle(envelope(readyOf(candidate, environmentOf(envImage, { language: 'python', runner: 'pytest', workdir: WORKDIR }))));
+  if (out.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(out)}`);
+  return out.value;
+}
+
+beforeAll(async () => {
+  const b = await sandboxes.baseImage('python');
+  envImage = await buildEnvImage({
+    sandboxes, base: b, repo, checkout: parent, workdir: WORKDIR, name: 'calc-py',
+    setup: 'set -e; python3 -m venv /opt/venv; /opt/venv/bin/pip install -q pytest==8.3.5',
+  });
+}, 600_000);
+
+afterAll(() => repo.remove());
+
+describe('verify (pytest)', () => {
+  let verified: TaskVerified;
+
+  it('verifies a PR: F2P from a failing test and a module that fails to collect; skip/xfail/flaky handled; history stripped', async () => {
+    const ready = await testsReady('good', 1);
+    expect(ready.tests.test_files).toEqual(['tests/test_ops.py', 'tests/test_square.py']);
+    expect(ready.tests.gold_patch).toContain('calc/ops.py');
+    expect(ready.tests.gold_patch).not.toContain('tests/');
+    const out = await verify.handle(envelope(ready));
+    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+    verified = out.value;
+    const v = verified.verification;
+    expect(verified.instance_id).toBe('acme__calc-1');
+    expect(v.FAIL_TO_PASS).toEqual(['tests/test_ops.py::test_mul', 'tests/test_square.py::test_square']);
+    expect(v.PASS_TO_PASS).toEqual(['tests/test_ops.py::test_add', 'tests/test_ops.py::test_known_bug']);
+    expect(v.flaky).toEqual([
+      { name: 'tests/test_ops.py::test_flaky', state: 'after', flake_rate: 1 / 3 },
+      { name: 'tests/test_ops.py::test_flaky', state: 'before', flake_rate: 0.5 },
+    ]);
+    expect([v.runs_before, v.runs_after]).toEqual([2, 3]);
+    expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
+    expect(v.image_url).toMatch(/^swe-stream\/task-acme__calc-1:[0-9a-f]{12}@sha256:[0-9a-f]{64}$/);
+    expect(v.tests_ms).toBeGreaterThan(0);
+    expect(v.verify_ms).toBeGreaterThanOrEqual(v.tests_ms / 2);
+
+    // The fix cannot be read from git in the task image.
+    const sb = await sandboxes.create({ image: runnableImage(v.image_url), network: false, workdir: WORKDIR });
+    try {
+      const all = await sb.exec('git log --all --format=%H; echo; git rev-parse HEAD; git status --porcelain', { timeoutMs: 30_000 });
+      const commits = all.stdout.split('\n').filter((l) => /^[0-9a-f]{40}$/.test(l));
+      expect(new Set(commits)).toEqual(new Set([parent, base]));
+      for (const sha of Object.values(prs)) {
+        const e = await sb.exec(`git cat-file -e ${sha}`, { timeoutMs: 30_000 });
+        expect(e.exitCode).not.toBe(0);
+      }
+      const refs = await sb.exec('git for-each-ref --format=%(refname); git remote; git reflog | wc -l', { timeoutMs: 30_000 });
+      expect(refs.stdout.trim().split('\n')).toEqual(['refs/heads/main', '0']);
+    } finally {
+      await sb.destroy();
+    }
+  });
+
+  it('evaluates predictions on the verified row with the same grading', async () => {
+    expect(verified).toBeDefined();
+    const wrong = verified.tests.gold_patch.replace('return a * b', 'return a * b + 0 * 1 if a else 0');
+    const results = await evaluate({
+      sandboxes, rows: [verified],
+      predictions: [
+        { instance_id: 'acme__calc-1', model_patch: verified.tests.gold_patch },
+        { instance_id: 'acme__calc-1', model_patch: wrong },
+        { instance_id: 'acme__calc-1', model_patch: 'diff --git a/calc/ops.py b/calc/ops.py\n--- a/calc/ops.py\n+++ b/calc/ops.py\n@@ -1,2 +1,2 @@\n-def nothing_like_this():\n+def x():\n     pass\n' },
+        { instance_id: 'acme__calc-1', model_patch: '' },
+        { instance_id: 'acme__nope-9', model_patch: 'x' },
+      ],
+    });
+    expect(results.map((r) => [r.resolved, r.reason])).toEqual([[true, undefined], [false, undefined], [false, 'patch-does-not-apply'], [false, 'empty-patch'], [false, 'unknown-instance']]);
+    expect(results[1]!.tests!.FAIL_TO_PASS.failure).toEqual(['tests/test_square.py::test_square']);
+    const report = summarizeEvaluation(results, 1);
+    expect(report).toMatchObject({ resolved_instances: 1, unresolved_instances: 2, empty_patch_instances: 1, error_instances: 1 });
+  });
+
+  const rejects = async (ready: TestsReady, stage = verify): Promise<Outcome<TaskVerified>> => stage.handle(envelope(ready));
+
+  it('rejects pass-to-fail', async () => {
+    expect(await rejects(await testsReady('p2f', 2))).toMatchObject({ kind: 'rejected', reason: 'pass-to-fail', detail: expect.stringContaining('tests/test_ops.py::test_add') });
+  });
+
+  it('rejects no-f2p', async () => {
+    expect(await rejects(await testsReady('nof2p', 3))).toMatchObject({ kind: 'rejected', reason: 'no-f2p' });
+  });
+
+  it('rejects a flaky fail-to-pass test', async () => {
+    expect(await rejects(await testsReady('flakyf2p', 4))).toMatchObject({ kind: 'rejected', reason: 'flaky-f2p', detail: expect.stringContaining('test_mul_flaky') });
+  });
+
+  it('rejects a test patch that does not apply', async () => {
+    const diff = repo.diff(parent, prs.good).replace(' def test_add():', ' def test_add_renamed():');
+    expect(await rejects(await testsReady('good', 5, diff))).toMatchObject({ kind: 'rejected', reason: 'patch-does-not-apply', detail: expect.stringContaining('test:') });
+  });
+
+  it('rejects a run killed by its timeout', async () => {
+    const quick = verifyStage({ sandboxes, runTimeoutMs: 8_000 });
+    const t0 = Date.now();
+    expect(await rejects(await testsReady('slow', 6), quick)).toMatchObject({ kind: 'rejected', reason: 'timeout' });
+    expect(Date.now() - t0).toBeLessThan(40_000);
+  });
+
+  it('rejects a run that parses nothing as invalid, not failed', async () => {
+    expect(await rejects(await testsReady('noparse', 7))).toMatchObject({ kind: 'rejected', reason: 'invalid-run', detail: expect.stringContaining('nothing-parsed') });
+  });
+});
