@@ -82,11 +82,21 @@ const RETRIABLE_CODES = new Set([
 export function toStoreError(err: unknown, what: string): ClickHouseStoreError {
   if (err instanceof ClickHouseStoreError) return err;
   const e = err instanceof Error ? err : new Error(String(err));
-  if (err instanceof ClickHouseError) {
-    // The server answered: the request reached it, so only "busy" codes are worth another try.
-    const code = err.code || err.type;
-    const retriable = RETRIABLE_CODES.has(String(err.code)) || (err.type !== undefined && RETRIABLE_CODES.has(err.type));
+  // chdb/connection throws the ClickHouseError of its own @clickhouse/client-common copy, so a class
+  // check alone misses it; the constructor name and the string code identify both copies.
+  const isServerError = err instanceof ClickHouseError || (e.constructor?.name === 'ClickHouseError' && typeof (e as { code?: unknown }).code === 'string');
+  if (isServerError) {
+    // The engine answered: the request reached it, so only "busy" codes are worth another try.
+    const ce = e as unknown as { code: string; type?: string };
+    const code = ce.code || ce.type;
+    const retriable = RETRIABLE_CODES.has(String(ce.code)) || (ce.type !== undefined && RETRIABLE_CODES.has(ce.type));
     return new ClickHouseStoreError(`${what}: ${e.message.split('\n')[0]}`, { retriable, code, cause: err });
+  }
+  // 18.16 phrases errors as "Code: 164, e.displayText() = DB::Exception: …", which the client's
+  // parseError does not recognise, so it throws a plain Error: the server answered all the same.
+  const legacy = /^Code: (\d+)[,.]/.exec(e.message);
+  if (legacy) {
+    return new ClickHouseStoreError(`${what}: ${e.message.split('\n')[0]}`, { retriable: RETRIABLE_CODES.has(legacy[1]!), code: legacy[1], cause: err });
   }
   const nodeCode = (e as { code?: string }).code;
   const name = e.name;
@@ -99,7 +109,7 @@ export function toStoreError(err: unknown, what: string): ClickHouseStoreError {
 }
 
 /** Routes @clickhouse/client's own log lines into pino at debug level: we report errors ourselves. */
-class PinoClientLogger implements Logger {
+export class PinoClientLogger implements Logger {
   trace(p: LogParams): void { log.trace({ module: p.module, args: p.args }, p.message); }
   debug(p: LogParams): void { log.debug({ module: p.module, args: p.args }, p.message); }
   info(p: LogParams): void { log.debug({ module: p.module, args: p.args }, p.message); }
