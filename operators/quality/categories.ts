@@ -60,7 +60,8 @@ const CUES: Record<BugType, Cue> = {
   },
   'Import Error': {
     text: [/\bImportError\b|\bModuleNotFoundError\b/, /cannot import|can't import|circular import|failed to import/i, /Cannot find module|ERR_MODULE_NOT_FOUND|ERR_REQUIRE_ESM|is not exported|does not provide an export/i],
-    patch: [/^[+-]\s*(from\s+\S+\s+import|import\s+[\w{*])/, /^[+-].*\brequire\(['"]/],
+    // Adding an import is part of most fixes; only a patch that is mostly imports is an import fix (see IMPORT_LINE).
+    patch: [],
   },
   Constructor: {
     text: [/\bconstructor\b/i, /__init__/, /\binstantiat/i, /\binitiali[sz]/i],
@@ -76,7 +77,7 @@ const CUES: Record<BugType, Cue> = {
   },
   'State Sync': {
     text: [/\bcache[ds]?\b|\bcaching\b/i, /\bstale\b/i, /out of sync|not (being )?updated|does not update|doesn't update/i, /\brace condition\b|\bconcurren|\bthread[- ]safe|\bdeadlock/i, /\binvalidat/i],
-    patch: [/^\+.*(\bcache\w*\b|invalidate|\block\b|Lock\(\)|\.clear\(\)|\bawait\b)/i],
+    patch: [/^\+.*(\bcache\w*\b|invalidate|\bLock\(\)|\.acquire\(\)|\bmutex\b)/i],
   },
   'Spec Violation': {
     text: [/\bRFC\s?\d+/i, /\bISO[ -]?\d+/i, /\bspec(ification)?\b/i, /\bstandard\b|\bcompliant\b|\bconform/i, /according to the (docs|documentation)|documented behaviou?r/i],
@@ -92,6 +93,8 @@ const CUES: Record<BugType, Cue> = {
   },
   'Logic Error': { text: [], patch: [] },
 };
+
+const IMPORT_LINE = /^[+-]\s*(from\s+\S+\s+import\b|import\s+[\w{*]|(const|let|var)\s+[\w{][^=]*=\s*require\(|export\s+(\*|\{[^}]*\})\s+from\b)/;
 
 const FEATURE_TEXT = [/^\s*(add|adds|added|implement|introduce|support|allow|enable|new)\b/im, /\bfeature( request)?\b/i, /\bwould be (nice|great|useful)\b|\bit would help\b/i, /\benhancement\b/i, /\badd (a |an )?(new )?(option|parameter|argument|method|function|flag|support)/i];
 const BUG_TEXT = [/\bbug\b/i, /\bfix(es|ed)?\b/i, /\bcrash|\bbroken\b|\bregression\b/i, /\bwrong\b|\bincorrect\b|\bunexpected(ly)?\b/i, /\berror\b|\bexception\b|\btraceback\b|\bthrows?\b|\braises?\b/i, /\binstead of\b|\bshould\b.*\bbut\b/i];
@@ -129,6 +132,10 @@ export function classifyByRules(text: string, goldPatch: string): CategoryResult
     let s = 0;
     for (const re of c.text ?? []) if (re.test(text)) s += 1;
     for (const re of c.patch ?? []) if (lines.some((l) => re.test(l))) s += 2;
+    if (t === 'Import Error') {
+      const changed = lines.filter((l) => /^[+-]\s*\S/.test(l));
+      if (changed.length > 0 && changed.filter((l) => IMPORT_LINE.test(l)).length * 2 >= changed.length) s += 2;
+    }
     if (s > 0) scores[t] = s;
   }
   const added = files.reduce((n, f) => n + f.additions, 0);

@@ -70,6 +70,11 @@ const NEVER_IDENTIFIERS = new Set([
   'constructor', 'default', 'exports', 'module', 'self', 'this', 'cls', 'args', 'kwargs', 'props', 'state', 'options', 'opts',
   'result', 'value', 'data', 'name', 'key', 'index', 'item', 'items', 'error', 'err', 'test', 'tests', 'main', 'init',
   'get', 'set', 'run', 'call', 'apply', 'then', 'type', 'string', 'number', 'object', 'function', 'return', 'async', 'await',
+  // keywords of Python and JS/TS: never names, but docstring/comment lines can look like assignments
+  'and', 'not', 'for', 'while', 'with', 'from', 'import', 'lambda', 'pass', 'yield', 'class', 'def', 'del', 'elif', 'else',
+  'except', 'finally', 'global', 'nonlocal', 'raise', 'try', 'assert', 'break', 'continue', 'None', 'True', 'False',
+  'const', 'let', 'var', 'new', 'delete', 'typeof', 'instanceof', 'void', 'this', 'super', 'null', 'undefined', 'true', 'false',
+  'export', 'extends', 'implements', 'interface', 'static', 'public', 'private', 'protected', 'case', 'switch', 'throw', 'catch',
 ]);
 
 /** Collapse whitespace runs to one space and trim. */
@@ -161,7 +166,7 @@ export function addedStringLiterals(files: FileDiff[]): string[] {
         for (const m of l.text.matchAll(/(?<![\w])(?:[rbfuRBFU]{0,2})("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\\n$]|\\.)*`)/g)) {
           const body = m[1]!.slice(1, -1).trim();
           // identifier-shaped literals (`__all__` entries, keys) are judged as identifiers, not as text
-          if (body.length >= 8 && !/^[A-Za-z_$][\w$.]*$/.test(body)) (l.type === '+' ? added : removed).add(body);
+          if (body.length >= 8 && !/^\.?[A-Za-z_$][\w$.]*(\(\))?$/.test(body)) (l.type === '+' ? added : removed).add(body);
         }
       }
   return [...added].filter((s) => !removed.has(s));
