@@ -17,7 +17,7 @@ export class Deps {
   constructor(readonly cfg: Config) {}
 
   get mirrors(): MirrorCache {
-    this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir });
+    this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir, network: this.cfg.mirrors.network });
     return this.mirrorCache;
   }
 

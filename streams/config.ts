@@ -4,7 +4,7 @@
  *
  * Environment variables (all optional): SWE_STREAM_BUS, SWE_STREAM_DATA_DIR, SWE_STREAM_KAFKA_BROKERS
  * (comma-separated), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
- * SWE_STREAM_PARTITIONS, DOCKER_HOST (read by the sandbox), GITHUB_TOKEN, SWE_STREAM_WEBHOOK_SECRET.
+ * SWE_STREAM_PARTITIONS, SWE_STREAM_OFFLINE=1 (no remote clones), DOCKER_HOST (read by the sandbox), GITHUB_TOKEN, SWE_STREAM_WEBHOOK_SECRET.
  * Secrets are read from the environment only, never from the config file.
  */
 import { readFileSync } from 'node:fs';
@@ -58,6 +58,13 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    mirrors: z
+      .object({
+        /** false: only local repositories are cloned; remote ones end as `repo-unavailable` (offline runs, tests). */
+        network: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
     sources: z.array(z.string().min(1)).default([]),
     stages: z.array(stageEnum).default([...STAGE_NAMES]),
     concurrency: concurrencySchema,
@@ -108,6 +115,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     return n;
   };
   if (env.SWE_STREAM_BUS) out.bus = env.SWE_STREAM_BUS;
+  if (env.SWE_STREAM_OFFLINE === '1') out.mirrors = { network: false };
   if (env.SWE_STREAM_DATA_DIR) out.dataDir = env.SWE_STREAM_DATA_DIR;
   if (env.SWE_STREAM_KAFKA_BROKERS) out.kafka = { brokers: env.SWE_STREAM_KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean) };
   if (env.SWE_STREAM_REGISTRY_URL) out.registry = { url: env.SWE_STREAM_REGISTRY_URL };

@@ -65,6 +65,8 @@ export interface StageRuntimeOptions<I, O> {
   observer?: RuntimeObserver;
   /** Time source (ms since epoch), for tests. */
   now?: () => number;
+  /** Kafka session timeout (ms) of this member. The poll loop never waits on a stage, so long work does not need a long timeout. */
+  sessionTimeoutMs?: number;
   /** Override the topology's topics (benchmarks, custom pipelines); topics must be known to streams/topics.ts. */
   topics?: { input: string; output: string };
 }
@@ -104,7 +106,7 @@ const tpKey = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
   readonly name: StageName;
-  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics'>;
+  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
   private readonly input$ = new Subject<Envelope<I>>();
@@ -114,7 +116,7 @@ export class StageRuntime<I, O> {
   private fatal?: Error;
   private readonly log;
   /** Totals since start, for status and tests. */
-  readonly counts = { received: 0, accepted: 0, rejected: 0, failed: 0, retried: 0, deadLettered: 0, skipped: 0 };
+  readonly counts = { received: 0, accepted: 0, rejected: 0, failed: 0, retried: 0, deadLettered: 0, skipped: 0, revoked: 0 };
 
   constructor(opts: StageRuntimeOptions<I, O>) {
     const concurrency = opts.concurrency ?? 1;
@@ -129,6 +131,7 @@ export class StageRuntime<I, O> {
       groupId: opts.groupId ?? `swe-stream.${opts.stage.name}`,
       observer: opts.observer,
       topics: opts.topics,
+      sessionTimeoutMs: opts.sessionTimeoutMs,
       now: opts.now ?? Date.now,
     };
     this.name = opts.stage.name;
@@ -176,7 +179,7 @@ export class StageRuntime<I, O> {
         next: (env) => this.track(this.onOutcome(env)),
         error: (e: unknown) => this.die(e instanceof Error ? e : new Error(String(e))),
       });
-    this.consumer = this.o.transport.consumer({ groupId: this.o.groupId, topics: this.topics });
+    this.consumer = this.o.transport.consumer({ groupId: this.o.groupId, topics: this.topics, sessionTimeoutMs: this.o.sessionTimeoutMs });
     await this.consumer.start({
       onRecords: (recs) => this.onRecords(recs),
       onAssigned: (tps) => tps.forEach((tp) => this.assign(tp)),
@@ -228,6 +231,7 @@ export class StageRuntime<I, O> {
     const s = this.parts.get(k);
     if (!s) return;
     this.parts.delete(k);
+    this.counts.revoked++;
     for (const e of s.admitted) clearTimeout(e.timer);
     s.ac.abort(new Error('partition revoked'));
     this.log.info({ topic: tp.topic, partition: tp.partition, aborted: s.admitted.filter((e) => e.status !== 'durable').length }, 'partition revoked');
