@@ -113,3 +113,56 @@ export async function sharedServerUrl(): Promise<string | undefined> {
   const url = process.env.SWE_STREAM_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
   return (await ping(url)) ? url : undefined;
 }
+
+/**
+ * A TCP proxy in front of a server that, for the first `dropResponses` HTTP requests whose text contains
+ * `match`, forwards the request but cuts the client connection as soon as the server starts answering:
+ * the write happened, the client never learns it — the case a dedup token exists for.
+ */
+export class LossyProxy {
+  port = 0;
+  dropped = 0;
+  private server: import('node:net').Server | undefined;
+
+  constructor(private readonly targetPort: number, private readonly match: string, private dropResponses: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const net = await import('node:net');
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      let seen = '';
+      let drop = false;
+      client.on('data', (d) => {
+        seen += d.toString('latin1');
+        if (!drop && this.dropResponses > 0 && seen.includes(this.match)) {
+          drop = true;
+          this.dropResponses--;
+        }
+        upstream.write(d);
+      });
+      upstream.on('data', (d) => {
+        if (drop) {
+          this.dropped++;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        client.write(d);
+      });
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.end());
+      upstream.on('close', () => client.end());
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}

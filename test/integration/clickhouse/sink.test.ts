@@ -10,7 +10,7 @@ import { ClickHouseSink, InvalidRecordError, insertBatch, batchToken } from '../
 import { outcomeRow } from '../../../streams/sinks/rows.js';
 import { openClickHouse, type ClickHouse } from '../../../streams/sinks/connection.js';
 import { outcome, verified, stated, trajectory } from './fixtures.js';
-import { PrivateServer, haveServerBinary, sharedServerUrl } from './server.js';
+import { LossyProxy, PrivateServer, haveServerBinary, sharedServerUrl } from './server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-sink-'));
 let privateServer: PrivateServer | undefined;
@@ -183,6 +183,31 @@ describe.skipIf(!haveServerBinary())('a server that goes away mid-run', () => {
       expect(await count(sink.ch, 'tasks', true)).toBe(1);
     } finally {
       await sink.close().catch(() => undefined);
+      await server.dispose();
+    }
+  });
+});
+
+describe.skipIf(!haveServerBinary())('an insert whose answer is lost', () => {
+  it('is retried with the same token; reads stay exact (18.16 keeps the second copy until a merge, FINAL hides it)', async () => {
+    const server = new PrivateServer();
+    await server.start();
+    const proxy = new LossyProxy(server.httpPort, 'query=INSERT', 1);
+    await proxy.start();
+    const database = uniqueDb('lost');
+    const sink = await ClickHouseSink.open({ url: proxy.url, database, flushIntervalMs: 0, retryInitialDelayMs: 10 });
+    try {
+      await sink.ch.command('SYSTEM STOP MERGES'); // private server: a background merge must not hide the stored copy
+      for (let i = 0; i < 4; i++) sink.push('stage.outcomes', outcome({ stage: 'verify', key: `l/r#${i}`, kind: 'accepted' }));
+      await sink.flush();
+      expect(proxy.dropped).toBe(1);
+      expect(sink.stats()).toMatchObject({ retries: 1, insertedBatches: 1, insertedRows: 4, pendingRows: 0 });
+      expect(await count(sink.ch, 'stage_outcomes', true)).toBe(4);
+      // Without insert_deduplication_token (18.16) the retried block is stored twice; with it, once.
+      expect(await count(sink.ch, 'stage_outcomes', false)).toBe(sink.ch.capabilities.dedupToken ? 4 : 8);
+    } finally {
+      await sink.close();
+      await proxy.stop();
       await server.dispose();
     }
   });
