@@ -383,6 +383,25 @@ export class DockerSandboxFactory implements SandboxFactory {
     }
   }
 
+  async imageLabels(ref: string): Promise<Record<string, string> | null> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return (info.Config?.Labels ?? {}) as Record<string, string>;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return null;
+      throw engineError(`inspect image ${ref}`, e);
+    }
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    try {
+      await this.docker.getImage(ref).remove({ force: true });
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return;
+      throw engineError(`remove image ${ref}`, e);
+    }
+  }
+
   async baseImage(language: 'python' | 'javascript' | 'typescript'): Promise<string> {
     const { ref } = await ensureBaseImage(this.docker, language === 'python' ? 'python' : 'node', this.opts.images);
     return ref;

@@ -57,6 +57,10 @@ export interface SandboxFactory {
   create(opts: CreateOptions): Promise<Sandbox>;
   /** Image id (sha256:…) of a local image, or null when absent. */
   imageId(ref: string): Promise<string | null>;
+  /** Labels of a local image (set by {@link Sandbox.commit}), or null when the image is absent. Optional: env-build's cache reads build facts from them. */
+  imageLabels?(ref: string): Promise<Record<string, string> | null>;
+  /** Remove a local image; absent is not an error. Optional: env-build drops images of rejected environments. */
+  removeImage?(ref: string): Promise<void>;
   /** Ensure the offline base image for a language exists (built by debootstrap + docker import when missing); returns its ref. */
   baseImage(language: 'python' | 'javascript' | 'typescript'): Promise<string>;
   /** Remove containers labelled by swe-stream that are left from crashed runs. Returns how many were removed. */
