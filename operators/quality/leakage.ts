@@ -4,7 +4,8 @@
  *
  * | kind            | what is matched in the statement                                                     | weight |
  * |-----------------|--------------------------------------------------------------------------------------|--------|
- * | patch-line      | a line the gold patch adds, whitespace-normalised, ≥ 20 characters                   | 1.0    |
+ * | patch-line      | a line the gold patch adds, whitespace-normalised, ≥ 20 characters (also matched     | 1.0    |
+ * |                 | with all whitespace removed, so reformatted quotes count); lines with no word are data |        |
  * | test-name       | a FAIL_TO_PASS test: its id, test function/class name, or a test title ≥ 20 chars    | 1.0    |
  * | file-path       | a path the patch (code or tests) touches, a ≥ 2-segment suffix of it, a distinctive   | 0.5    |
  * |                 | basename (not index.js/__init__.py/utils.py…), or a Python dotted module path         |        |
@@ -220,6 +221,7 @@ export function checkLeakage(input: LeakageInput): LeakageResult {
   const st = input.statement;
   const stNorm = normalise(st);
   const stLower = stNorm.toLowerCase();
+  const stCompact = stNorm.replace(/\s+/g, '');
   const gold = parseDiff(input.patch);
   const tests = parseDiff(input.testPatch ?? '');
   const evidence: LeakEvidence[] = [];
@@ -241,7 +243,9 @@ export function checkLeakage(input: LeakageInput): LeakageResult {
         const n = normalise(l.text);
         // Lines without a word (expected-output rows like `[(1, 2, 0), (2, 0, 1)]`) are data a statement may specify.
         if (n.length < 20 || removed.has(n) || !/[A-Za-z_]{3}/.test(n)) continue;
-        if (stNorm.includes(n)) {
+        // Compare without any whitespace too: `if n<0:` quotes `if n < 0:` just the same.
+        const compact = n.replace(/\s+/g, '');
+        if (stNorm.includes(n) || (compact.length >= 20 && stCompact.includes(compact))) {
           add('patch-line', n);
           if (CODE_LINE.test(n)) strong = true;
         }

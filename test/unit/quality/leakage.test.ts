@@ -118,6 +118,8 @@ describe('leakage gate: leaky statements are flagged', () => {
     expect(kinds(r)).toEqual(['patch-line', 'string-literal']);
     expect(r.evidence).toContainEqual({ kind: 'patch-line', match: "raise ValueError('n must be at least 0')" });
     expect(r.strong).toBe(true);
+    const reformatted = checkLeakage({ ...sliced, statement: 'Just do raise ValueError( "n must be at least 0" ) — no wait: raise ValueError(\'n must be at least 0\' ) when n<0.' });
+    expect(reformatted.evidence).toContainEqual({ kind: 'patch-line', match: "raise ValueError('n must be at least 0')" });
     const j = checkLeakage({ ...tz, statement: 'In proto.tz add `if (!this.isValid()) return this` and in d.tz check `Number.isNaN(localTs)`.' });
     expect(j.evidence).toContainEqual({ kind: 'patch-line', match: 'if (!this.isValid()) return this' });
     expect(j.strong).toBe(true);
@@ -127,6 +129,8 @@ describe('leakage gate: leaky statements are flagged', () => {
     const r = checkLeakage({ ...sliced, statement: 'Make test_negative in SlicedTests pass: sliced should raise for negative sizes.' });
     expect(r.evidence.filter((e) => e.kind === 'test-name').map((e) => e.match).sort()).toEqual(['SlicedTests', 'test_negative']);
     expect(r.strong).toBe(true);
+    const reformatted = checkLeakage({ ...sliced, statement: 'Just do raise ValueError( "n must be at least 0" ) — no wait: raise ValueError(\'n must be at least 0\' ) when n<0.' });
+    expect(reformatted.evidence).toContainEqual({ kind: 'patch-line', match: "raise ValueError('n must be at least 0')" });
     const j = checkLeakage({ ...tz, statement: 'The case "does not throw for invalid Day.js values (regression #111.22)" fails.' });
     expect(kinds(j)).toEqual(['test-name']);
     const k = checkLeakage({ ...tz, statement: 'Run npx jest test/plugin/timezone.test.js to see it fail.' });
