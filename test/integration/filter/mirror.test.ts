@@ -17,7 +17,7 @@ async function tarNames(buf: Buffer): Promise<string[]> {
     stream.on('end', next);
     stream.resume();
   });
-  const done = new Promise((r) => ex.on('finish', r));
+  const done = new Promise<void>((r) => ex.on('finish', () => r()));
   Readable.from(buf).pipe(ex);
   await done;
   return names.sort();

@@ -8,9 +8,9 @@ import { GitSource, parseGitSpec, repoNameFromLocation } from '../../../streams/
 import { openSource } from '../../../streams/sources/index.js';
 import { MirrorCache } from '../../../operators/git/mirror.js';
 import type { PullRequestEvent } from '../../../schemas/types.gen.js';
-import type { SourceItem } from '../../../streams/sources/types.js';
+import type { Source, SourceItem } from '../../../streams/sources/types.js';
 
-async function collect(src: { items: GitSource['items'] }, cursor?: string): Promise<SourceItem[]> {
+async function collect(src: Source, cursor?: string): Promise<SourceItem[]> {
   const out: SourceItem[] = [];
   for await (const it of src.items({ signal: new AbortController().signal, follow: false, cursor })) out.push(it);
   return out;
