@@ -33,6 +33,14 @@ describe('llm client', () => {
     expect(body.max_tokens).toBe(77);
   });
 
+  it('sends the key from the configured variable as a bearer token', async () => {
+    process.env.SWE_STREAM_TEST_KEY_OK = 'sk-test-0123456789abcdef';
+    srv = await startChatServer([{ content: 'ok' }]);
+    await createLlmClient('judge', cfg(srv.baseURL, { apiKeyEnv: 'SWE_STREAM_TEST_KEY_OK' })).chat({ messages: msgs });
+    expect(srv.requests[0]!.headers.authorization).toBe('Bearer sk-test-0123456789abcdef');
+    delete process.env.SWE_STREAM_TEST_KEY_OK;
+  });
+
   it('retries 429 honouring retry-after, and 500, then succeeds', async () => {
     srv = await startChatServer([{ status: 429, retryAfter: 0 }, { status: 500 }, { status: 503, retryAfterMs: 1 }, { content: 'ok' }]);
     const r = await createLlmClient('solver', cfg(srv.baseURL)).chat({ messages: msgs });
