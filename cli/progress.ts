@@ -48,9 +48,11 @@ export function barPayload(s: StageSnapshot, width: number): { value: number; to
 
 /**
  * Start the display, or return undefined when the stream is not a terminal (and not forced).
+ * @param optsOrStages options, or just the stage names to show (then drawn on process.stderr)
  * Errors while reading metrics are logged, never thrown from the timer.
  */
-export function startProgress(opts: ProgressOptions = {}): Progress | undefined {
+export function startProgress(optsOrStages: ProgressOptions | readonly string[] = {}): Progress | undefined {
+  const opts: ProgressOptions = Array.isArray(optsOrStages) ? { stages: optsOrStages } : (optsOrStages as ProgressOptions);
   const stream = opts.stream ?? process.stderr;
   if (!stream.isTTY && !opts.force) return undefined;
   const stages = opts.stages ?? STAGE_NAMES;

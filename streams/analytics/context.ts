@@ -4,6 +4,7 @@
  * `clickhouse.url`, `clickhouse.database`.
  */
 import type { Writable } from 'node:stream';
+import type { Config } from '../config.js';
 
 /** Where the analytics tables are. */
 export interface AnalyticsContext {
@@ -13,6 +14,11 @@ export interface AnalyticsContext {
   clickhouseUrl?: string;
   /** Database of the tables (default swe_stream). */
   database?: string;
+}
+
+/** The analytics target of a resolved configuration (streams/config.ts). */
+export function analyticsContextFrom(cfg: Config): AnalyticsContext {
+  return { dataDir: cfg.dataDir, clickhouseUrl: cfg.clickhouse.url, database: cfg.clickhouse.database };
 }
 
 /** Streams a command writes to (default process.stdout / process.stderr); tests pass their own. */
