@@ -26,7 +26,7 @@ import type { Envelope, Outcome, OutcomeMeta } from '../streams/types.js';
 import type { SandboxFactory } from './sandbox/types.js';
 import { gradeVerification, invalidReason, isFail, isPass, releaseCheck, type RunRecord } from './grading.js';
 import { getRunner, type Runner } from './runners/index.js';
-import { prepareCheckout, resetCheckout, runOnce, type NamedPatch, type RunEvidence, type WorkFile } from './runners/harness.js';
+import { runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './runners/harness.js';
 import { buildTaskImage } from './task-image.js';
 import { evaluateInstance } from './evaluate.js';
 import { logger } from '../streams/log.js';
@@ -81,30 +81,14 @@ function f2pStillPossible(before: RunRecord[], after: RunRecord[]): boolean {
   return false;
 }
 
-/**
- * Run one state: fresh container (network off), checkout pinned to the parent, `n` runs with a reset
- * between them. Stops early on an invalid run that more runs cannot fix (patch, timeout) or when
- * `stop(runsSoFar)` says so.
- */
-async function runState(deps: VerifyDeps, v: TestsReady, runner: Runner, patches: NamedPatch[], files: WorkFile[], n: number, signal: AbortSignal, stop: (runs: RunEvidence[]) => boolean): Promise<StateRuns> {
-  const t0 = Date.now();
+/** One state's runs (see {@link runRepeated}). */
+function runState(deps: VerifyDeps, v: TestsReady, runner: Runner, patches: NamedPatch[], files: WorkFile[], n: number, signal: AbortSignal, stop: (runs: RunEvidence[]) => boolean): Promise<StateRuns> {
   const { environment, candidate } = v;
-  const sb = await deps.sandboxes.create({ image: environment.image_id || environment.image_ref, network: false, workdir: environment.workdir, labels: { 'swe-stream.stage': 'verify', 'swe-stream.pr': candidate.pr_id }, signal });
-  const runs: RunEvidence[] = [];
-  try {
-    await prepareCheckout(sb, environment.workdir, candidate.parent_commit, signal);
-    for (let i = 0; i < n; i++) {
-      if (i > 0) await resetCheckout(sb, environment.workdir, signal);
-      const r = await runOnce(sb, { workdir: environment.workdir, preCommands: environment.pre_commands, testCommand: v.tests.test_command, runner, patches, files, timeoutMs: deps.runTimeoutMs ?? 900_000, signal });
-      runs.push(r);
-      // Any invalid run rejects the task, so the runs left cannot change the outcome.
-      if (invalidReason(r) !== null) break;
-      if (stop(runs)) break;
-    }
-  } finally {
-    await sb.destroy();
-  }
-  return { runs, ms: Date.now() - t0 };
+  return runRepeated({
+    sandboxes: deps.sandboxes, image: environment.image_id || environment.image_ref, commit: candidate.parent_commit, workdir: environment.workdir,
+    preCommands: environment.pre_commands, testCommand: v.tests.test_command, runner, patches, files, n, timeoutMs: deps.runTimeoutMs ?? 900_000,
+    labels: { 'swe-stream.stage': 'verify', 'swe-stream.pr': candidate.pr_id }, signal, stop,
+  });
 }
 
 /** The last lines of a run's log, for rejection details. */

@@ -9,12 +9,12 @@
  * records what must survive a reset; {@link resetCheckout} restores exactly that state between runs, so
  * reruns share one container without one run's files leaking into the next.
  */
-import type { Sandbox } from '../sandbox/types.js';
+import type { Sandbox, SandboxFactory } from '../sandbox/types.js';
 import { SandboxError } from '../sandbox/types.js';
 import { StageError } from '../../streams/types.js';
 import type { Runner, TestResult } from './types.js';
 import { shq } from './util.js';
-import type { RunRecord } from '../grading.js';
+import { invalidReason, type RunRecord } from '../grading.js';
 
 /** Where every test command we generate writes its machine-readable report inside the sandbox. */
 export const REPORT_PATH = '/tmp/swe-stream/report';
@@ -178,4 +178,44 @@ export async function runOnce(sb: Sandbox, spec: RunSpec): Promise<RunEvidence> 
     report,
     source: fromReport.length ? 'report' : results.length ? 'log' : 'none',
   };
+}
+
+/** Options of {@link runRepeated}. */
+export interface RepeatSpec extends Omit<RunSpec, 'signal'> {
+  sandboxes: SandboxFactory;
+  /** environment image (id or ref) */
+  image: string;
+  /** commit to pin the work tree to (the PR's parent) */
+  commit: string;
+  /** number of runs */
+  n: number;
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+  /** called after each valid run; true skips the remaining runs */
+  stop?: (runs: RunEvidence[]) => boolean;
+}
+
+/**
+ * Run the same inputs `n` times in one fresh container (network off): pin the checkout, then apply →
+ * run → reset, n times. An invalid run (patch did not apply, timeout, nothing parsed, non-zero exit with
+ * no failure) ends the series, since one invalid run already decides the outcome for every caller.
+ * @returns the runs made and the series' wall time (container create and destroy included), ms
+ */
+export async function runRepeated(spec: RepeatSpec): Promise<{ runs: RunEvidence[]; ms: number }> {
+  const t0 = Date.now();
+  const sb = await spec.sandboxes.create({ image: spec.image, network: false, workdir: spec.workdir, labels: spec.labels, signal: spec.signal });
+  const runs: RunEvidence[] = [];
+  try {
+    await prepareCheckout(sb, spec.workdir, spec.commit, spec.signal);
+    for (let i = 0; i < spec.n; i++) {
+      if (i > 0) await resetCheckout(sb, spec.workdir, spec.signal);
+      const r = await runOnce(sb, spec);
+      runs.push(r);
+      if (invalidReason(r) !== null) break;
+      if (spec.stop?.(runs)) break;
+    }
+  } finally {
+    await sb.destroy();
+  }
+  return { runs, ms: Date.now() - t0 };
 }

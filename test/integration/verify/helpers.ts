@@ -78,12 +78,13 @@ export class GenRepo {
 
 /**
  * An environment image: the base image, `setup` run with the network on (runner installs), the repo
- * cloned from a bundle into `workdir` and checked out at `checkout`. Cached by a hash of the inputs, so
+ * cloned from a bundle into `workdir` and checked out at `checkout`, then `postClone` in the workdir
+ * (network still on: `npm install`). Cached by a hash of the inputs, so
  * reruns of the suite on one engine build it once.
  */
-export async function buildEnvImage(opts: { sandboxes: SandboxFactory; base: string; setup: string; repo: GenRepo; checkout: string; workdir: string; name: string }): Promise<{ ref: string; id: string }> {
+export async function buildEnvImage(opts: { sandboxes: SandboxFactory; base: string; setup: string; repo: GenRepo; checkout: string; workdir: string; name: string; postClone?: string }): Promise<{ ref: string; id: string }> {
   const bundle = opts.repo.bundle();
-  const hash = createHash('sha256').update(opts.base).update(opts.setup).update(git(opts.repo.dir, 'show-ref')).update(opts.checkout).digest('hex').slice(0, 12);
+  const hash = createHash('sha256').update(opts.base).update(opts.setup).update(git(opts.repo.dir, 'show-ref')).update(opts.checkout).update(opts.postClone ?? '').digest('hex').slice(0, 12);
   const ref = `swe-stream-test/env-${opts.name}:${hash}`;
   const have = await opts.sandboxes.imageId(ref);
   if (have) return { ref, id: have };
@@ -94,6 +95,10 @@ export async function buildEnvImage(opts: { sandboxes: SandboxFactory; base: str
     await sb.writeFile('/tmp/repo.bundle', bundle);
     const c = await sb.exec(`set -e; git clone -q /tmp/repo.bundle ${opts.workdir}; cd ${opts.workdir}; git checkout -q --detach ${opts.checkout}; rm /tmp/repo.bundle`, { timeoutMs: 120_000 });
     if (c.exitCode !== 0) throw new Error(`clone failed: ${c.stderr}`);
+    if (opts.postClone) {
+      const p = await sb.exec(opts.postClone, { timeoutMs: 600_000, cwd: opts.workdir });
+      if (p.exitCode !== 0) throw new Error(`post-clone setup failed (${p.exitCode}): ${p.stdout.slice(-2000)}\n${p.stderr.slice(-2000)}`);
+    }
     const { imageId } = await sb.commit(ref);
     return { ref, id: imageId };
   } finally {

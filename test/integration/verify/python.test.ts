@@ -10,6 +10,7 @@ import { testCreateStage } from '../../../operators/test-create.js';
 import { verifyStage } from '../../../operators/verify.js';
 import { evaluate, summarizeEvaluation } from '../../../operators/evaluate.js';
 import { runnableImage } from '../../../operators/task-image.js';
+import { joinDiff, parseDiff } from '../../../operators/patch.js';
 import type { TaskVerified, TestsReady } from '../../../schemas/types.gen.js';
 import type { Outcome } from '../../../streams/types.js';
 import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
@@ -112,7 +113,7 @@ describe('verify (pytest)', () => {
         const e = await sb.exec(`git cat-file -e ${sha}`, { timeoutMs: 30_000 });
         expect(e.exitCode).not.toBe(0);
       }
-      const refs = await sb.exec('git for-each-ref --format=%(refname); git remote; git reflog | wc -l', { timeoutMs: 30_000 });
+      const refs = await sb.exec(`git for-each-ref --format='%(refname)'; git remote; git reflog | wc -l`, { timeoutMs: 30_000 });
       expect(refs.stdout.trim().split('\n')).toEqual(['refs/heads/main', '0']);
     } finally {
       await sb.destroy();
@@ -121,7 +122,8 @@ describe('verify (pytest)', () => {
 
   it('evaluates predictions on the verified row with the same grading', async () => {
     expect(verified).toBeDefined();
-    const wrong = verified.tests.gold_patch.replace('return a * b', 'return a * b + 0 * 1 if a else 0');
+    // The fix without the new module: test_square still fails.
+    const wrong = joinDiff(parseDiff(verified.tests.gold_patch).filter((f) => f.path !== 'calc/square.py'));
     const results = await evaluate({
       sandboxes, rows: [verified],
       predictions: [
@@ -153,7 +155,9 @@ describe('verify (pytest)', () => {
   });
 
   it('rejects a test patch that does not apply', async () => {
-    const diff = repo.diff(parent, prs.good).replace(' def test_add():', ' def test_add_renamed():');
+    // A removed line that is not in the file: neither git apply nor patch's fuzz can place the hunk.
+    const diff = repo.diff(parent, prs.good).replace('-from calc.ops import add\n', '-from calc.ops import addition\n');
+    expect(diff).toContain('-from calc.ops import addition');
     expect(await rejects(await testsReady('good', 5, diff))).toMatchObject({ kind: 'rejected', reason: 'patch-does-not-apply', detail: expect.stringContaining('test:') });
   });
 
