@@ -72,7 +72,7 @@ describe.skipIf(!haveData)('embedded run under SIGKILL', () => {
     // Kill at random points spread over a clean run's duration, then let it finish.
     let kills = 0;
     for (let i = 0; i < 6; i++) {
-      const at = Math.floor(300 + Math.random() * cleanMs);
+      const at = Math.floor(200 + Math.random() * 0.75 * cleanMs);
       const r = await runCli(crashed, sources, at);
       if (r === 'SIGKILL') kills++;
       else break;
