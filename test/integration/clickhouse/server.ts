@@ -106,12 +106,13 @@ export class PrivateServer {
 }
 
 /**
- * URL of a ClickHouse server for tests: SWE_STREAM_CLICKHOUSE_URL (default http://127.0.0.1:8123, the
- * one infra/clickhouse.sh starts) when it answers, else undefined.
+ * URL of a shared ClickHouse server for tests: SWE_STREAM_CLICKHOUSE_URL (as CI sets it after
+ * `infra/clickhouse.sh start`) when it is set and answers, else undefined — then the tests start a
+ * {@link PrivateServer}, because other suites stop and restart the shared one at :8123 while they run.
  */
 export async function sharedServerUrl(): Promise<string | undefined> {
-  const url = process.env.SWE_STREAM_CLICKHOUSE_URL ?? 'http://127.0.0.1:8123';
-  return (await ping(url)) ? url : undefined;
+  const url = process.env.SWE_STREAM_CLICKHOUSE_URL;
+  return url && (await ping(url)) ? url : undefined;
 }
 
 /**
