@@ -109,10 +109,13 @@ function kafkajsLogCreator(log: pino.Logger) {
     ({ namespace, level, log: entry }: LogEntry): void => {
       const { message, stack: _stack, timestamp: _ts, logger: _l, ...extra } = entry as LogEntry['log'] & { stack?: string };
       const fields = { kafkajs: namespace, ...extra };
-      if (message === NOISE_IDEMPOTENT_RETRIES || (namespace === 'Connection' && message.startsWith('Response '))) {
+      if (message === NOISE_IDEMPOTENT_RETRIES || (namespace === 'Connection' && (message.startsWith('Response ') || message.startsWith('Connection error')))) {
         // Error responses (rebalancing, coordinator loading, …) are handled by kafkajs (retry, rejoin); when one
-        // is not, it reaches us as a rejected call or a CRASH event and is logged there once.
+        // is not, it reaches us as a rejected call or a CRASH event and is logged there once. Connection errors
+        // are repeated by BrokerPool's retry line.
         log.debug(fields, message);
+      } else if (namespace === 'Runner' && message.startsWith('The group is rebalancing')) {
+        log.info(fields, message); // routine: a member joined or left
       } else if (level === logLevel.ERROR || level === logLevel.WARN) {
         // kafkajs logs every failed connect attempt at ERROR; our own TransportError is the error.
         log.warn(fields, message);
@@ -179,7 +182,8 @@ export class KafkaTransport implements Transport {
   private connecting: Promise<void> | undefined;
   private closed = false;
   private readonly queue: PendingProduce[] = [];
-  private flushing = false;
+  /** The running drain of {@link queue}, if any. */
+  private flushing: Promise<void> | undefined;
   private state: Record<string, string> | undefined;
   private stateWrite: Promise<void> = Promise.resolve();
   private readonly members = new Set<KafkaGroupConsumer>();
@@ -258,7 +262,7 @@ export class KafkaTransport implements Transport {
     if (records.length > 0) {
       await new Promise<void>((resolve, reject) => {
         this.queue.push({ records, resolve, reject });
-        if (!this.flushing) void this.flush();
+        this.kick();
       });
     }
     if (state) await this.saveState(state);
@@ -266,24 +270,28 @@ export class KafkaTransport implements Transport {
 
   /** Drain the produce queue: everything queued goes out together, one request at a time. */
   private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      await this.connect().catch((err: unknown) => {
-        for (const p of this.queue.splice(0)) p.reject(err);
-      });
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0);
-        try {
-          await this.send(batch);
-          for (const p of batch) p.resolve();
-        } catch (err) {
-          const e = toTransportError('producing records', err);
-          for (const p of batch) p.reject(e);
-        }
+    await this.connect().catch((err: unknown) => {
+      for (const p of this.queue.splice(0)) p.reject(err);
+    });
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0);
+      try {
+        await this.send(batch);
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        const e = toTransportError('producing records', err);
+        for (const p of batch) p.reject(e);
       }
-    } finally {
-      this.flushing = false;
     }
+  }
+
+  /** Start draining unless a drain runs; a record queued while the last drain was finishing starts the next. */
+  private kick(): void {
+    if (this.flushing) return;
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.kick();
+    });
   }
 
   /** One or more `sendBatch` requests, grouped by topic, each under `maxRequestBytes` of values. */
@@ -441,7 +449,7 @@ export class KafkaTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.allSettled([...this.members].map((m) => m.stop()));
-    while (this.flushing || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r)); // let queued produces finish
+    while (this.flushing) await this.flushing; // let queued produces finish
     await this.stateWrite.catch(() => undefined);
     this.closed = true;
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
