@@ -146,44 +146,52 @@ export async function funnel(ch: ClickHouse): Promise<StageFunnel[]> {
 export async function yieldReport(ch: ClickHouse, notMerged: readonly string[] = NOT_MERGED_REASONS): Promise<YieldReport> {
   const L = latest(ch);
   const mergedCond = `l_stage = 'filter' AND (l_kind = 'accepted' OR (l_kind = 'rejected' AND ifNull(l_reason, '') NOT IN (${sqlList(notMerged)})))`;
-  const merged = await ch.rows<{ key: string; lang: string; d: number }>(
-    `SELECT key, lang, d FROM (
-       SELECT l_key AS key, argMax(ifNull(l_lang, ''), l_ts) AS lang, min(intDiv(l_ts, ${DAY_MS})) AS d
-       FROM ${L} WHERE ${mergedCond} GROUP BY l_key)`,
+  // Aggregated in SQL down to (repository, language, day) cells, so the report stays small at millions of PRs.
+  const merged = await ch.rows<{ repo: string; lang: string; d: number; c: number }>(
+    `SELECT splitByChar('#', pr)[1] AS repo, lang, d, count() AS c FROM (
+       SELECT l_key AS pr, argMax(ifNull(l_lang, ''), l_ts) AS lang, min(intDiv(l_ts, ${DAY_MS})) AS d
+       FROM ${L} WHERE ${mergedCond} GROUP BY l_key)
+     GROUP BY repo, lang, d`,
   );
-  const tasks = await ch.rows<{ pr_id: string; repo: string; language: string }>(
-    `SELECT pr_id, repo, language FROM ${ch.database}.tasks FINAL WHERE ${RELEASED}`,
+  const verifiedGroups = await ch.rows<{ repo: string; language: string; c: number }>(
+    `SELECT repo, language, count() AS c FROM ${ch.database}.tasks FINAL WHERE ${RELEASED} GROUP BY repo, language`,
   );
-  const verifiedDays = await ch.rows<{ key: string; d: number }>(
-    `SELECT l_key AS key, min(intDiv(l_ts, ${DAY_MS})) AS d FROM ${L}
-     WHERE l_stage = 'verify' AND l_kind = 'accepted' GROUP BY l_key`,
+  const verifiedDays = await ch.rows<{ d: number; c: number }>(
+    `SELECT d, count() AS c FROM (
+       SELECT l_key AS pr, min(intDiv(l_ts, ${DAY_MS})) AS d FROM ${L}
+       WHERE l_stage = 'verify' AND l_kind = 'accepted'
+         AND l_key IN (SELECT pr_id FROM ${ch.database}.tasks FINAL WHERE ${RELEASED})
+       GROUP BY l_key)
+     GROUP BY d`,
   );
-  const released = new Set(tasks.map((t) => t.pr_id));
-  const repoOfKey = (k: string): string => k.split('#')[0] ?? k;
   type Tally = Map<string, { merged_prs: number; verified: number }>;
   const byRepo: Tally = new Map(), byLang: Tally = new Map(), byDay: Tally = new Map();
-  const bump = (m: Tally, k: string, f: 'merged_prs' | 'verified'): void => {
+  const bump = (m: Tally, k: string, f: 'merged_prs' | 'verified', by: number): void => {
     const e = m.get(k) ?? { merged_prs: 0, verified: 0 };
-    e[f]++;
+    e[f] += by;
     m.set(k, e);
   };
+  let mergedTotal = 0;
+  let verifiedTotal = 0;
   for (const m of merged) {
-    bump(byRepo, repoOfKey(m.key), 'merged_prs');
-    bump(byLang, m.lang || 'unknown', 'merged_prs');
-    bump(byDay, dayOf(n(m.d)), 'merged_prs');
+    mergedTotal += n(m.c);
+    bump(byRepo, m.repo, 'merged_prs', n(m.c));
+    bump(byLang, m.lang || 'unknown', 'merged_prs', n(m.c));
+    bump(byDay, dayOf(n(m.d)), 'merged_prs', n(m.c));
   }
-  for (const t of tasks) {
-    bump(byRepo, t.repo, 'verified');
-    bump(byLang, t.language || 'unknown', 'verified');
+  for (const t of verifiedGroups) {
+    verifiedTotal += n(t.c);
+    bump(byRepo, t.repo, 'verified', n(t.c));
+    bump(byLang, t.language || 'unknown', 'verified', n(t.c));
   }
-  for (const v of verifiedDays) if (released.has(v.key)) bump(byDay, dayOf(n(v.d)), 'verified');
+  for (const v of verifiedDays) bump(byDay, dayOf(n(v.d)), 'verified', n(v.c));
   const rows = <F extends string>(m: Tally, field: F) =>
     [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => ({ [field]: k, merged_prs: v.merged_prs, verified: v.verified, rate: rate(v.verified, v.merged_prs) }) as YieldRow & Record<F, string>);
   return {
-    merged_prs: merged.length,
-    verified: tasks.length,
-    rate: rate(tasks.length, merged.length),
+    merged_prs: mergedTotal,
+    verified: verifiedTotal,
+    rate: rate(verifiedTotal, mergedTotal),
     by_repo: rows(byRepo, 'repo'),
     by_language: rows(byLang, 'language'),
     by_day: rows(byDay, 'day'),
