@@ -90,10 +90,15 @@ function hasWord(hay: string, needle: string): boolean {
   return new RegExp(`(?<![A-Za-z0-9_$])${escapeRe(needle)}(?![A-Za-z0-9_$])`).test(hay);
 }
 
-/** True when `name` occurs in code context: in backticks, after a dot, or followed by `(`. */
+/** True when `name` occurs in code context: in backticks, after a dot, or directly followed by `(` (prose puts a space before parentheses). */
 function hasCodeWord(hay: string, name: string): boolean {
   const n = escapeRe(name);
-  return new RegExp(`\`[^\`\\n]*(?<![A-Za-z0-9_$])${n}(?![A-Za-z0-9_$])[^\`\\n]*\`|\\.${n}(?![A-Za-z0-9_$])|(?<![A-Za-z0-9_$])${n}\\s*\\(`).test(hay);
+  if (new RegExp(`\\.${n}(?![A-Za-z0-9_$])|(?<![A-Za-z0-9_$])${n}\\(`).test(hay)) return true;
+  // Single-line inline code spans, paired left to right (one regex over the whole text would pair a closing
+  // backtick with the next opening one). Fenced blocks are left out: they hold logs and tracebacks full of words.
+  const text = hay.replace(/^\s*(```|~~~)[\s\S]*?^\s*\1/gm, '');
+  for (const line of text.split('\n')) for (const m of line.matchAll(/(?<!`)`([^`]+)`(?!`)/g)) if (hasWord(m[1]!, name)) return true;
+  return false;
 }
 
 const isPlainWord = (id: string) => /^[a-z]+$/.test(id);

@@ -95,6 +95,11 @@ describe('leakage gate: common words that are also changed names', () => {
     const code = checkLeakage({ patch, statement: 'In `Cart.total`, clamp `discount` with `min()` before subtracting it.' });
     expect(code.evidence.map((e) => e.match).sort()).toEqual(['Cart', 'discount', 'total']);
   });
+  it('words between two code spans, or inside a pasted log, are prose', () => {
+    // GH Archive issue text shapes: two spans on one line, and a fenced log
+    const st = "Using `Cart` with a limit (see `docs/cart`) gives a discount twice.\n\n```\nWARN total limit exceeded, discount applied\n```";
+    expect(checkLeakage({ patch, statement: st }).evidence).toEqual([{ kind: 'identifier', match: 'Cart' }]);
+  });
 });
 
 describe('leakage gate: leaky statements are flagged', () => {
