@@ -505,7 +505,14 @@ export class KafkaGroupConsumer implements GroupConsumer {
     consumer.on(consumer.events.GROUP_JOIN, (e) => this.onJoin(e.payload.memberAssignment));
     consumer.on(consumer.events.CRASH, (e) => {
       const { error, restart } = e.payload;
-      this.log.error({ err: error?.message, restart }, restart ? 'consumer crashed; kafkajs restarts it' : 'consumer crashed and stopped');
+      this.log.error({ err: error?.message, restart }, restart ? 'consumer crashed; kafkajs restarts it (a new GROUP_JOIN follows)' : 'consumer crashed and stopped');
+      if (!restart) {
+        // Dead member: nothing it holds can be committed any more; tell the runtime so it aborts the work.
+        const all = [...this.assigned.values()];
+        this.assigned = new Map();
+        this.running = false;
+        if (all.length > 0) this.handlers?.onRevoked?.(all);
+      }
     });
     try {
       await consumer.connect();
