@@ -13,52 +13,13 @@ import { runnableImage } from '../../../operators/task-image.js';
 import { joinDiff, parseDiff } from '../../../operators/patch.js';
 import type { TaskVerified, TestsReady } from '../../../schemas/types.gen.js';
 import type { Outcome } from '../../../streams/types.js';
-import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+import { candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+import { WORKDIR, base, parent, prs, pythonEnvImage, repo } from './pyrepo.js';
 
-const WORKDIR = '/testbed';
 const sandboxes = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'verify-python' } });
 
-const OPS_BUGGY = `def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a + b  # bug\n`;
-const OPS_FIXED = `def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n`;
-// Fails on the second run of each container: /tmp survives the work-tree reset between reruns.
-const FLAKY = `\ndef test_flaky():\n    import os\n    p = '/tmp/flaky-counter'\n    n = int(open(p).read()) + 1 if os.path.exists(p) else 1\n    open(p, 'w').write(str(n))\n    assert n != 2\n`;
-const TESTS_BASE = `import pytest\nfrom calc.ops import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n@pytest.mark.skip(reason="later")\ndef test_skipped():\n    pass\n\n\n@pytest.mark.xfail(reason="known")\ndef test_known_bug():\n    assert False\n`;
-
-const repo = new GenRepo();
-const base = repo.commit({ 'calc/__init__.py': '', 'calc/ops.py': OPS_BUGGY, 'tests/__init__.py': '', 'tests/test_ops.py': TESTS_BASE, 'README.md': 'calc\n' }, 'initial');
-const parent = repo.commit({ 'README.md': 'calc, a calculator\n' }, 'docs');
-const prs = {
-  good: repo.pr('good', parent, {
-    'calc/ops.py': OPS_FIXED,
-    'calc/square.py': 'def square(x):\n    return x * x\n',
-    'tests/test_ops.py': TESTS_BASE.replace('from calc.ops import add', 'from calc.ops import add, mul') + `\n\ndef test_mul():\n    assert mul(2, 3) == 6\n` + FLAKY,
-    'tests/test_square.py': 'from calc.square import square\n\n\ndef test_square():\n    assert square(3) == 9\n',
-  }),
-  p2f: repo.pr('p2f', parent, {
-    'calc/ops.py': OPS_FIXED.replace('return a + b\n\n', 'return a - b\n\n'),
-    'tests/test_ops.py': TESTS_BASE.replace('from calc.ops import add', 'from calc.ops import add, mul') + `\n\ndef test_mul():\n    assert mul(2, 3) == 6\n`,
-  }),
-  nof2p: repo.pr('nof2p', parent, {
-    'calc/ops.py': '"""Arithmetic."""\n' + OPS_BUGGY,
-    'tests/test_ops.py': TESTS_BASE + `\n\ndef test_add_zero():\n    assert add(0, 0) == 0\n`,
-  }),
-  flakyf2p: repo.pr('flakyf2p', parent, {
-    'calc/ops.py': OPS_FIXED,
-    'tests/test_ops.py': TESTS_BASE.replace('from calc.ops import add', 'from calc.ops import add, mul') + `\n\ndef test_mul_flaky():\n    import os\n    p = '/tmp/c'\n    n = int(open(p).read()) + 1 if os.path.exists(p) else 1\n    open(p, 'w').write(str(n))\n    assert mul(2, 3) == 6 and n != 2\n`,
-  }),
-  slow: repo.pr('slow', parent, {
-    'calc/ops.py': OPS_FIXED,
-    'tests/test_ops.py': TESTS_BASE + `\n\ndef test_slow():\n    import time\n    time.sleep(60)\n`,
-  }),
-  noparse: repo.pr('noparse', parent, {
-    'calc/ops.py': OPS_FIXED,
-    'tests/conftest.py': 'raise RuntimeError("conftest is broken")\n',
-    'tests/test_ops.py': TESTS_BASE + `\n\ndef test_more():\n    pass\n`,
-  }),
-};
-
 let envImage: { ref: string; id: string };
-const verify = verifyStage({ sandboxes, runTimeoutMs: 120_000 });
+const verify = verifyStage({ sandboxes, runTimeoutMs: 120_000, taskImagePrefix: 'swe-stream-test/task' });
 const tc = testCreateStage();
 
 async function testsReady(name: keyof typeof prs, number: number, diff?: string): Promise<TestsReady> {
@@ -68,15 +29,16 @@ async function testsReady(name: keyof typeof prs, number: number, diff?: string)
   return out.value;
 }
 
+const taskImages: string[] = [];
+
 beforeAll(async () => {
-  const b = await sandboxes.baseImage('python');
-  envImage = await buildEnvImage({
-    sandboxes, base: b, repo, checkout: parent, workdir: WORKDIR, name: 'calc-py',
-    setup: 'set -e; python3 -m venv /opt/venv; /opt/venv/bin/pip install -q pytest==8.3.5',
-  });
+  envImage = await pythonEnvImage(sandboxes);
 }, 600_000);
 
-afterAll(() => repo.remove());
+afterAll(async () => {
+  repo.remove();
+  for (const ref of taskImages) await sandboxes.docker.getImage(ref).remove({ force: true }).catch(() => undefined);
+});
 
 describe('verify (pytest)', () => {
   let verified: TaskVerified;
@@ -90,6 +52,7 @@ describe('verify (pytest)', () => {
     if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
     verified = out.value;
     const v = verified.verification;
+    taskImages.push(v.task_image_ref);
     expect(verified.instance_id).toBe('acme__calc-1');
     expect(v.FAIL_TO_PASS).toEqual(['tests/test_ops.py::test_mul', 'tests/test_square.py::test_square']);
     expect(v.PASS_TO_PASS).toEqual(['tests/test_ops.py::test_add', 'tests/test_ops.py::test_known_bug']);
@@ -99,7 +62,7 @@ describe('verify (pytest)', () => {
     ]);
     expect([v.runs_before, v.runs_after]).toEqual([2, 3]);
     expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
-    expect(v.image_url).toMatch(/^swe-stream\/task-acme__calc-1:[0-9a-f]{12}@sha256:[0-9a-f]{64}$/);
+    expect(v.image_url).toMatch(/^swe-stream-test\/task-acme__calc-1:[0-9a-f]{12}@sha256:[0-9a-f]{64}$/);
     expect(v.tests_ms).toBeGreaterThan(0);
     expect(v.verify_ms).toBeGreaterThanOrEqual(v.tests_ms / 2);
 
