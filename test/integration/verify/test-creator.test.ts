@@ -33,7 +33,7 @@ const write = (content: string) => ({ name: 'write_file', arguments: { path: 'te
 const submit = { name: 'submit', arguments: { test_file: 'tests/test_fail_to_pass.py' } };
 
 function stageWith(server: ChatServer, maxSteps: number) {
-  const llm = createLlmClient('test-creator', agentLlmSchema.parse({ baseURL: server.baseURL, model: 'scripted', apiKey: 'test' }));
+  const llm = createLlmClient('test-creator', agentLlmSchema.parse({ baseURL: server.baseURL, model: 'scripted' }));
   return testCreateStage({ createTest: testCreatorAgent({ llm, sandboxes, budgets: { maxSteps, maxWallMs: 600_000 }, runTimeoutMs: 120_000 }) });
 }
 
