@@ -167,7 +167,13 @@ export async function openClickHouse(target: ClickHouseTarget, opts: { applyDdl?
     mkdirSync(chdbPath, { recursive: true });
     // chdb types its Connection against the separate @clickhouse/client-common package, whose settings
     // type differs nominally from the one bundled in @clickhouse/client 1.23; the runtime contract is the same.
-    const connection = createChdbConnection({ path: chdbPath }) as unknown as ClickHouseClientConfigOptions['connection'];
+    let connection: ClickHouseClientConfigOptions['connection'];
+    try {
+      connection = createChdbConnection({ path: chdbPath }) as unknown as ClickHouseClientConfigOptions['connection'];
+    } catch (err) {
+      const e = explainChdbLock(err, chdbPath);
+      throw e instanceof ClickHouseStoreError ? e : toStoreError(err, `cannot open chDB at ${chdbPath}`);
+    }
     client = createClient({ ...common, connection });
   }
   const backend = target.url ? 'server' : 'chdb';
@@ -196,7 +202,7 @@ export async function openClickHouse(target: ClickHouseTarget, opts: { applyDdl?
     capabilities = { dedupToken: settings.length > 0, nonReplicatedDedup: mts.length > 0, parquet: fmts.length > 0 };
   } catch (err) {
     await client.close().catch((e: unknown) => log.debug({ err: String(e) }, 'close after failed open'));
-    throw err;
+    throw chdbPath ? explainChdbLock(err, chdbPath) : err;
   }
   let closed = false;
   const ch: ClickHouse = {
@@ -217,6 +223,22 @@ export async function openClickHouse(target: ClickHouseTarget, opts: { applyDdl?
   }
   log.debug({ backend, version, database, capabilities }, 'clickhouse open');
   return ch;
+}
+
+/**
+ * chDB holds its data directory exclusively per process (a lock on `<path>/status`, as clickhouse-local
+ * does): a second process — `swe-stream report` while `swe-stream run` writes — cannot open it. Say so
+ * plainly; retriable, because the directory frees when the other process ends.
+ */
+function explainChdbLock(err: unknown, chdbPath: string): unknown {
+  const chain: string[] = [];
+  for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e.message);
+  if (!chain.some((m) => /Cannot lock file|Another server instance|Failed to create connection/.test(m))) return err;
+  return new ClickHouseStoreError(
+    `the chDB data directory ${chdbPath} is in use by another process (a running \`swe-stream run\`?); ` +
+      'stop it, or run the pipeline with a ClickHouse server (--clickhouse-url) to query while it runs',
+    { retriable: true, code: 'CHDB_LOCKED', cause: err },
+  );
 }
 
 /**
