@@ -144,6 +144,17 @@ describe.each(backends)('report on $name', ({ name, url }) => {
   });
 });
 
+describe('report on an empty store', () => {
+  it('shows every stage with zeros and no rates', async () => {
+    const r = await reportJson({ dataDir, database: `t_report_empty_${process.pid}` });
+    expect(r.stages.map((s) => [s.stage, s.inputs])).toEqual(EXPECTED_STAGES.map((s) => [s.stage, 0]));
+    expect(r.yield).toEqual({ merged_prs: 0, verified: 0, rate: null, by_repo: [], by_language: [], by_day: [] });
+    expect(Object.keys(r.categories)).toHaveLength(11);
+    expect(r.durations).toEqual([]);
+    expect(r.cost).toEqual({ stages: [], total: { tokens_in: 0, tokens_out: 0, cost_usd: 0 }, verified_rows: 0, per_verified_row: null });
+  });
+});
+
 describe.skipIf(!existsSync('/usr/bin/chromium'))('report --html in Chromium', () => {
   it('writes one self-contained page whose four charts paint', async () => {
     const database = `t_report_chdb_${process.pid}`;
