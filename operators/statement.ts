@@ -141,7 +141,8 @@ export function statementStage(deps: StatementDeps = {}): Stage<TaskVerified, Ta
     const f2p = t.verification.FAIL_TO_PASS;
     const acct: Acct = { tokensIn: 0, tokensOut: 0, costUsd: 0 };
     const meta = (extra: Partial<OutcomeMeta> = {}): OutcomeMeta => ({ repo: c.repo, language: c.language, ...acct, ...extra });
-    const gate = (statement: string) => checkLeakage({ statement, patch: gold, testPatch, failToPass: f2p });
+    const testCommands = [t.tests.test_command, t.verification.eval_command].filter((x) => !!x);
+    const gate = (statement: string) => checkLeakage({ statement, patch: gold, testPatch, failToPass: f2p, testCommands });
 
     let statementText: string | null = null;
     let source: 'issue' | 'pr' | 'agent' = 'agent';

@@ -13,6 +13,11 @@
  * |                 | — except public API the tests call (the statement must name it, SWE-bench style)     |        |
  * | string-literal  | a string literal (≥ 8 chars, not identifier-shaped) the gold patch adds — except     | 0.3    |
  * |                 | literals the tests use (an asserted error message is specified behaviour)            |        |
+ * | line-number     | `line N` / `L N` / `:N` on a line naming a changed file (basename included), N in    | 0.3    |
+ * |                 | one of that file's hunks                                                             |        |
+ * | test-command    | the task's test command (≥ 10 chars), as given in `testCommands`                     | 0.5    |
+ * The first five are ARCHITECTURE.md §7's list; the last two cover the issue's "never line numbers or test
+ * commands" rule for written statements.
  *
  * score = 1 − Π(1 − weight) over the distinct evidence (0 = clean, → 1 = much evidence). `strong` is true when
  * a code line of the patch or a test name is quoted: those are unambiguous leaks even in a human-written issue.
@@ -26,7 +31,7 @@
 import { parseDiff, type FileDiff } from '../patch.js';
 import type { LeakEvidence } from '../../schemas/types.gen.js';
 
-export type LeakKind = 'patch-line' | 'file-path' | 'identifier' | 'test-name' | 'string-literal';
+export type LeakKind = 'patch-line' | 'file-path' | 'identifier' | 'test-name' | 'string-literal' | 'line-number' | 'test-command';
 
 /** Inputs: the statement and what it must not reveal. Patches are unified diffs (`git diff`). */
 export interface LeakageInput {
@@ -39,6 +44,8 @@ export interface LeakageInput {
   failToPass?: string[];
   /** extra names the statement may use (e.g. public API found another way) */
   allow?: string[];
+  /** commands that run the task's tests (TestSpec.test_command, Verification.eval_command) */
+  testCommands?: string[];
 }
 
 export interface LeakageResult {
@@ -56,6 +63,8 @@ export const LEAK_WEIGHTS: Record<LeakKind, number> = {
   'file-path': 0.5,
   identifier: 0.3,
   'string-literal': 0.3,
+  'line-number': 0.3,
+  'test-command': 0.5,
 };
 
 /** Basenames too common to identify a file on their own. */
@@ -199,8 +208,10 @@ export function pathForms(path: string): string[] {
 }
 
 function hasPath(hay: string, form: string): boolean {
-  // A path is glued to neither identifier characters nor path separators on its left, and not to word chars on its right.
-  return new RegExp(`(?<![A-Za-z0-9_$/.-])${escapeRe(form)}(?![A-Za-z0-9_$])`).test(hay);
+  // Not glued to identifier characters on either side. A multi-segment form may follow a `/` (an absolute path in a
+  // traceback ends with it); a bare basename may not (`other/more.py` is another file).
+  const left = form.includes('/') ? '(?<![A-Za-z0-9_$.-])' : '(?<![A-Za-z0-9_$/.-])';
+  return new RegExp(`${left}${escapeRe(form)}(?![A-Za-z0-9_$])`).test(hay);
 }
 
 /** Pieces of a FAIL_TO_PASS id worth matching: test function/class names and long titles. */
@@ -284,6 +295,32 @@ export function checkLeakage(input: LeakageInput): LeakageResult {
   for (const lit of addedStringLiterals(gold)) {
     if (testText.includes(lit)) continue;
     if (stNorm.includes(normalise(lit))) add('string-literal', lit);
+  }
+
+  // line-number: on a statement line that names a changed file, a line reference inside one of that file's
+  // hunks (old or new side, ±3 lines of context). A bare "line 12" is left alone: it is usually the reporter's script.
+  const lineRe = /\b(?:lines?|L)\s?#?(\d{1,6})\b|[:#](\d{1,6})\b/g;
+  for (const f of gold) {
+    const ranges = f.hunks.flatMap((h) => {
+      const m = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/.exec(h.header);
+      if (!m) return [];
+      const span = (start: number, len: number) => [Math.max(1, start - 3), start + Math.max(len, 1) + 3] as const;
+      return [span(+m[1]!, m[2] === undefined ? 1 : +m[2]), span(+m[3]!, m[4] === undefined ? 1 : +m[4])];
+    });
+    const forms = [...pathForms(f.path), f.path.split('/').at(-1)!];
+    for (const line of st.split('\n')) {
+      if (!forms.some((form) => hasPath(line, form))) continue;
+      for (const m of line.matchAll(lineRe)) {
+        const n = Number(m[1] ?? m[2]);
+        if (ranges.some(([a, b]) => n >= a && n <= b)) add('line-number', m[0]);
+      }
+    }
+  }
+
+  // test-command
+  for (const cmd of input.testCommands ?? []) {
+    const n = normalise(cmd);
+    if (n.length >= 10 && stNorm.includes(n)) add('test-command', n);
   }
 
   const score = 1 - evidence.reduce((p, e) => p * (1 - LEAK_WEIGHTS[e.kind as LeakKind]), 1);

@@ -142,6 +142,22 @@ describe('leakage gate: leaky statements are flagged', () => {
     expect(kinds(k)).toEqual(['file-path']);
   });
 
+  it('a statement giving line numbers of the change or the test command', () => {
+    // the sliced hunk is @@ -1534,6 +1534,9 @@
+    const r = checkLeakage({ ...sliced, testCommands: ['pytest -rA tests/test_more.py'], statement: 'See more.py line 1537. Reproduce with `pytest -rA tests/test_more.py`.' });
+    expect(r.evidence).toEqual([
+      { kind: 'file-path', match: 'more.py' },
+      { kind: 'file-path', match: 'tests/test_more.py' },
+      { kind: 'line-number', match: 'line 1537' },
+      { kind: 'test-command', match: 'pytest -rA tests/test_more.py' },
+    ]);
+    expect(checkLeakage({ ...sliced, statement: 'It fails on line 1535 of my script, 3 lines later.' }).evidence).toEqual([]);
+    // a traceback in a human issue names file and line: evidence, but not strong
+    const tb = checkLeakage({ ...sliced, statement: 'File "/usr/lib/python3/site-packages/more_itertools/more.py", line 1537, in sliced' });
+    expect(tb.evidence.map((e) => e.kind)).toEqual(['file-path', 'line-number']);
+    expect(tb.strong).toBe(false);
+  });
+
   it('a statement using an internal name the patch adds but the tests do not call', () => {
     const r = checkLeakage({ ...derange, statement: 'Add derangements and also `distinct_derangements` for inputs with duplicates.' });
     expect(r.evidence).toEqual([{ kind: 'identifier', match: 'distinct_derangements' }]);
