@@ -1,0 +1,198 @@
+import { describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { detect, enginesMinMajor, manifestPaths, nvmrcMajor, requiresPythonMin, shellSegments, cleanRunnerArgs, toxTestDeps, type Detection, type RepoSnapshot } from '../../../operators/env/detect.js';
+import { buildRecipe, normaliseManifest } from '../../../operators/env/recipes.js';
+
+const BASE = 'swe-stream/base-x:1';
+
+function snap(contents: Record<string, string>, extra: string[] = []): RepoSnapshot {
+  return { files: [...Object.keys(contents), ...extra], contents };
+}
+function ok(d: ReturnType<typeof detect>): Detection {
+  if ('reason' in d) throw new Error(`expected a detection, got ${d.reason}: ${d.detail}`);
+  return d;
+}
+
+describe('shell parsing helpers', () => {
+  it('splits on && ; || and keeps quoted words whole', () => {
+    expect(shellSegments(`cross-env TZ=Pacific/Auckland npm run test-tz && jest --coverage --coverageThreshold="{ \\"global\\": { \\"lines\\": 100} }"; echo 'a b' || x`)).toEqual([
+      ['cross-env', 'TZ=Pacific/Auckland', 'npm', 'run', 'test-tz'],
+      ['jest', '--coverage', '--coverageThreshold={ "global": { "lines": 100} }'],
+      ['echo', 'a b'],
+      ['x'],
+    ]);
+  });
+  it('drops the repository reporter, coverage and watch flags', () => {
+    expect(cleanRunnerArgs('mocha', ['--require', '@babel/register', '--reporter', 'dot', '--recursive'])).toEqual(['--require', '@babel/register', '--recursive']);
+    expect(cleanRunnerArgs('jest', ['--coverage', '--coverageThreshold={}', '--watchAll=false', 'test/x'])).toEqual(['test/x']);
+    expect(cleanRunnerArgs('vitest', ['run', '--reporter=verbose', '--coverage.enabled'])).toEqual([]);
+  });
+  it('reads Node and Python version constraints', () => {
+    expect(nvmrcMajor('v20.11.1\n')).toBe(20);
+    expect(nvmrcMajor('lts/hydrogen')).toBe(18);
+    expect(nvmrcMajor('lts/*')).toBe(22);
+    expect(enginesMinMajor('>=22.12.0')).toBe(22);
+    expect(enginesMinMajor('>= 0.10')).toBe(0);
+    expect(enginesMinMajor('^14 || >=16')).toBe(14);
+    expect(enginesMinMajor('<16 >=12')).toBe(12);
+    expect(requiresPythonMin('>=3.10')).toEqual([3, 10]);
+    expect(requiresPythonMin('>3.11,<4')).toEqual([3, 12]);
+  });
+  it('reads plain tox [testenv] deps only', () => {
+    expect(toxTestDeps('[tox]\nenvlist = py3\n[testenv]\ndeps =\n    pytest>=7\n    -rrequirements.txt\n    py311: mock\n    hypothesis\ncommands = pytest\n')).toEqual(['pytest>=7', 'hypothesis']);
+  });
+});
+
+describe('Python detection and recipes', () => {
+  it('a unittest repository with requirement files and tox (more-itertools layout) runs through pytest', () => {
+    const s = snap(
+      {
+        'pyproject.toml': '[build-system]\nrequires = ["flit_core >=4,<5"]\nbuild-backend = "flit_core.buildapi"\n\n[project]\nname = "more-itertools"\nrequires-python = ">=3.10"\ndynamic = ["version"]\n',
+        'tox.ini': '[tox]\nenvlist = py{310,311}\n\n[testenv]\ncommands = {envpython} -m unittest -v {posargs}\n',
+        'requirements/testing.txt': 'coverage\nruff\n',
+        'requirements/development.txt': '--requirement testing.txt\n',
+      },
+      ['more_itertools/__init__.py', 'tests/test_more.py', 'docs/conf.py'],
+    );
+    const d = ok(detect(s, 'python'));
+    expect(d).toMatchObject({ language: 'python', runner: 'pytest', packageManager: 'pip', installable: true, requirementFiles: ['requirements/testing.txt'] });
+    const r = buildRecipe(d, s.files, s.contents, BASE);
+    expect(r.installCommands).toEqual([
+      'python3 -m venv /opt/venv',
+      'python -m pip install -q -U pip setuptools wheel',
+      'python -m pip install -r requirements/testing.txt',
+      'python -m pip install -e .',
+      'python -m pip install pytest',
+    ]);
+    expect(r.testCommand).toContain('python -m pytest -rA --junitxml=/tmp/swe-stream/report.xml');
+    expect(r).toMatchObject({ reportFormat: 'junit', workdir: '/testbed', pythonVersion: '3.11' });
+    expect(r.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('PEP 735 dependency groups and test extras are installed (click layout)', () => {
+    const s = snap(
+      {
+        'pyproject.toml': '[project]\nname = "click"\nversion = "8.5.0.dev"\nrequires-python = ">=3.10"\n\n[project.optional-dependencies]\ntesting = ["pytest"]\ndocs = ["sphinx"]\n\n[dependency-groups]\ndev = ["ruff", "tox"]\ntests = [\n    "pytest",\n]\ntyping = ["mypy"]\n\n[build-system]\nrequires = ["flit_core>=3.11,<4"]\n',
+      },
+      ['src/click/core.py', 'tests/test_basic.py'],
+    );
+    const d = ok(detect(s));
+    expect(d.groups).toEqual(['tests']);
+    expect(d.extras).toEqual(['testing']);
+    const r = buildRecipe(d, s.files, s.contents, BASE);
+    expect(r.installCommands).toContain("python -m pip install -e '.[testing]'");
+    expect(r.installCommands).toContain('python -m pip install --group tests');
+  });
+
+  it('a version bump of the package does not change the recipe hash; a dependency change does', () => {
+    const py = (v: string, dep: string) => `[project]\nname = "x"\nversion = "${v}"\ndependencies = ["${dep}"]\n[tool.ruff]\nline-length = 80\n`;
+    const mk = (text: string) => {
+      const s = snap({ 'pyproject.toml': text }, ['tests/test_x.py']);
+      return buildRecipe(ok(detect(s)), s.files, s.contents, BASE).hash;
+    };
+    expect(mk(py('1.0', 'attrs'))).toBe(mk(py('1.1', 'attrs')));
+    expect(mk(py('1.0', 'attrs'))).not.toBe(mk(py('1.0', 'attrs>=23')));
+    expect(normaliseManifest('pyproject.toml', py('1.0', 'a'))).not.toContain('line-length');
+  });
+
+  it('rejects Python newer than the base image and repositories without tests', () => {
+    expect(detect(snap({ 'pyproject.toml': '[project]\nname="x"\nrequires-python = ">=3.12"\n' }, ['tests/test_a.py']))).toMatchObject({ reason: 'unsupported-language' });
+    expect(detect(snap({ 'setup.py': 'from setuptools import setup\nsetup(name="x")\n' }, ['x/__init__.py']))).toMatchObject({ reason: 'no-test-suite' });
+    expect(detect(snap({ 'README.md': '' }, ['main.go']))).toMatchObject({ reason: 'unsupported-language' });
+  });
+});
+
+describe('JavaScript detection and recipes', () => {
+  it('dayjs layout: the whole-suite jest call is chosen over single-file calls, coverage off, json report', () => {
+    const pkg = {
+      scripts: {
+        test: 'cross-env TZ=Pacific/Auckland npm run test-tz && npm run test-tz && jest --coverage --coverageThreshold="{ \\"global\\": { \\"lines\\": 100} }"',
+        'test-tz': 'date && jest test/timezone.test --coverage=false',
+      },
+      jest: { roots: ['test'] },
+      devDependencies: { jest: '^22.4.3' },
+    };
+    const s = snap({ 'package.json': JSON.stringify(pkg), 'package-lock.json': '{"lockfileVersion":3,"version":"0.0.0","packages":{"":{"version":"0.0.0"}}}' }, ['src/index.js', 'test/parse.test.js']);
+    const d = ok(detect(s, 'javascript'));
+    expect(d).toMatchObject({ runner: 'jest', runnerArgs: [], packageManager: 'npm', nodeMajor: null });
+    const r = buildRecipe(d, s.files, s.contents, BASE);
+    expect(r.installCommands).toEqual(['npm ci --no-audit --no-fund || npm install --no-audit --no-fund']);
+    expect(r.testCommand).toContain('jest --ci --coverage=false --json --outputFile=/tmp/swe-stream/report.json');
+    expect(r.reportFormat).toBe('jest-json');
+  });
+
+  it('commander layout: node --test with engines >=22 installs node@22 and a junit reporter', () => {
+    const pkg = { type: 'module', scripts: { test: 'node --test && npm run check:type:ts', 'check:type:ts': 'tsd && tsc -p tsconfig.ts.json' }, engines: { node: '>=22.12.0' }, devDependencies: { typescript: '^6' } };
+    const s = snap({ 'package.json': JSON.stringify(pkg), 'package-lock.json': '{}', 'tsconfig.json': '{}' }, ['index.js', 'tests/command.test.js']);
+    const d = ok(detect(s));
+    expect(d).toMatchObject({ runner: 'node-test', nodeMajor: 22, language: 'typescript' });
+    const r = buildRecipe(d, s.files, s.contents, BASE);
+    expect(r.installCommands[0]).toBe('npm install -g node@22 && hash -r && node --version');
+    expect(r.testCommand).toContain('--test-reporter=junit --test-reporter-destination=/tmp/swe-stream/report.xml');
+    expect(r.nodeVersion).toBe('22');
+  });
+
+  it('node --test on an old engines range still gets Node ≥ 20 for the junit reporter', () => {
+    const s = snap({ 'package.json': JSON.stringify({ scripts: { test: 'node --test test/' } }) }, ['test/a.test.js']);
+    expect(ok(detect(s)).nodeMajor).toBe(22);
+  });
+
+  it('validator layout: nyc-wrapped mocha keeps its requires, drops its reporter, and the pretest build runs first (lint dropped)', () => {
+    const pkg = { scripts: { pretest: 'npm run build && npm run lint', test: 'nyc --reporter=cobertura --reporter=text-summary mocha --require @babel/register --reporter dot --recursive' }, devDependencies: { mocha: '^6.2.3', nyc: '^14' } };
+    const s = snap({ 'package.json': JSON.stringify(pkg) }, ['src/index.js', 'test/validators.test.js']);
+    const d = ok(detect(s));
+    expect(d).toMatchObject({ runner: 'mocha', runnerArgs: ['--require', '@babel/register', '--recursive'], preTest: ['npm run build'] });
+    const r = buildRecipe(d, s.files, s.contents, BASE);
+    expect(r.installCommands).toEqual(['npm install --no-audit --no-fund']);
+    expect(r.testCommand).toMatch(/npm run build && mocha --require @babel\/register --recursive --reporter json > \/tmp\/swe-stream\/report\.json$/);
+  });
+
+  it('package managers from packageManager and lockfiles; vitest with the junit reporter', () => {
+    const pkg = { scripts: { test: 'vitest --coverage' }, devDependencies: { vitest: '^3' } };
+    const files = ['src/a.ts', 'src/a.test.ts'];
+    const pn = ok(detect(snap({ 'package.json': JSON.stringify(pkg), 'pnpm-lock.yaml': "lockfileVersion: '9.0'\n" }, files)));
+    expect(pn).toMatchObject({ packageManager: 'pnpm', runner: 'vitest', runnerArgs: [] });
+    expect(buildRecipe(pn, files, {}, BASE).testCommand).toContain('vitest run --reporter=junit --outputFile=/tmp/swe-stream/report.xml');
+    expect(ok(detect(snap({ 'package.json': JSON.stringify(pkg), 'yarn.lock': '' }, files))).packageManager).toBe('yarn');
+    expect(ok(detect(snap({ 'package.json': JSON.stringify({ ...pkg, packageManager: 'yarn@4.1.0' }), 'yarn.lock': '' }, files))).packageManager).toBe('yarn-berry');
+  });
+
+  it('falls back to devDependencies when the test script names no runner, and rejects the npm placeholder', () => {
+    const files = ['lib/a.js', 'test/a.spec.js'];
+    expect(ok(detect(snap({ 'package.json': JSON.stringify({ scripts: { test: 'gulp test' }, devDependencies: { mocha: '10' } }) }, files))).runner).toBe('mocha');
+    expect(detect(snap({ 'package.json': JSON.stringify({ scripts: { test: 'echo "Error: no test specified" && exit 1' } }) }, files))).toMatchObject({ reason: 'no-test-suite' });
+  });
+
+  it('the package version in package.json and package-lock.json does not change the hash', () => {
+    const mk = (v: string) => {
+      const s = snap({ 'package.json': JSON.stringify({ version: v, scripts: { test: 'jest' }, devDependencies: { jest: '29' } }), 'package-lock.json': JSON.stringify({ version: v, lockfileVersion: 3, packages: { '': { version: v }, 'node_modules/jest': { version: '29.0.0' } } }) }, ['a.test.js']);
+      return buildRecipe(ok(detect(s)), s.files, s.contents, BASE).hash;
+    };
+    expect(mk('1.0.0')).toBe(mk('1.0.1'));
+  });
+
+  it('asks only for root manifests', () => {
+    expect(manifestPaths(['package.json', 'packages/a/package.json', 'requirements-dev.txt', 'src/x.py', '.nvmrc', 'jest.config.js'])).toEqual(['package.json', 'requirements-dev.txt', '.nvmrc', 'jest.config.js']);
+  });
+});
+
+// Real manifests, read from the public mirrors fetched for development (absent in CI: skipped).
+const MIRRORS = process.env.SWE_STREAM_MIRRORS ?? '/work/.mirror';
+const real: Array<[string, string, Partial<Detection>]> = [
+  ['iamkun+dayjs', 'javascript', { runner: 'jest', packageManager: 'npm' }],
+  ['tj+commander.js', 'javascript', { runner: 'node-test', nodeMajor: 22 }],
+  ['validatorjs+validator.js', 'javascript', { runner: 'mocha', preTest: ['npm run build'] }],
+  ['more-itertools+more-itertools', 'python', { runner: 'pytest', installable: true }],
+  ['pallets+click', 'python', { runner: 'pytest', groups: ['tests'] }],
+];
+describe.each(real)('real manifests of %s at HEAD', (name, lang, want) => {
+  const dir = `${MIRRORS}/${name}/repo`;
+  it.skipIf(!existsSync(dir))(`detects ${JSON.stringify(want)} (skipped when ${dir} is absent)`, () => {
+    const files = execFileSync('git', ['-C', dir, 'ls-tree', '-r', '--name-only', 'HEAD'], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter(Boolean);
+    const contents: Record<string, string> = {};
+    for (const p of manifestPaths(files)) contents[p] = execFileSync('git', ['-C', dir, 'show', `HEAD:${p}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const d = ok(detect({ files, contents }, lang));
+    expect(d).toMatchObject(want);
+  });
+});
