@@ -10,11 +10,29 @@ import { MirrorCache } from '../operators/git/mirror.js';
 import { filterStage } from '../operators/filter.js';
 import { statementStage } from '../operators/statement.js';
 import { agentLlm } from '../operators/llm/client.js';
+import { envBuildStage } from '../operators/env-build.js';
+import { testCreateStage, testCreatorAgent } from '../operators/test-create.js';
+import { verifyStage } from '../operators/verify.js';
+import { distillStage } from '../operators/distill.js';
+import { evaluate } from '../operators/evaluate.js';
+import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
+import type { SandboxFactory } from '../operators/sandbox/types.js';
 
 /** Shared, lazily created dependencies of the stages of one process. */
 export class Deps {
   private mirrorCache?: MirrorCache;
+  private sandboxFactory?: SandboxFactory;
   constructor(readonly cfg: Config) {}
+
+  /** Docker sandboxes with the configured limits (DOCKER_HOST or the local socket). */
+  get sandboxes(): SandboxFactory {
+    this.sandboxFactory ??= new DockerSandboxFactory({
+      memoryBytes: this.cfg.sandbox.memoryBytes,
+      nanoCpus: Math.round(this.cfg.sandbox.cpus * 1e9),
+      pidsLimit: this.cfg.sandbox.pidsLimit,
+    });
+    return this.sandboxFactory;
+  }
 
   get mirrors(): MirrorCache {
     this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir, network: this.cfg.mirrors.network });
@@ -42,10 +60,32 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
         languages: cfg.filter.languages,
         testCreator: deps.llm('test-creator') !== null,
       });
+    case 'env-build':
+      return envBuildStage({
+        sandboxes: deps.sandboxes,
+        repoPath: (c, signal) => deps.mirrors.ensure(c.repo, c.clone_url, { want: [c.parent_commit], signal }).then((m) => m.path),
+        installTimeoutMs: cfg.sandbox.installTimeoutMs,
+        suiteTimeoutMs: cfg.sandbox.testTimeoutMs,
+      });
+    case 'test-create': {
+      const llm = deps.llm('test-creator');
+      return testCreateStage({ createTest: llm ? testCreatorAgent({ llm, sandboxes: deps.sandboxes }) : undefined });
+    }
+    case 'verify':
+      return verifyStage({ sandboxes: deps.sandboxes, runTimeoutMs: cfg.sandbox.testTimeoutMs });
     case 'statement':
-      return statementStage({ writer: deps.llm('statement-writer'), judge: deps.llm('judge'), classifier: deps.llm('classifier') });
-    default:
-      throw new Error(`stage ${name} is not available in this build`);
+      return statementStage({ writer: deps.llm('statement-writer'), judge: deps.llm('judge'), classifier: deps.llm('classifier'), sandboxes: deps.llm('statement-writer') ? deps.sandboxes : null });
+    case 'distill': {
+      const solver = deps.llm('solver');
+      return distillStage({
+        solver,
+        sandboxes: solver ? deps.sandboxes : null,
+        grade: async (task, patch, signal) => {
+          const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
+          return r?.resolved === true;
+        },
+      });
+    }
   }
 }
 
