@@ -7,8 +7,9 @@
  * these and the current schemas; the evolution test (test/unit/schemas/evolution.test.ts) proves every
  * pair of versions mutually readable.
  *
- * Releasing a schema change: copy the current self-contained JSON (`schemaOf(name).json`) to the next
- * `vN` file here BEFORE the change ships, so data written by the old code stays decodable.
+ * Changing a schema: snapshot the new current self-contained JSON (`schemaOf(name).json`) as the next `vN`
+ * file here in the same change (the evolution test fails while the newest snapshot differs from the current
+ * schema), so every version any writer used stays decodable. Steps: schemas/history/README.md.
  *
  * Rule (FULL_TRANSITIVE, ARCHITECTURE.md §4): every version can read data written by every other version.
  * We enforce the stricter house rule that makes that true by construction: a field added since an older

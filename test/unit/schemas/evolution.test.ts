@@ -24,6 +24,10 @@ describe('schema history', () => {
     expect(loadHistory().get(name)!.length).toBeGreaterThanOrEqual(1);
   });
 
+  it.each(RECORD_TYPES)('%s: the newest snapshot is the current schema (snapshot a changed schema as the next version)', (name) => {
+    expect(loadHistory().get(name)!.at(-1)!.fingerprint).toBe(schemaOf(name).fingerprint);
+  });
+
   it.each(RECORD_TYPES)('%s: every pair of versions is mutually readable and follows the nullable-default rule', (name) => {
     const versions = versionsOf(name);
     for (let i = 0; i < versions.length; i++) {
