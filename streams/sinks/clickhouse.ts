@@ -97,7 +97,8 @@ export async function insertBatch(ch: ClickHouse, table: SinkTable, rows: readon
 export class ClickHouseSink {
   readonly ch: ClickHouse;
   private readonly opts: Required<Omit<ClickHouseSinkOptions, keyof ClickHouseTarget>>;
-  private readonly buffers = new Map<SinkTable, { rows: Record<string, unknown>[]; bytes: number }>();
+  /** Rows per table with their JSON size (bytes, UTF-16 units), measured once at push. */
+  private readonly buffers = new Map<SinkTable, { rows: Array<{ row: Record<string, unknown>; size: number }>; bytes: number }>();
   private readonly pending: Batch[] = [];
   /** Serialises drains: one insert at a time keeps batch order and the queue head well defined. */
   private chain: Promise<void> = Promise.resolve();
@@ -154,8 +155,9 @@ export class ClickHouseSink {
     }
     this.counters.pushed++;
     const buf = this.buffers.get(row.table)!;
-    buf.rows.push(row.row);
-    buf.bytes += JSON.stringify(row.row).length;
+    const size = JSON.stringify(row.row).length;
+    buf.rows.push({ row: row.row, size });
+    buf.bytes += size;
     this.updatePending();
     if (buf.rows.length >= this.opts.batchRows || buf.bytes >= this.opts.batchBytes) this.background('size');
   }
@@ -195,8 +197,7 @@ export class ClickHouseSink {
       if (buf.rows.length === 0) continue;
       let rows: Record<string, unknown>[] = [];
       let bytes = 0;
-      for (const r of buf.rows) {
-        const size = JSON.stringify(r).length;
+      for (const { row: r, size } of buf.rows) {
         if (rows.length > 0 && (rows.length >= this.opts.batchRows || bytes + size > this.opts.batchBytes)) {
           this.pending.push({ table, rows, token: batchToken(table, rows), attempts: 0 });
           rows = [];

@@ -166,18 +166,28 @@ export async function exportDataset(ch: ClickHouse, opts: ExportOptions & { data
   mkdirSync(dirname(path), { recursive: true });
   const where = ['gold_resolved = 1', 'empty_resolved = 0', 'has_statement = 1'];
   if (sinceMs !== undefined) where.push(`created_ms >= ${Math.floor(sinceMs)}`);
-  const tasks = await ch.rows<TaskRow>(
-    `SELECT instance_id, owner, name, repo, number, language, workdir, image_url, patch, test_patch, pr_commit, parent_commit,
+  const query = `SELECT instance_id, owner, name, repo, number, language, workdir, image_url, patch, test_patch, pr_commit, parent_commit,
        problem_statement, hints_text, f2p_script, FAIL_TO_PASS, PASS_TO_PASS, github_url, pre_commands, created_at, merged_at,
        category, category_method, difficulty_level, difficulty_files, difficulty_hunks, difficulty_lines, flaky_json,
        max_flake_rate, leakage_score, env_method, tests_method, statement_source, statement_method, statement_model,
        provenance_json, cost_usd, tokens_in, tokens_out, wall_ms
-     FROM ${ch.database}.tasks FINAL WHERE ${where.join(' AND ')} ORDER BY instance_id`,
-  );
+     FROM ${ch.database}.tasks FINAL WHERE ${where.join(' AND ')} ORDER BY instance_id`;
   const jsonl = kind === 'jsonl' ? `${path}.tmp` : `${path}.rows.jsonl.tmp`;
   const ws = createWriteStream(jsonl);
-  for (const t of tasks) {
-    if (!ws.write(`${JSON.stringify(toDatasetRow(t, format))}\n`)) await once(ws, 'drain');
+  let count = 0;
+  try {
+    // Streamed row by row: rows carry whole diffs, and a dataset can be far larger than memory.
+    const rs = await ch.client.query({ query, format: 'JSONEachRow' });
+    for await (const batch of rs.stream<TaskRow>()) {
+      for (const row of batch) {
+        if (!ws.write(`${JSON.stringify(toDatasetRow(row.json<TaskRow>(), format))}\n`)) await once(ws, 'drain');
+        count++;
+      }
+    }
+  } catch (err) {
+    ws.destroy();
+    rmSync(jsonl, { force: true });
+    throw toStoreError(err, 'reading tasks for export failed');
   }
   ws.end();
   await once(ws, 'finish');
@@ -192,7 +202,7 @@ export async function exportDataset(ch: ClickHouse, opts: ExportOptions & { data
   } finally {
     if (kind === 'parquet') rmSync(jsonl, { force: true });
   }
-  return { format, kind, path, rows: tasks.length };
+  return { format, kind, path, rows: count };
 }
 
 /**
