@@ -66,6 +66,20 @@ describe('topics and produce', () => {
     expect(await t.read(topic, part.partition, part.high, 10)).toEqual([]);
   });
 
+  it('read() starts at the earliest available offset and rejects an unknown partition', async () => {
+    const topic = uniq('t.read');
+    await t.ensureTopics([{ name: topic, partitions: 1 }]);
+    await t.produce(Array.from({ length: 5 }, (_, i) => rec(topic, 'k', `r${i}`)));
+    const admin = t.kafka.admin();
+    await admin.connect();
+    await admin.fetchTopicMetadata({ topics: [topic] }); // kafkajs' deleteTopicRecords needs the metadata cached
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '2' }] });
+    await admin.disconnect();
+    expect(await t.topicOffsets(topic)).toEqual([{ partition: 0, low: '2', high: '5' }]);
+    expect((await t.read(topic, 0, '0', 10)).map((r) => r.offset)).toEqual(['2', '3', '4']);
+    await expect(t.read(topic, 3, '0', 10)).rejects.toBeInstanceOf(TransportError);
+  });
+
   it('keeps produce(…, state) values in the local state file', async () => {
     const topic = uniq('t.state');
     await t.ensureTopics([{ name: topic, partitions: 1 }]);
