@@ -310,7 +310,7 @@ export class KafkaTransport implements Transport {
         if (bytes > 0 && bytes + size > this.maxRequestBytes) await sendNow();
         let list = byTopic.get(r.topic);
         if (!list) byTopic.set(r.topic, (list = []));
-        list.push({ key: r.key, value: r.value, headers: r.headers, partition: r.partition });
+        list.push(r); // a ProduceRecord is a kafkajs Message (kafkajs ignores `topic`): no copy per record
         bytes += size;
       }
     }
