@@ -214,14 +214,18 @@ function hasPath(hay: string, form: string): boolean {
   return new RegExp(`${left}${escapeRe(form)}(?![A-Za-z0-9_$])`).test(hay);
 }
 
-/** Pieces of a FAIL_TO_PASS id worth matching: test function/class names and long titles. */
-function testNameForms(id: string): Array<{ form: string; title: boolean }> {
-  const out: Array<{ form: string; title: boolean }> = [];
+/**
+ * Pieces of a FAIL_TO_PASS id worth matching: test function/class names, titles ≥ 20 characters anywhere, and
+ * shorter titles (≥ 8) only when quoted — "is between" is prose, `"is between"` names the test.
+ */
+function testNameForms(id: string): Array<{ form: string; title: boolean; quotedOnly?: boolean }> {
+  const out: Array<{ form: string; title: boolean; quotedOnly?: boolean }> = [];
   for (let seg of id.split(/::| > | › |\s+»\s+/)) {
     seg = seg.replace(/\[.*\]$/, '').trim();
-    if (!seg || /[/\\]/.test(seg) || /\.(py|[cm]?[jt]sx?)$/.test(seg)) continue; // file part: file-path checks cover it
+    if (!seg || (!/\s/.test(seg) && (/[/\\]/.test(seg) || /\.(py|[cm]?[jt]sx?)$/.test(seg)))) continue; // file part: file-path checks cover it
     if (/\s/.test(seg)) {
       if (seg.length >= 20) out.push({ form: seg, title: true });
+      else if (seg.length >= 8) out.push({ form: seg, title: true, quotedOnly: true });
     } else if (/^[A-Za-z_$][\w$]*$/.test(seg) && (seg.length >= 6 || /test/i.test(seg))) out.push({ form: seg, title: false });
   }
   return out;
@@ -275,8 +279,11 @@ export function checkLeakage(input: LeakageInput): LeakageResult {
   // test-name
   for (const id of input.failToPass ?? []) {
     if (id.length >= 8 && stNorm.includes(normalise(id))) { add('test-name', id); strong = true; continue; }
-    for (const { form, title } of testNameForms(id)) {
-      const hit = title ? stLower.includes(normalise(form).toLowerCase()) : hasWord(st, form);
+    for (const { form, title, quotedOnly } of testNameForms(id)) {
+      const f = normalise(form).toLowerCase();
+      const hit = quotedOnly
+        ? ['"', "'", '`', '“'].some((q) => stLower.includes(`${q}${f}${q === '“' ? '”' : q}`))
+        : title ? stLower.includes(f) : hasWord(st, form);
       if (hit) { add('test-name', form); strong = true; }
     }
   }

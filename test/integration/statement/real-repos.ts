@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { parseDiff, joinDiff } from '../../../operators/patch.js';
 import { isTestPath, isCodePath, isDocsPath } from '../../../operators/classify.js';
 import { statementStage } from '../../../operators/statement.js';
+import { checkLeakage, changedIdentifiers, publicApiNames } from '../../../operators/quality/leakage.js';
 import { slicedTask, envelope } from './fixture.js';
 
 const git = (dir: string, ...args: string[]) => execFileSync('git', ['--git-dir', dir, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -61,6 +62,12 @@ async function main() {
   const levels = new Map<string, number>();
   const flaggedKept: string[] = [];
   let seen = 0;
+  // Recall probe: each accepted statement with one planted leak per kind; counts detections / plants.
+  const planted = new Map<string, [number, number]>();
+  const plant = (kind: string, hit: boolean) => {
+    const [h, n] = planted.get(kind) ?? [0, 0];
+    planted.set(kind, [h + (hit ? 1 : 0), n + 1]);
+  };
   for (const dir of process.argv.slice(2)) {
     const repo = dir.split('/').at(-2)!.replace('+', '/');
     for (const pr of prsOf(dir, repo, 400)) {
@@ -82,6 +89,20 @@ async function main() {
         tally(cats, s.category);
         tally(levels, s.difficulty.level);
         for (const k of new Set(s.leakage_evidence.map((e) => e.kind))) tally(kinds, `kept:${k}`);
+        const gold = t.tests.gold_patch;
+        const input = { patch: gold, testPatch: t.tests.test_patch, failToPass: f2p };
+        // lines also removed elsewhere are moved code that exists before the fix: not a leak by design
+        const removedLines = new Set(parseDiff(gold).flatMap((f) => f.hunks.flatMap((h) => h.lines.filter((l) => l.type === '-').map((l) => l.text.trim().replace(/\s+/g, ' ')))));
+        const line = parseDiff(gold).flatMap((f) => f.hunks.flatMap((h) => h.lines.filter((l) => l.type === '+').map((l) => l.text.trim()))).filter((l) => l.length >= 20 && /[A-Za-z_]{3}/.test(l) && !removedLines.has(l.replace(/\s+/g, ' '))).sort((a, b) => b.length - a.length)[0];
+        if (line && process.env.SHOW_MISSES && !checkLeakage({ ...input, statement: `x\n    ${line}` }).flagged) console.log("MISS patch-line", JSON.stringify(line));
+        if (line) plant('patch-line', checkLeakage({ ...input, statement: `${s.problem_statement}\n\nChange it to:\n    ${line}` }).evidence.some((e) => e.kind === 'patch-line'));
+        plant('file-path', checkLeakage({ ...input, statement: `${s.problem_statement}\n\nThe problem is in ${parseDiff(gold)[0]!.path}.` }).evidence.some((e) => e.kind === 'file-path'));
+        const name = f2p[0]!.split(/::| > /).at(-1)!;
+        if (process.env.SHOW_MISSES && !checkLeakage({ ...input, statement: `x "${name}"` }).flagged) console.log('MISS test-name', JSON.stringify(f2p[0]));
+        plant('test-name', checkLeakage({ ...input, statement: `${s.problem_statement}\n\nSee the test "${name}".` }).evidence.some((e) => e.kind === 'test-name'));
+        const api = new Set(publicApiNames(gold, t.tests.test_patch));
+        const internal = changedIdentifiers(parseDiff(gold)).find((n) => !api.has(n) && !/^[a-z]+$/.test(n));
+        if (internal) plant('identifier', checkLeakage({ ...input, statement: `${s.problem_statement}\n\nLook at ${internal}.` }).evidence.some((e) => e.kind === 'identifier'));
         if (s.leakage_evidence.length && flaggedKept.length < 8) flaggedKept.push(`${repo}#${pr.number} ${JSON.stringify(s.leakage_evidence.slice(0, 3))}`);
       } else if (o.kind === 'rejected') {
         if (o.detail) for (const k of new Set([...o.detail.matchAll(/(patch-line|file-path|identifier|test-name|string-literal):/g)].map((m) => m[1]!))) tally(kinds, `rejected:${k}`);
@@ -95,6 +116,7 @@ async function main() {
   show('evidence kinds (statements with ≥1)', kinds);
   show('categories', cats);
   show('difficulty', levels);
+  console.log('planted-leak recall', JSON.stringify(Object.fromEntries([...planted].map(([k, [h, n]]) => [k, `${h}/${n}`]))));
   console.log('kept with evidence (sample):\n' + flaggedKept.join('\n'));
 }
 await main();

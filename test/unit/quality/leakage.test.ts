@@ -138,6 +138,10 @@ describe('leakage gate: leaky statements are flagged', () => {
     expect(reformatted.evidence).toContainEqual({ kind: 'patch-line', match: "raise ValueError('n must be at least 0')" });
     const j = checkLeakage({ ...tz, statement: 'The case "does not throw for invalid Day.js values (regression #111.22)" fails.' });
     expect(kinds(j)).toEqual(['test-name']);
+    // short titles count only when quoted (dayjs test title "Format invalid date")
+    const short = { ...tz, failToPass: ['test/display.test.js > Format invalid date'] };
+    expect(checkLeakage({ ...short, statement: 'Format invalid date values as "Invalid Date".' }).flagged).toBe(false);
+    expect(kinds(checkLeakage({ ...short, statement: 'The case "Format invalid date" fails.' }))).toEqual(['test-name']);
     const k = checkLeakage({ ...tz, statement: 'Run npx jest test/plugin/timezone.test.js to see it fail.' });
     expect(kinds(k)).toEqual(['file-path']);
   });
