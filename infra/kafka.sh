@@ -15,7 +15,7 @@ gather_jars() {
   [[ -f $LIBS/.pom.sha256 && $(cat "$LIBS/.pom.sha256") == "$sum" ]] && return 0
   say "gathering the broker classpath from Maven Central into $LIBS"
   rm -rf "$LIBS"
-  mvn -q -B -Dstyle.color=never -f "$REPO/infra/kafka/pom.xml" -DoutputDirectory="$LIBS" process-resources >&2
+  mvn_fetch "$REPO/infra/kafka/pom.xml" -DoutputDirectory="$LIBS"
   echo "$sum" >"$LIBS/.pom.sha256"
 }
 

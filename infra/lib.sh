@@ -40,7 +40,7 @@ wait_ready() {
 # SIGKILL after SECONDS. A service someone else started is left alone.
 stop_pid() {
   local name=$1 secs=${2:-30} pid
-  if ! pid_alive "$name"; then rm -f "$STATE/$name.pid"; say "not running (from $STATE)"; return 0; fi
+  if ! pid_alive "$name"; then rm -f "$STATE/$name.pid"; say "nothing of ours to stop (state $STATE)"; return 0; fi
   pid=$(cat "$STATE/$name.pid")
   kill -TERM "$pid"
   for ((i = 0; i < secs * 2; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
@@ -66,6 +66,14 @@ ensure_node_deps() {
     say "node_modules missing or stale: npm ci"
     (cd "$REPO" && npm ci --no-audit --no-fund) >&2
   fi
+}
+
+# mvn_fetch POM ARGS... — run Maven quietly (it only downloads here); its output goes to
+# $STATE/maven.log and is shown only when it fails.
+mvn_fetch() {
+  local pom=$1; shift
+  mvn -B -Dstyle.color=never -f "$pom" "$@" process-resources >>"$STATE/maven.log" 2>&1 ||
+    { tail -n 20 "$STATE/maven.log" >&2; die "maven failed for $pom (log: $STATE/maven.log)"; }
 }
 
 # Java launched from the maven-gathered folders needs JDK 17.
