@@ -167,3 +167,17 @@ export class LossyProxy {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
+
+/**
+ * Drop the databases this test process created on a shared server (names `t_<suite>_…_<pid>…`), so the
+ * server other suites use stays clean. Only databases whose name contains this process id are touched.
+ */
+export async function dropTestDatabases(url: string, prefix: string): Promise<void> {
+  const pid = String(process.pid);
+  const list = await fetch(url, { method: 'POST', body: `SELECT name FROM system.databases WHERE startsWith(name, '${prefix}')` });
+  const names = (await list.text()).split('\n').filter((n) => n && n.includes(pid));
+  for (const n of names) {
+    const r = await fetch(url, { method: 'POST', body: `DROP DATABASE IF EXISTS ${n}` });
+    if (!r.ok) throw new Error(`DROP DATABASE ${n}: ${await r.text()}`);
+  }
+}

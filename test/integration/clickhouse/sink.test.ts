@@ -10,7 +10,7 @@ import { ClickHouseSink, InvalidRecordError, insertBatch, batchToken } from '../
 import { outcomeRow } from '../../../streams/sinks/rows.js';
 import { openClickHouse, type ClickHouse } from '../../../streams/sinks/connection.js';
 import { outcome, verified, stated, trajectory } from './fixtures.js';
-import { LossyProxy, PrivateServer, haveServerBinary, sharedServerUrl } from './server.js';
+import { LossyProxy, PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from './server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-sink-'));
 let privateServer: PrivateServer | undefined;
@@ -25,6 +25,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
+  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_sink_');
   await privateServer?.dispose();
   rmSync(dataDir, { recursive: true, force: true });
 });

@@ -11,7 +11,7 @@ import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
 import { openClickHouse } from '../../../streams/sinks/connection.js';
 import { runExport } from '../../../cli/commands/export.js';
 import { stated, verified } from '../clickhouse/fixtures.js';
-import { PrivateServer, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
+import { PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-export-'));
 let privateServer: PrivateServer | undefined;
@@ -26,6 +26,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
+  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_export_');
   await privateServer?.dispose();
   rmSync(dataDir, { recursive: true, force: true });
 });

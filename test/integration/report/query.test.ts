@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
 import { runQuery } from '../../../cli/commands/query.js';
 import { outcome } from '../clickhouse/fixtures.js';
-import { PrivateServer, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
+import { PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-query-'));
 let privateServer: PrivateServer | undefined;
@@ -25,6 +25,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
+  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_query_');
   await privateServer?.dispose();
   rmSync(dataDir, { recursive: true, force: true });
 });

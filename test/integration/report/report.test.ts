@@ -14,7 +14,7 @@ import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
 import { runReport } from '../../../cli/commands/report.js';
 import type { Report } from '../../../streams/analytics/views.js';
 import { outcome, stated, verified, trajectory } from '../clickhouse/fixtures.js';
-import { PrivateServer, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
+import { PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
 
 const run = promisify(execFile);
 const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-report-'));
@@ -30,6 +30,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
+  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_report_');
   await privateServer?.dispose();
   rmSync(dataDir, { recursive: true, force: true });
 });

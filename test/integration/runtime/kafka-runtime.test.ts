@@ -68,22 +68,22 @@ afterAll(async () => {
 describe('stage runtime on Kafka', () => {
   it('loses and duplicates nothing across a rebalance between two group members', async () => {
     const { input, output, id } = await topics(4);
-    const N = 200;
+    const N = 300;
     await produceEvents(input, id, N);
     const calls = new Map<string, number>();
     const mkStage = (): Stage<PullRequestEvent, PullRequestEvent> => ({
       name: 'filter',
       async handle(env) {
         calls.set(env.key, (calls.get(env.key) ?? 0) + 1);
-        await new Promise((r) => setTimeout(r, 15)); // real work takes time; this is the work, not synchronisation
+        await new Promise((r) => setTimeout(r, 50)); // stands for real work, so the rebalance lands mid-stream; not synchronisation
         return env.value.merged ? accept(env.value) : reject('not-merged');
       },
     });
     const group = `g-${id}`;
-    const a = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 4, groupId: group, topics: { input, output } });
+    const a = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 2, groupId: group, topics: { input, output } });
     await a.start();
     await waitFor(() => a.counts.accepted + a.counts.rejected >= 30, 'member A to process 30 records', 60_000);
-    const b = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 4, groupId: group, topics: { input, output } });
+    const b = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 2, groupId: group, topics: { input, output } });
     await b.start();
     await waitFor(() => a.counts.revoked > 0, 'the rebalance to revoke partitions from A', 60_000);
     await waitFor(async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { statementStage, cleanBody } from '../../../operators/statement.js';
+import { statementStage, cleanBody, leakageInputOf } from '../../../operators/statement.js';
 import { startChatServer, type ChatServer, type ScriptEntry } from '../../helpers/chat-server.js';
 import { createLocalSandbox } from '../../helpers/local-sandbox.js';
 import { createLlmClient } from '../../../operators/llm/client.js';
@@ -30,7 +30,8 @@ A negative \`n\` is meaningless. Expected: \`ValueError\` is raised for any n < 
 
 /** Every statement the stage produces goes through the gate; assert it independently too. */
 function expectGateClean(out: TaskStated) {
-  const r = checkLeakage({ statement: out.statement.problem_statement, patch: SLICED_PATCH, testPatch: SLICED_TEST_PATCH, failToPass: out.verification.FAIL_TO_PASS });
+  const r = checkLeakage({ ...leakageInputOf(out), statement: out.statement.problem_statement });
+  expect(leakageInputOf(out)).toMatchObject({ patch: SLICED_PATCH, testPatch: SLICED_TEST_PATCH });
   expect(r.strong).toBe(false);
   expect(out.statement.leakage_score).toBe(r.score);
 }

@@ -1,0 +1,185 @@
+/**
+ * The sandbox against the real Docker engine: basic operations and the containment rules of
+ * ARCHITECTURE.md §6 (network off during test runs, pids / memory limits, command timeouts, no host
+ * writes, no host secrets, no privileges), and that every container is gone afterwards.
+ * Needs a Docker engine (infra/docker.sh) and builds the offline Python base image when missing.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import Docker from 'dockerode';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { DockerSandboxFactory, LABEL, OWNER_LABEL } from '../../../operators/sandbox/docker.js';
+import type { Sandbox } from '../../../operators/sandbox/types.js';
+
+const docker = new Docker();
+let engine = true;
+try {
+  await docker.ping();
+} catch {
+  engine = false;
+}
+
+async function gone(id: string): Promise<boolean> {
+  try {
+    await docker.getContainer(id).inspect();
+    return false;
+  } catch (e) {
+    return (e as { statusCode?: number }).statusCode === 404;
+  }
+}
+
+describe.skipIf(!engine)('Docker sandbox containment (real engine)', () => {
+  const factory = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'containment' } });
+  let image: string;
+  const created: Sandbox[] = [];
+  const make = async (o: Partial<Parameters<typeof factory.create>[0]> = {}) => {
+    const sb = await factory.create({ image, network: false, workdir: '/testbed', ...o });
+    created.push(sb);
+    return sb;
+  };
+
+  beforeAll(async () => {
+    image = await factory.baseImage('python');
+  });
+  afterAll(async () => {
+    for (const sb of created) await sb.destroy();
+    for (const sb of created) expect(await gone(sb.id)).toBe(true);
+  });
+
+  it('runs commands with exit codes, separate streams, files in and out, and a capped tail', async () => {
+    const sb = await make();
+    const r = await sb.exec('echo out; echo err >&2; pwd; exit 3', { timeoutMs: 10_000 });
+    expect(r).toMatchObject({ exitCode: 3, stdout: 'out\n/testbed\n', stderr: 'err\n', timedOut: false, truncated: false });
+    await sb.writeFile('/testbed/dir/a b.txt', 'héllo', 0o600);
+    expect((await sb.readFile('/testbed/dir/a b.txt')).toString()).toBe('héllo');
+    expect((await sb.exec("stat -c %a '/testbed/dir/a b.txt'", { timeoutMs: 10_000 })).stdout.trim()).toBe('600');
+    await expect(sb.readFile('/testbed/missing')).rejects.toMatchObject({ retriable: false });
+    const big = await sb.exec('seq 1 200000', { timeoutMs: 10_000, maxOutputBytes: 1000 });
+    expect(big.truncated).toBe(true);
+    expect(big.stdout.length).toBe(1000);
+    expect(big.stdout.endsWith('199999\n200000\n')).toBe(true);
+  });
+
+  it('network: off when created without it, and cut by disconnectNetwork before test runs', async () => {
+    const probe = `python3 -c "import socket; socket.create_connection(('pypi.org', 443), timeout=5); print('CONNECTED')"`;
+    const off = await make();
+    const r = await off.exec(probe, { timeoutMs: 20_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).not.toContain('CONNECTED');
+    const on = await make({ network: true });
+    const before = await on.exec(probe, { timeoutMs: 20_000 });
+    await on.disconnectNetwork();
+    const after = await on.exec(probe, { timeoutMs: 20_000 });
+    expect(after.stdout).not.toContain('CONNECTED');
+    expect(after.exitCode).not.toBe(0);
+    // With network, the registries answer through the host's CA bundle (skipped silently offline: only `after` is the rule).
+    if (before.exitCode === 0) expect(before.stdout).toContain('CONNECTED');
+  });
+
+  it('a fork bomb hits the pids limit and the sandbox survives it', async () => {
+    const sb = await make({ pidsLimit: 64 });
+    const spawn = await sb.exec('for i in $(seq 200); do sleep 30 & done 2>&1; echo spawned', { timeoutMs: 20_000 });
+    expect(spawn.stdout + spawn.stderr).toMatch(/Resource temporarily unavailable|fork/);
+    const bomb = await sb.exec('bomb() { bomb | bomb & }; bomb', { timeoutMs: 3_000 });
+    expect(bomb.durationMs).toBeLessThan(30_000);
+    const alive = await sb.exec('echo alive', { timeoutMs: 20_000 });
+    expect(alive.stdout).toBe('alive\n');
+  });
+
+  it('a memory hog is killed by the memory limit', async () => {
+    const sb = await make({ memoryBytes: 256 * 1024 * 1024 });
+    const r = await sb.exec(`python3 -c "x = b'a' * (1 << 30); print(len(x))"`, { timeoutMs: 60_000 });
+    expect(r.exitCode).toBe(137);
+    expect(r.stdout).not.toContain(String(1 << 30));
+    expect((await sb.exec('echo alive', { timeoutMs: 10_000 })).stdout).toBe('alive\n');
+  });
+
+  it('an endless loop (and what it spawned) is killed at the timeout', async () => {
+    const sb = await make();
+    const r = await sb.exec('(sleep 1000 &) ; while :; do :; done', { timeoutMs: 1_500 });
+    expect(r).toMatchObject({ timedOut: true, exitCode: 124 });
+    expect(r.durationMs).toBeGreaterThanOrEqual(1_500);
+    expect(r.durationMs).toBeLessThan(15_000);
+    const ps = await sb.exec('ps -eo args | grep -c "[s]leep 1000" || true', { timeoutMs: 10_000 });
+    expect(ps.stdout.trim()).toBe('0');
+  });
+
+  it('writes outside the workdir stay in the container; the CA bundle is read-only; privileged operations fail', async () => {
+    const sb = await make();
+    const marker = `/tmp/swe-stream-escape-${randomBytes(6).toString('hex')}`;
+    const r = await sb.exec(`echo x > ${marker} && echo x > /etc/escape-test && cat ${marker}`, { timeoutMs: 10_000 });
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync('/etc/escape-test')).toBe(false);
+    if (existsSync('/etc/ssl/certs/ca-certificates.crt')) {
+      const ca = await sb.exec('echo x >> /etc/ssl/certs/ca-certificates.crt', { timeoutMs: 10_000 });
+      expect(ca.exitCode).not.toBe(0);
+      expect(ca.stderr).toMatch(/Read-only file system/);
+    }
+    const mount = await sb.exec('mkdir -p /mnt/t && mount -t tmpfs none /mnt/t', { timeoutMs: 10_000 });
+    expect(mount.exitCode).not.toBe(0);
+    const caps = await sb.exec("grep CapEff /proc/self/status | awk '{print $2}'", { timeoutMs: 10_000 });
+    expect(caps.stdout.trim()).not.toBe('000001ffffffffff');
+    expect(caps.stdout.trim()).not.toBe('0000003fffffffff');
+  });
+
+  it('host environment secrets are not visible inside', async () => {
+    const secret = `secret-${randomBytes(8).toString('hex')}`;
+    process.env.GITHUB_TOKEN = secret;
+    process.env.OPENAI_API_KEY = secret;
+    try {
+      const sb = await make();
+      const r = await sb.exec('env; cat /proc/1/environ | tr "\\0" "\\n"', { timeoutMs: 10_000 });
+      expect(r.stdout).not.toContain(secret);
+      expect(r.stdout).not.toContain('GITHUB_TOKEN');
+      expect(r.stdout).toContain('SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt');
+    } finally {
+      delete process.env.GITHUB_TOKEN;
+      delete process.env.OPENAI_API_KEY;
+    }
+  });
+
+  it('destroy is idempotent and an AbortSignal removes the container', async () => {
+    const sb = await make();
+    await sb.destroy();
+    await sb.destroy();
+    expect(await gone(sb.id)).toBe(true);
+    const ac = new AbortController();
+    const sb2 = await factory.create({ image, network: false, signal: ac.signal });
+    created.push(sb2);
+    const running = sb2.exec('sleep 60', { timeoutMs: 120_000, signal: ac.signal });
+    ac.abort();
+    await expect(running).rejects.toMatchObject({ retriable: true });
+    // destroy on abort is asynchronous: wait on the condition, not on time.
+    for (let i = 0; i < 200 && !(await gone(sb2.id)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await gone(sb2.id)).toBe(true);
+  });
+
+  it('sweep removes labelled leftovers of dead owners and leaves live ones alone', async () => {
+    const live = await make();
+    const orphan = await docker.createContainer({ Image: image, Cmd: ['sleep', 'infinity'], Labels: { [LABEL]: '1', [OWNER_LABEL]: `${hostname()}:999999` }, HostConfig: { NetworkMode: 'none' } });
+    await orphan.start();
+    expect(await factory.sweep()).toBeGreaterThanOrEqual(1);
+    expect(await gone(orphan.id)).toBe(true);
+    expect(await gone(live.id)).toBe(false);
+  });
+
+  it('commit produces a labelled image', async () => {
+    const sb = await make();
+    await sb.writeFile('/testbed/f.txt', 'committed');
+    const ref = `swe-stream-test/commit-${randomBytes(4).toString('hex')}:1`;
+    const img = await sb.commit(ref, { 'swe-stream.test': 'yes' });
+    try {
+      expect(img.imageId).toMatch(/^sha256:/);
+      expect(await factory.imageId(ref)).toBe(img.imageId);
+      expect(await factory.imageLabels(ref)).toMatchObject({ 'swe-stream.test': 'yes' });
+      const sb2 = await make({ image: ref });
+      expect((await sb2.readFile('/testbed/f.txt')).toString()).toBe('committed');
+    } finally {
+      for (const s of created.splice(0)) await s.destroy();
+      await factory.removeImage(ref);
+    }
+    expect(await factory.imageId(ref)).toBeNull();
+  });
+});
