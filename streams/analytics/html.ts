@@ -20,7 +20,10 @@ export function chartJsSource(): string {
   return readFileSync(join(dirname(require.resolve('chart.js')), 'chart.umd.js'), 'utf8');
 }
 
-/** Make text safe inside <script>: no `</script`, no `<!--`, and U+2028/2029 escaped (JSON ⊄ JS before ES2019). */
+/**
+ * Make library source safe inside <script>: no `</script`, no `<!--`, U+2028/2029 escaped. (The report
+ * data is JSON with every `<` written as \u003c, so hostile strings from repositories stay inert.)
+ */
 function scriptSafe(text: string): string {
   return text.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
@@ -99,7 +102,7 @@ pre { background: #f7f7f7; padding: 12px; overflow-x: auto; }
 <h2>Tables</h2>
 <pre>${esc(renderText(report))}</pre>
 <script>${scriptSafe(chartJsSource())}</script>
-<script>window.__REPORT__ = ${scriptSafe(JSON.stringify(report))};</script>
+<script>window.__REPORT__ = ${JSON.stringify(report).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')};</script>
 <script>${PAGE_SCRIPT}</script>
 </body></html>
 `;
