@@ -31,7 +31,7 @@ import type { LlmClient } from './llm/client.js';
 import { renderPrompt, renderSection } from './llm/prompts.js';
 import { runAgent, type AgentBudgets } from './agents/loop.js';
 import type { Sandbox, SandboxFactory } from './sandbox/types.js';
-import { checkLeakage, publicApiNames, type LeakageResult } from './quality/leakage.js';
+import { checkLeakage, publicApiNames, type LeakageInput, type LeakageResult } from './quality/leakage.js';
 import { classifyByRules, classifyWithLlm, type CategoryResult } from './quality/categories.js';
 import { difficultyOfPatch } from './quality/difficulty.js';
 
@@ -122,6 +122,20 @@ function scriptAsDiff(path: string, script: string): string {
   return `diff --git a/${path} b/${path}\nnew file mode 100644\n--- /dev/null\n+++ b/${path}\n@@ -0,0 +1,${lines.length} @@\n${lines.map((l) => `+${l}`).join('\n')}\n`;
 }
 
+/**
+ * What a statement of this task must not reveal, as leakage-gate input (everything but the statement): the gold
+ * patch, the test patch plus any agent-written f2p_script, FAIL_TO_PASS, and the test commands. End-to-end tests
+ * use it to re-check every statement the pipeline produced: `checkLeakage({ ...leakageInputOf(row), statement })`.
+ */
+export function leakageInputOf(t: TaskVerified | TaskStated): Omit<LeakageInput, 'statement'> {
+  return {
+    patch: t.tests.gold_patch,
+    testPatch: [t.tests.test_patch, t.tests.f2p_script ? scriptAsDiff(t.tests.f2p_script_path ?? 'f2p_test', t.tests.f2p_script) : ''].join(''),
+    failToPass: t.verification.FAIL_TO_PASS,
+    testCommands: [t.tests.test_command, t.verification.eval_command].filter((x) => !!x),
+  };
+}
+
 const clip = (s: string, n: number) => (s.length <= n ? s : `${s.slice(0, n)}\n… [${s.length - n} more characters not shown]`);
 
 interface Acct {
@@ -137,12 +151,12 @@ export function statementStage(deps: StatementDeps = {}): Stage<TaskVerified, Ta
     const t = env.value;
     const c = t.candidate;
     const gold = t.tests.gold_patch;
-    const testPatch = [t.tests.test_patch, t.tests.f2p_script ? scriptAsDiff(t.tests.f2p_script_path ?? 'f2p_test', t.tests.f2p_script) : ''].join('');
+    const secrets = leakageInputOf(t);
+    const testPatch = secrets.testPatch ?? '';
     const f2p = t.verification.FAIL_TO_PASS;
     const acct: Acct = { tokensIn: 0, tokensOut: 0, costUsd: 0 };
     const meta = (extra: Partial<OutcomeMeta> = {}): OutcomeMeta => ({ repo: c.repo, language: c.language, ...acct, ...extra });
-    const testCommands = [t.tests.test_command, t.verification.eval_command].filter((x) => !!x);
-    const gate = (statement: string) => checkLeakage({ statement, patch: gold, testPatch, failToPass: f2p, testCommands });
+    const gate = (statement: string) => checkLeakage({ ...secrets, statement });
 
     let statementText: string | null = null;
     let source: 'issue' | 'pr' | 'agent' = 'agent';
