@@ -37,6 +37,10 @@ export function renderText(r: Report): string {
     out.push('', 'Rejections by reason');
     out.push(table(['stage', 'reason', 'count'], reasons));
   }
+  if (r.failures.length) {
+    out.push('', 'Failures by error class');
+    out.push(table(['stage', 'error class', 'count'], r.failures.map((f) => [f.stage, f.error_class, f.count])));
+  }
   out.push('', `Yield: ${r.yield.verified} verified rows / ${r.yield.merged_prs} merged PRs seen = ${pct(r.yield.rate)}`);
   if (r.yield.by_repo.length) out.push(table(['repository', 'merged PRs', 'verified', 'yield'], r.yield.by_repo.map((y) => [y.repo, y.merged_prs, y.verified, pct(y.rate)])));
   if (r.yield.by_language.length) out.push('', table(['language', 'merged PRs', 'verified', 'yield'], r.yield.by_language.map((y) => [y.language, y.merged_prs, y.verified, pct(y.rate)])));

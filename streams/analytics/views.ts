@@ -76,6 +76,8 @@ export interface StageCost {
 /** Everything `swe-stream report` shows. JSON shape is the `--json` output. */
 export interface Report {
   stages: StageFunnel[];
+  /** Inputs whose latest outcome is `failed`, by stage and error class (null class → "unknown"). */
+  failures: Array<{ stage: string; error_class: string; count: number }>;
   yield: YieldReport;
   /** Released, stated rows per category; the eleven known categories always present. */
   categories: Record<string, number>;
@@ -103,7 +105,7 @@ function latest(ch: ClickHouse): string {
       argMax(stage, _version) AS l_stage, argMax(key, _version) AS l_key, argMax(kind, _version) AS l_kind,
       argMax(reason, _version) AS l_reason, argMax(ts_ms, _version) AS l_ts, argMax(duration_ms, _version) AS l_dur,
       argMax(language, _version) AS l_lang, argMax(cache_hit, _version) AS l_cache,
-      argMax(tokens_in, _version) AS l_tin, argMax(tokens_out, _version) AS l_tout, argMax(cost_usd, _version) AS l_cost
+      argMax(error_class, _version) AS l_err, argMax(tokens_in, _version) AS l_tin, argMax(tokens_out, _version) AS l_tout, argMax(cost_usd, _version) AS l_cost
     FROM ${ch.database}.stage_outcomes GROUP BY outcome_id)`;
 }
 
@@ -134,6 +136,15 @@ export async function funnel(ch: ClickHouse): Promise<StageFunnel[]> {
     for (const r of reasons) if (r.stage === stage) rs[r.reason] = n(r.c);
     return { stage, inputs: n(c?.inputs), accepted: n(c?.accepted), rejected: n(c?.rejected), failed: n(c?.failed), reasons: rs };
   });
+}
+
+/** Failed inputs by stage and error class, most frequent first. @throws ClickHouseStoreError */
+export async function failures(ch: ClickHouse): Promise<Report['failures']> {
+  const rs = await ch.rows<{ stage: string; error_class: string; c: number }>(
+    `SELECT l_stage AS stage, ifNull(l_err, 'unknown') AS error_class, count() AS c
+     FROM ${latest(ch)} WHERE l_kind = 'failed' GROUP BY l_stage, error_class ORDER BY c DESC, stage, error_class`,
+  );
+  return rs.map((r) => ({ stage: r.stage, error_class: r.error_class, count: n(r.c) }));
 }
 
 /**
@@ -265,11 +276,12 @@ export async function trajectoriesSummary(ch: ClickHouse): Promise<Report['traje
 export async function buildReport(ch: ClickHouse, opts: { notMergedReasons?: readonly string[] } = {}): Promise<Report> {
   // Sequential on purpose: chDB runs one query at a time per session anyway, and a server gets less load.
   const stages = await funnel(ch);
+  const fails = await failures(ch);
   const y = await yieldReport(ch, opts.notMergedReasons);
   const cats = await categories(ch);
   const durs = await durations(ch);
   const c = await cache(ch);
   const co = await cost(ch);
   const tr = await trajectoriesSummary(ch);
-  return { stages, yield: y, categories: cats, durations: durs, cache: c, cost: co, trajectories: tr };
+  return { stages, failures: fails, yield: y, categories: cats, durations: durs, cache: c, cost: co, trajectories: tr };
 }

@@ -114,6 +114,7 @@ describe.each(backends)('report on $name', ({ name, url }) => {
 
     const r = await reportJson({ dataDir, clickhouseUrl: url(), database });
     expect(r.stages).toEqual(EXPECTED_STAGES);
+    expect(r.failures).toEqual([{ stage: 'env-build', error_class: 'SandboxError', count: 1 }, { stage: 'filter', error_class: 'GitError', count: 1 }]);
     expect(r.yield).toEqual({
       merged_prs: 4, verified: 1, rate: 0.25,
       by_repo: [{ repo: 'a/x', merged_prs: 3, verified: 1, rate: 1 / 3 }, { repo: 'b/y', merged_prs: 1, verified: 0, rate: 0 }],
