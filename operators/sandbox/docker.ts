@@ -112,6 +112,8 @@ class TailBuffer extends Writable {
 class DockerSandbox implements Sandbox {
   private destroyed = false;
   private readonly onAbort?: () => void;
+  /** cleanup of the previous exec; the next operation waits for it so processes never overlap */
+  private pending: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly docker: Docker,
@@ -134,13 +136,17 @@ class DockerSandbox implements Sandbox {
 
   async exec(script: string, opts: ExecOptions): Promise<ExecResult> {
     if (this.destroyed) throw new SandboxError('sandbox destroyed', false);
+    if (opts.signal?.aborted) throw new SandboxError('exec aborted', true);
+    await this.pending;
     if (!(opts.timeoutMs > 0)) throw new SandboxError('exec needs a positive timeoutMs', false);
     const cap = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
     const token = randomBytes(6).toString('hex');
     const sidFile = `/tmp/.swe-exec-${token}`;
     // setsid makes the command a session leader; its sid is written down so the deadline can kill the whole
     // session (every process it started, in any process group), not just one pid.
-    const cmd = ['setsid', '-w', 'bash', '-c', `echo $$ > ${sidFile}; exec bash -lc "$1"`, 'swe-exec', script];
+    // The trailing `exit $r` stops bash from exec'ing into the command: a command killed by a signal then
+    // exits 128+n (137 for an OOM kill) through bash, where `setsid -w` alone reports the raw signal number.
+    const cmd = ['setsid', '-w', 'bash', '-c', `echo $$ > ${sidFile}; bash -lc "$1"; r=$?; exit $r`, 'swe-exec', script];
     const env = { ...this.env, ...(opts.env ?? {}) };
     const t0 = Date.now();
     let exec: Docker.Exec;
@@ -168,14 +174,11 @@ class DockerSandbox implements Sandbox {
       stream.on('error', (e: Error) => reject(e));
     });
     const killSession = async (): Promise<void> => {
-      try {
-        const k = await this.container.exec({ Cmd: ['bash', '-c', `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"; kill -KILL -- -"$s" 2>/dev/null; true`], AttachStdout: false, AttachStderr: false });
-        await k.start({ Detach: true });
-      } catch (e) {
-        if (!this.destroyed) log.warn({ id: this.id, err: (e as Error).message }, 'killing a timed-out exec failed');
-      }
-    };
-    const timer = setTimeout(() => {
+      const ok = await this.run(['bash', '-c', `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"; true`]);
+      // No process slot left for the kill itself (a fork bomb at the pids limit): restart the container, which
+      // kills every process in it and keeps its file system.
+      if (!ok && !this.destroyed) await this.restart();
+    };    const timer = setTimeout(() => {
       timedOut = true;
       void killSession();
     }, opts.timeoutMs);
@@ -184,6 +187,7 @@ class DockerSandbox implements Sandbox {
       void killSession();
     };
     opts.signal?.addEventListener('abort', abort, { once: true });
+    if (opts.signal?.aborted) abort();
     try {
       await ended;
     } catch (e) {
@@ -192,7 +196,7 @@ class DockerSandbox implements Sandbox {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', abort);
     }
-    if (aborted) throw new SandboxError('exec aborted', true);
+    if (aborted || opts.signal?.aborted) throw new SandboxError('exec aborted', true);
     let exitCode: number;
     try {
       const info = await exec.inspect();
@@ -200,8 +204,17 @@ class DockerSandbox implements Sandbox {
     } catch (e) {
       throw engineError('exec inspect', e);
     }
-    // The sid file is best-effort bookkeeping; leaving it would only waste a few bytes in a committed image.
-    if (!this.destroyed) await this.quiet(`rm -f ${sidFile}`);
+    if (exitCode === 126 && /OCI runtime exec failed/.test(out.text())) {
+      // The engine could not start the process at all (pids exhausted, container stopped): not the command's verdict.
+      if (!timedOut) throw new SandboxError(`exec could not start: ${out.text().trim()}`, true);
+    }
+    // Whatever the command left running in the background dies with it (the process-group rule of §6),
+    // and the sid file goes; not awaited, so it costs the caller nothing.
+    if (!this.destroyed) {
+      this.pending = this.run(['bash', '-c', `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"; rm -f ${sidFile}; true`]).then(async (ok) => {
+        if (!ok && !this.destroyed) await this.restart();
+      });
+    }
     return {
       exitCode: timedOut ? 124 : exitCode,
       stdout: out.text(),
@@ -212,11 +225,32 @@ class DockerSandbox implements Sandbox {
     };
   }
 
-  private async quiet(script: string): Promise<void> {
+  /** Run a helper command to completion; false when the engine could not start it. Never throws. */
+  private async run(cmd: string[]): Promise<boolean> {
     try {
-      const e = await this.container.exec({ Cmd: ['bash', '-c', script], AttachStdout: false, AttachStderr: false });
-      await e.start({ Detach: true });
-    } catch { /* housekeeping only; the next real exec reports engine trouble */ }
+      const e = await this.container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      const stream = (await e.start({ hijack: true, stdin: false })) as unknown as NodeJS.ReadableStream;
+      let text = '';
+      stream.on('data', (b: Buffer) => (text += b.toString()));
+      await new Promise<void>((resolve) => {
+        stream.on('end', () => resolve());
+        stream.on('close', () => resolve());
+        stream.on('error', () => resolve());
+      });
+      const info = await e.inspect();
+      return !(info.ExitCode === 126 || /OCI runtime exec failed/.test(text));
+    } catch (e) {
+      if (!this.destroyed) log.warn({ id: this.id, err: (e as Error).message }, 'sandbox helper command failed');
+      return false;
+    }
+  }
+
+  private async restart(): Promise<void> {
+    try {
+      await this.container.restart({ t: 0 });
+    } catch (e) {
+      if (!this.destroyed) log.warn({ id: this.id, err: (e as Error).message }, 'restart of a runaway sandbox failed');
+    }
   }
 
   async writeFile(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
@@ -287,6 +321,7 @@ class DockerSandbox implements Sandbox {
   async commit(ref: string, labels: Record<string, string> = {}): Promise<{ ref: string; imageId: string }> {
     const i = ref.lastIndexOf(':');
     const [repo, tag] = i > ref.lastIndexOf('/') ? [ref.slice(0, i), ref.slice(i + 1)] : [ref, 'latest'];
+    await this.pending;
     const changes = Object.entries(labels).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`);
     try {
       const r = (await this.container.commit({ repo, tag, changes, pause: true })) as { Id: string };
