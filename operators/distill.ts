@@ -7,7 +7,8 @@
  *   already reached the dataset through tasks.stated.
  * - Isolation: each attempt runs in a fresh container of the TASK image (`verification.task_image_ref`: the
  *   environment plus the parent-commit checkout with later history removed), network off, so neither the gold
- *   patch nor future commits are reachable. The solver sees only the problem statement (prompts/solver.vN.md).
+ *   patch nor future commits are reachable — checked before every attempt ({@link assertNoFutureHistory}). The
+ *   solver sees only the problem statement (prompts/solver.vN.md).
  * - The attempt's result is `git add -A && git diff --cached` in the workdir (new files included, as
  *   SWE-agent/mini-swe-agent collect it), graded by `deps.grade(task, patch)` — the same harness as `evaluate`.
  *   An empty diff is not graded: the release check already proved the empty patch does not resolve the task.
@@ -73,6 +74,20 @@ export async function collectDiff(sandbox: Sandbox, workdir: string, signal?: Ab
   return r.stdout;
 }
 
+/**
+ * Guard for "no access to the fix": the task image must not contain the PR's commit (ARCHITECTURE.md §6: later
+ * history removed). A task image that still has it would let the solver `git show` the answer.
+ * @throws StageError (not retriable, name `HistoryLeak`) when the commit is reachable; (retriable) when git cannot run.
+ */
+export async function assertNoFutureHistory(sandbox: Sandbox, workdir: string, prCommit: string, signal?: AbortSignal): Promise<void> {
+  if (!/^[0-9a-f]{7,64}$/i.test(prCommit)) return;
+  const r = await sandbox.exec(`if git cat-file -e ${prCommit}^{commit} 2>/dev/null; then echo VISIBLE; else echo absent; fi`, { cwd: workdir, timeoutMs: 60_000, signal });
+  if (r.exitCode !== 0) throw new StageError(`history check failed (exit ${r.exitCode}): ${r.stderr.slice(-300)}`, { retriable: true, name: 'HistoryCheckError' });
+  if (r.stdout.includes('VISIBLE')) {
+    throw new StageError(`task image contains the PR commit ${prCommit}: the solver could read the fix`, { retriable: false, name: 'HistoryLeak' });
+  }
+}
+
 /** The distill stage. */
 export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
   const k = deps.attempts ?? 3;
@@ -99,6 +114,7 @@ export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
         signal: env.signal,
       });
       try {
+        await assertNoFutureHistory(sandbox, workdir, c.pr_commit, env.signal);
         const run = await runAgent({
           llm: solver,
           system: p.system,

@@ -18,7 +18,7 @@ const SOURCE = "def sliced(seq, n, strict=False):\n    return [seq[i : i + n] fo
 const FIXED = "def sliced(seq, n, strict=False):\n    if n < 0:\n        raise ValueError('n must be at least 0')\n    return [seq[i : i + n] for i in range(0, len(seq), n or 1)]\n";
 
 /** Local-process sandboxes holding a one-commit git repository (the "task image"). */
-function localFactory(log: { images: string[]; networks: boolean[]; destroyed: number }): SandboxFactory {
+function localFactory(log: { images: string[]; networks: boolean[]; destroyed: number }, leakInto?: TaskStated): SandboxFactory {
   return {
     async create(opts) {
       log.images.push(opts.image);
@@ -27,6 +27,11 @@ function localFactory(log: { images: string[]; networks: boolean[]; destroyed: n
       await sb.writeFile('/testbed/more_itertools/more.py', SOURCE);
       const r = await sb.exec('git init -q && git -c user.email=t@t -c user.name=t add -A && git -c user.email=t@t -c user.name=t commit -qm base', { timeoutMs: 20_000 });
       if (r.exitCode !== 0) throw new Error(r.stderr);
+      if (leakInto) {
+        // a broken task image: the fix commit is still in the object store
+        const fix = await sb.exec("git stash -q 2>/dev/null; git checkout -qb fix && echo '# fixed' >> more_itertools/more.py && git -c user.email=t@t -c user.name=t commit -qam fix && git rev-parse HEAD && git checkout -q -", { timeoutMs: 20_000 });
+        leakInto.candidate.pr_commit = fix.stdout.trim().split('\n')[0]!;
+      }
       const wrapped: Sandbox = { ...sb, destroy: async () => { log.destroyed++; await sb.destroy(); } };
       return wrapped;
     },
@@ -48,6 +53,16 @@ const grade: GradeFn = async (_t, patch) => {
 };
 
 describe('distill stage', () => {
+  it('refuses a task image in which the PR commit is still reachable', async () => {
+    srv = await startChatServer([call('bash', { command: 'git log --all --oneline' })]);
+    const t = task();
+    const log = { images: [] as string[], networks: [] as boolean[], destroyed: 0 };
+    const err = await distillStage({ solver: solver(srv.baseURL), sandboxes: localFactory(log, t), grade, attempts: 1 }).handle(envelope(t)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'HistoryLeak', retriable: false });
+    expect(srv.requests).toHaveLength(0);
+    expect(log.destroyed).toBe(1);
+  });
+
   it('without a solver: skipped-no-llm', async () => {
     const o = await distillStage({ grade }).handle(envelope(task()));
     expect(o).toMatchObject({ kind: 'rejected', reason: 'skipped-no-llm', meta: { method: 'skipped' } });
