@@ -30,7 +30,7 @@ export interface ProgressOptions {
 export interface Progress {
   /** Read the metrics and redraw now. */
   update(): Promise<void>;
-  /** Final redraw, then stop drawing (leaves the last frame on screen). */
+  /** Final redraw, then stop drawing (leaves the last frame on screen). Never rejects. */
   stop(): Promise<void>;
 }
 
@@ -83,7 +83,8 @@ export function startProgress(optsOrStages: ProgressOptions | readonly string[] 
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
-      await update();
+      // Never rejects: callers stop the display on shutdown paths that must not fail because of it.
+      await update().catch((err: unknown) => log.warn({ err: String(err) }, 'final progress update failed'));
       multi.stop();
     },
   };
