@@ -55,8 +55,10 @@ export interface ChatResult {
   model: string;
   tokensIn: number;
   tokensOut: number;
-  /** USD: tokensIn·priceIn/1e6 + tokensOut·priceOut/1e6 */
+  /** USD: (tokensIn − cached)·priceIn/1e6 + cached·priceCachedIn/1e6 + tokensOut·priceOut/1e6 */
   costUsd: number;
+  /** input tokens the provider served from its prompt cache (part of tokensIn) */
+  cachedTokensIn: number;
   /** true when the endpoint sent no `usage` and tokens were estimated */
   usageEstimated: boolean;
   /** HTTP attempts made (1 = no retry) */
@@ -175,6 +177,16 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Cached prompt tokens as providers report them: OpenAI `usage.prompt_tokens_details.cached_tokens`, DeepSeek
+ * `usage.prompt_cache_hit_tokens`. 0 when absent.
+ */
+function cachedTokens(usage: unknown): number {
+  const u = usage as { prompt_tokens_details?: { cached_tokens?: unknown }; prompt_cache_hit_tokens?: unknown } | undefined;
+  const v = u?.prompt_tokens_details?.cached_tokens ?? u?.prompt_cache_hit_tokens;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0;
+}
+
 const warnedKeys = new Set<string>();
 const approxTokens = (s: string) => Math.ceil(s.length / 4);
 
@@ -211,13 +223,18 @@ export function createLlmClient(agent: AgentName, config: AgentLlmConfig): LlmCl
         const usage = completion.usage;
         const tokensIn = usage?.prompt_tokens ?? approxTokens(JSON.stringify(req.messages));
         const tokensOut = usage?.completion_tokens ?? approxTokens(JSON.stringify(choice.message));
+        const cached = Math.min(tokensIn, cachedTokens(usage));
+        const costUsd =
+          ((tokensIn - cached) * config.priceInPerMTok + cached * (config.priceCachedInPerMTok ?? config.priceInPerMTok) + tokensOut * config.priceOutPerMTok) / 1e6;
+        log.debug({ agent, model: config.model, attempt, tokensIn, cachedTokensIn: cached, tokensOut, costUsd, ms: Date.now() - started }, 'LLM call');
         return {
           message: choice.message,
           finishReason: choice.finish_reason ?? 'stop',
           model: completion.model ?? config.model,
           tokensIn,
           tokensOut,
-          costUsd: (tokensIn * config.priceInPerMTok + tokensOut * config.priceOutPerMTok) / 1e6,
+          costUsd,
+          cachedTokensIn: cached,
           usageEstimated: !usage,
           attempts: attempt,
           durationMs: Date.now() - started,

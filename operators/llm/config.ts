@@ -39,6 +39,8 @@ export const agentLlmSchema = z
     maxTokens: z.number().int().positive().default(4096),
     priceInPerMTok: z.number().nonnegative().default(0),
     priceOutPerMTok: z.number().nonnegative().default(0),
+    /** USD per million input tokens served from the provider's prompt cache; default: priceInPerMTok */
+    priceCachedInPerMTok: z.number().nonnegative().optional(),
     /** per-request timeout, ms */
     timeoutMs: z.number().int().positive().default(120_000),
     /** retries after the first attempt on 429 / 5xx / timeouts / connection errors */

@@ -35,6 +35,10 @@ export interface ScriptToolCall {
 export interface ScriptUsage {
   prompt_tokens: number;
   completion_tokens: number;
+  /** OpenAI's cache report */
+  prompt_tokens_details?: { cached_tokens: number };
+  /** DeepSeek's cache report */
+  prompt_cache_hit_tokens?: number;
 }
 
 /** A successful assistant reply. */

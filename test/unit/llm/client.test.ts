@@ -41,6 +41,19 @@ describe('llm client', () => {
     delete process.env.SWE_STREAM_TEST_KEY_OK;
   });
 
+  it('prices cached prompt tokens (OpenAI and DeepSeek usage shapes)', async () => {
+    srv = await startChatServer([
+      { content: 'a', usage: { prompt_tokens: 1_000, completion_tokens: 0, prompt_tokens_details: { cached_tokens: 800 } } },
+      { content: 'b', usage: { prompt_tokens: 1_000, completion_tokens: 0, prompt_cache_hit_tokens: 500 } },
+    ]);
+    const llm = createLlmClient('solver', cfg(srv.baseURL, { priceInPerMTok: 1, priceCachedInPerMTok: 0.1, priceOutPerMTok: 2 }));
+    const a = await llm.chat({ messages: msgs });
+    expect(a.cachedTokensIn).toBe(800);
+    expect(a.costUsd).toBeCloseTo((200 * 1 + 800 * 0.1) / 1e6, 12);
+    const b = await llm.chat({ messages: msgs });
+    expect(b.costUsd).toBeCloseTo((500 * 1 + 500 * 0.1) / 1e6, 12);
+  });
+
   it('retries 429 honouring retry-after, and 500, then succeeds', async () => {
     srv = await startChatServer([{ status: 429, retryAfter: 0 }, { status: 500 }, { status: 503, retryAfterMs: 1 }, { content: 'ok' }]);
     const r = await createLlmClient('solver', cfg(srv.baseURL)).chat({ messages: msgs });
