@@ -186,7 +186,9 @@ export function statementStage(deps: StatementDeps = {}): Stage<TaskVerified, Ta
     }
 
     if (statementText === null) {
-      const fromIssues = statementFromIssues(c.linked_issues);
+      // An issue with only a terse title ("Bug") says less than the PR: fall back to the PR text then.
+      const issueText = statementFromIssues(c.linked_issues);
+      const fromIssues = issueText !== null && issueText.length >= MIN_STATEMENT_CHARS ? issueText : null;
       source = fromIssues ? 'issue' : 'pr';
       statementText = fromIssues ?? statementFromPr(c.title, c.body);
       if (statementText.length < MIN_STATEMENT_CHARS) return reject('empty-statement', `${statementText.length} characters after cleaning`, meta({ method: 'rules' }));

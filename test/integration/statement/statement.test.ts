@@ -71,6 +71,11 @@ Signed-off-by: Someone <s@example.com>`;
     expect(o.value.statement.problem_statement).toBe('Raise for negative slice sizes in sliced()\n\n## Description\nPassing a negative n to sliced() gives an empty result instead of an error.');
   });
 
+  it('prefers the PR text over a terse issue', async () => {
+    const o = await statementStage().handle(envelope(slicedTask({ issues: [{ number: 5, title: 'Bug', body: null, source: 'body' }], body: 'Negative n passed to sliced() yields [] instead of raising.' })));
+    expect(o).toMatchObject({ kind: 'accepted', value: { statement: { source: 'pr' } } });
+  });
+
   it('rejects an issue quoting the fix, keeps one that only names the file (with evidence)', async () => {
     const quoting = { ...CLEAN_ISSUE, body: "Please add `raise ValueError('n must be at least 0')` when n < 0." };
     const a = await statementStage().handle(envelope(slicedTask({ issues: [quoting] })));
