@@ -87,6 +87,8 @@ export interface MirrorCacheOptions {
   lockStaleMs?: number;
   /** how long to wait for another process's lock before failing retriably (default = fetchTimeoutMs) */
   lockWaitMs?: number;
+  /** how long a retriable clone/fetch failure is answered from memory (default 30 s) */
+  failureTtlMs?: number;
 }
 
 const REPO_RE = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
@@ -103,6 +105,8 @@ export class MirrorCache {
   private readonly opts: Required<MirrorCacheOptions>;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly lastFetch = new Map<string, number>();
+  /** recent retriable clone/fetch failures: callers within `failureTtlMs` get the same error instead of a new attempt */
+  private readonly failures = new Map<string, { at: number; error: Error }>();
 
   constructor(opts: MirrorCacheOptions) {
     const fetchTimeoutMs = opts.fetchTimeoutMs ?? 30 * 60_000;
@@ -113,6 +117,7 @@ export class MirrorCache {
       readTimeoutMs: opts.readTimeoutMs ?? 120_000,
       lockStaleMs: opts.lockStaleMs ?? 60 * 60_000,
       lockWaitMs: opts.lockWaitMs ?? fetchTimeoutMs,
+      failureTtlMs: opts.failureTtlMs ?? 30_000,
     };
     this.root = path.join(opts.dataDir, 'mirrors');
   }
@@ -165,11 +170,23 @@ export class MirrorCache {
     return mirror;
   }
 
-  /** In-process dedupe: concurrent callers for one repository share the clone/fetch in progress. */
+  /**
+   * In-process dedupe: concurrent callers for one repository share the clone/fetch in progress; a
+   * retriable failure is remembered for `failureTtlMs` so a burst of PRs of one broken repository does
+   * not start a clone each (the runtime's due-time retries come back after the TTL).
+   */
   private once(repo: string, fn: () => Promise<void>): Promise<void> {
     const cur = this.inflight.get(repo);
     if (cur) return cur;
-    const p = fn().finally(() => this.inflight.delete(repo));
+    const failed = this.failures.get(repo);
+    if (failed && Date.now() - failed.at < this.opts.failureTtlMs) return Promise.reject(failed.error);
+    const p = fn()
+      .then(() => void this.failures.delete(repo))
+      .catch((err: unknown) => {
+        if (err instanceof CloneFailedError) this.failures.set(repo, { at: Date.now(), error: err });
+        throw err;
+      })
+      .finally(() => this.inflight.delete(repo));
     this.inflight.set(repo, p);
     return p;
   }
@@ -224,11 +241,19 @@ export class MirrorCache {
 
   private async runFetch(repo: string, gitDir: string, signal?: AbortSignal): Promise<void> {
     try {
-      await git(['fetch', '--prune', '--quiet', 'origin'], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal });
+      await git(['fetch', '--prune', '--quiet', 'origin', ...REFSPECS.slice(0, 2)], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal });
     } catch (err) {
       if (err instanceof GitError && isRepoUnavailable(err.stderr)) throw new RepoUnavailableError(`${repo}: ${err.message}`);
       if (err instanceof GitError && !err.retriable && isPermanentGitFailure(err.stderr)) throw new RepoUnavailableError(`${repo}: ${err.message}`);
       throw new CloneFailedError(`${repo}: fetch failed: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+    // PR heads are a separate, best-effort fetch: they are only used for head_sha, and one broken fork
+    // head (objects the remote lost; git then aborts the whole pack) must not cost us the mainline.
+    try {
+      await git(['fetch', '--prune', '--quiet', 'origin', REFSPECS[2]!], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      log.warn({ repo, err: err instanceof Error ? err.message : String(err) }, 'refs/pull/*/head not fetched; PR heads stay unknown');
     }
   }
 
