@@ -1,4 +1,59 @@
-/** Registers the analytics, dataset and evaluation commands (report, export, query, evaluate). */
+/**
+ * Registers the analytics and dataset commands (report, export, query — streams/analytics) and
+ * `evaluate` (grading predictions on our tasks, SWE-bench style), each with the common options.
+ */
 import type { Command } from 'commander';
+import { register as registerReport } from './report.js';
+import { register as registerExport } from './export.js';
+import { register as registerQuery } from './query.js';
+import { analyticsContextFrom } from '../../streams/analytics/context.js';
+import { commonOptions, configFrom, type CommonFlags } from '../main.js';
+import { openBus } from '../bus.js';
+import { Deps } from '../compose.js';
+import { evaluatePredictionsFile } from '../../operators/evaluate.js';
+import type { TaskStated } from '../../schemas/types.gen.js';
+import type { Transport } from '../../streams/transport.js';
+import type { Serde } from '../../streams/serde.js';
 
-export function registerExtra(_program: Command): void {}
+/** Every record of a topic, decoded (all partitions, from the earliest offset). */
+export async function readTopic<T>(transport: Transport, serde: Serde, topic: string): Promise<T[]> {
+  const out: T[] = [];
+  for (const p of await transport.topicOffsets(topic)) {
+    let from = BigInt(p.low);
+    while (from < BigInt(p.high)) {
+      const recs = await transport.read(topic, p.partition, from.toString(), 1000);
+      if (recs.length === 0) break;
+      for (const r of recs) if (r.value) out.push((await serde.decode(topic, r.value, r.headers)) as T);
+      from = BigInt(recs[recs.length - 1]!.offset) + 1n;
+    }
+  }
+  return out;
+}
+
+export function registerExtra(program: Command): void {
+  for (const reg of [registerReport, registerExport, registerQuery]) {
+    let cmd: Command | undefined;
+    reg(program, async () => analyticsContextFrom(configFrom(cmd!.opts() as CommonFlags)));
+    cmd = program.commands[program.commands.length - 1]!;
+    commonOptions(cmd);
+  }
+
+  commonOptions(
+    program
+      .command('evaluate')
+      .description("grade a model's patches on our tasks (SWE-bench predictions: JSONL or JSON of {instance_id, model_patch}); prints a JSON report")
+      .requiredOption('--predictions <file>', 'predictions file')
+      .option('--concurrency <n>', 'instances graded at once', '1'),
+  ).action(async (flags: CommonFlags & { predictions: string; concurrency: string }) => {
+    const cfg = configFrom(flags);
+    const { transport, serde } = await openBus(cfg);
+    let rows: TaskStated[];
+    try {
+      rows = await readTopic<TaskStated>(transport, serde, 'tasks.stated');
+    } finally {
+      await transport.close();
+    }
+    const report = await evaluatePredictionsFile(flags.predictions, rows, { sandboxes: new Deps(cfg).sandboxes, concurrency: Number(flags.concurrency) });
+    process.stdout.write(JSON.stringify(report) + '\n');
+  });
+}

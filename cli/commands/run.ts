@@ -84,7 +84,8 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
     stages: pipeline.runtimes.map((r) => ({ stage: r.name, ...r.counts })),
     sink: pipeline.sink?.counts,
   };
-  process.stdout.write(JSON.stringify(summary) + '\n');
+  // Docker and HTTP keep-alive agents would hold the process open: the job is done, leave.
+  process.stdout.write(JSON.stringify(summary) + '\n', () => process.exit(0));
 }
 
 export function registerRun(program: Command): void {
