@@ -7,8 +7,8 @@
  * statement/PR text (weight 1 per distinct cue) and structural evidence from the gold patch (weight 2 per cue).
  * The highest score wins; ties go to the more specific type (order of {@link CATEGORIES} below, Logic Error last);
  * no cue at all → Logic Error, the paper's and SWE-bench Verified's most common type. Feature wins when the text
- * reads as a request for new capability, the patch mostly adds (≤ 20 % of changed lines removed), and no bug cue
- * scores ≥ 2. With an LLM, {@link classifyWithLlm} asks the classifier agent (prompts/classifier.vN.md) and falls
+ * reads as a request for new capability (incl. Conventional Commits `feat:`), the patch mostly adds (≤ 40 % of changed
+ * lines removed), and no bug cue outscores the feature cues by 2. With an LLM, {@link classifyWithLlm} asks the classifier agent (prompts/classifier.vN.md) and falls
  * back to the rules when the answer is not one of the names.
  */
 import { parseDiff, type FileDiff } from '../patch.js';
@@ -72,11 +72,11 @@ const CUES: Record<BugType, Cue> = {
     patch: [/^\+.*(\bcopy\.(deep)?copy\(|\.copy\(\)|structuredClone\(|\[\.\.\.\w+\]|\{\s*\.\.\.\w+\s*\}|Object\.freeze\(|\blist\(\w+\)|\bdict\(\w+\))/],
   },
   'I/O Resource': {
-    text: [/\bResourceWarning\b/, /too many open files|\bEMFILE\b|\bfile (handle|descriptor)/i, /\bUnicode(De|En)codeError\b|\bencoding\b/i, /\bnot closed\b|\bleak(s|ing|ed)?\b/i, /\bsocket\b|\bstream\b|\bENOENT\b|\bEACCES\b/i],
+    text: [/\bResourceWarning\b/, /too many open files|\bEMFILE\b|\bfile (handle|descriptor)/i, /\bUnicode(De|En)codeError\b|\bencoding\b/i, /\bnot closed\b|\b(file|handle|socket|descriptor|connection|fd)s? (are |is )?leak|\bleak(s|ing|ed)? (of )?(an? )?(file|handle|socket|descriptor|connection)/i, /\bsocket\b|\bstream\b|\bENOENT\b|\bEACCES\b/i],
     patch: [/^\+.*(\bwith open\(|\.close\(\)|encoding=|\bfinally:|\bfinally \{|\.destroy\(\)|fs\.\w+Sync\()/],
   },
   'State Sync': {
-    text: [/\bcache[ds]?\b|\bcaching\b/i, /\bstale\b/i, /out of sync|not (being )?updated|does not update|doesn't update/i, /\brace condition\b|\bconcurren|\bthread[- ]safe|\bdeadlock/i, /\binvalidat/i],
+    text: [/\bcache[ds]?\b|\bcaching\b/i, /\bstale\b/i, /out of sync|not (being )?updated|does not update|doesn't update/i, /\brace condition\b|\bconcurren|\bthread[- ]safe|\bdeadlock/i, /\binvalidat/i, /\bstate\b[^.\n]*\bleak|\bleak[^.\n]*\bstate\b|\bacross (requests|calls|instances|runs)\b/i],
     patch: [/^\+.*(\bcache\w*\b|invalidate|\bLock\(\)|\.acquire\(\)|\bmutex\b)/i],
   },
   'Spec Violation': {
@@ -96,7 +96,7 @@ const CUES: Record<BugType, Cue> = {
 
 const IMPORT_LINE = /^[+-]\s*(from\s+\S+\s+import\b|import\s+[\w{*]|(const|let|var)\s+[\w{][^=]*=\s*require\(|export\s+(\*|\{[^}]*\})\s+from\b)/;
 
-const FEATURE_TEXT = [/^\s*(add|adds|added|implement|introduce|support|allow|enable|new)\b/im, /\bfeature( request)?\b/i, /\bwould be (nice|great|useful)\b|\bit would help\b/i, /\benhancement\b/i, /\badd (a |an )?(new )?(option|parameter|argument|method|function|flag|support)/i];
+const FEATURE_TEXT = [/^\s*(add|adds|added|implement|introduce|support|allow|enable|new)\b/im, /^\s*(feat(\([^)]*\))?!?:|(chore|refactor)(\([^)]*\))?:\s*(add|added|implement|introduce|support)\b)/im, /\b(add|added|adds) (a |an )?(new )?[`\w-]+ (method|option|plugin|locale|api|function|parameter|support)\b/i, /\bfeature( request)?\b/i, /\bwould be (nice|great|useful)\b|\bit would help\b/i, /\benhancement\b/i, /\badd (a |an )?(new )?(option|parameter|argument|method|function|flag|support)/i];
 const BUG_TEXT = [/\bbug\b/i, /\bfix(es|ed)?\b/i, /\bcrash|\bbroken\b|\bregression\b/i, /\bwrong\b|\bincorrect\b|\bunexpected(ly)?\b/i, /\berror\b|\bexception\b|\btraceback\b|\bthrows?\b|\braises?\b/i, /\binstead of\b|\bshould\b.*\bbut\b/i];
 
 /** The rule result with the per-type scores that decided it (for logs and tests). */
@@ -143,7 +143,7 @@ export function classifyByRules(text: string, goldPatch: string): CategoryResult
   const featureText = FEATURE_TEXT.filter((re) => re.test(text)).length;
   const bugText = BUG_TEXT.filter((re) => re.test(text)).length;
   const best = Math.max(0, ...Object.values(scores));
-  if (featureText > bugText && removed <= 0.2 * (added + removed) && best < 2 + featureText) {
+  if (featureText > bugText && removed <= 0.4 * (added + removed) && best < 2 + featureText) {
     return { category: 'Feature', method: 'rules', scores };
   }
   if (best === 0) return { category: 'Logic Error', method: 'rules', scores };
