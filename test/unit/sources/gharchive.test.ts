@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -139,6 +139,31 @@ describe.skipIf(!have)('GH Archive source on the real recordings', () => {
     const rest = await collect(new GhArchiveSource(`gharchive:${SAMPLE}`, SAMPLE), cursor);
     expect(rest).toHaveLength(300);
     expect(rest[0]!.cursor).toBe(all[500]!.cursor);
+  });
+
+  it('reads hours over HTTP (a local server standing in for data.gharchive.org), streaming, range expanded against the base URL', async () => {
+    const { createServer } = await import('node:http');
+    const served: string[] = [];
+    const server = createServer((req, res) => {
+      served.push(req.url ?? '');
+      if (req.url === '/2021-07-21-6.json.gz') {
+        res.writeHead(200, { 'content-type': 'application/gzip' });
+        createReadStream(SAMPLE).pipe(res);
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/`;
+    try {
+      const src = new GhArchiveSource('gharchive:2021-07-21-{6..7}', '2021-07-21-{6..7}', { base });
+      const items = await collect(src);
+      expect(served).toEqual(['/2021-07-21-6.json.gz', '/2021-07-21-7.json.gz']);
+      expect(count(items, 'event')).toBe(64);
+      expect(items.at(-1)).toMatchObject({ kind: 'bad', reason: 'unreadable', detail: expect.stringContaining('404') });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('a missing file is a bad item, not a crash', async () => {
