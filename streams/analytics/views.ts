@@ -148,15 +148,16 @@ export async function failures(ch: ClickHouse): Promise<Report['failures']> {
 }
 
 /**
- * Yield: released rows / merged PRs seen. A merged PR is a distinct key the filter accepted or rejected
- * for a reason other than {@link NOT_MERGED_REASONS}; its repository comes from the key (`owner/repo#N`),
+ * Yield: released rows / merged PRs seen. A merged PR is a distinct key with a filter outcome other than
+ * a {@link NOT_MERGED_REASONS} rejection — failures count, because the filter decides "merged?" from the
+ * event before any I/O that can fail (operators/filter.ts); its repository comes from the key (`owner/repo#N`),
  * its language from the outcome, its day from its first such outcome. Verified rows per repository and
  * language come from the tasks table; per day, from the day the verify stage accepted the PR.
  * @throws ClickHouseStoreError
  */
 export async function yieldReport(ch: ClickHouse, notMerged: readonly string[] = NOT_MERGED_REASONS): Promise<YieldReport> {
   const L = latest(ch);
-  const mergedCond = `l_stage = 'filter' AND (l_kind = 'accepted' OR (l_kind = 'rejected' AND ifNull(l_reason, '') NOT IN (${sqlList(notMerged)})))`;
+  const mergedCond = `l_stage = 'filter' AND NOT (l_kind = 'rejected' AND ifNull(l_reason, '') IN (${sqlList(notMerged)}))`;
   // Aggregated in SQL down to (repository, language, day) cells, so the report stays small at millions of PRs.
   const merged = await ch.rows<{ repo: string; lang: string; d: number; c: number }>(
     `SELECT splitByChar('#', pr)[1] AS repo, lang, d, count() AS c FROM (

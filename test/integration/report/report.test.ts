@@ -116,10 +116,11 @@ describe.each(backends)('report on $name', ({ name, url }) => {
     expect(r.stages).toEqual(EXPECTED_STAGES);
     expect(r.failures).toEqual([{ stage: 'env-build', error_class: 'SandboxError', count: 1 }, { stage: 'filter', error_class: 'GitError', count: 1 }]);
     expect(r.yield).toEqual({
-      merged_prs: 4, verified: 1, rate: 0.25,
-      by_repo: [{ repo: 'a/x', merged_prs: 3, verified: 1, rate: 1 / 3 }, { repo: 'b/y', merged_prs: 1, verified: 0, rate: 0 }],
-      by_language: [{ language: 'javascript', merged_prs: 1, verified: 0, rate: 0 }, { language: 'python', merged_prs: 3, verified: 1, rate: 1 / 3 }],
-      by_day: [{ day: '2026-01-05', merged_prs: 3, verified: 1, rate: 1 / 3 }, { day: '2026-01-06', merged_prs: 1, verified: 0, rate: 0 }],
+      // a/x#1, a/x#2, a/x#3 (bot-author), b/y#5 (failed after the merged check), b/y#6; not b/y#4 (not-merged)
+      merged_prs: 5, verified: 1, rate: 0.2,
+      by_repo: [{ repo: 'a/x', merged_prs: 3, verified: 1, rate: 1 / 3 }, { repo: 'b/y', merged_prs: 2, verified: 0, rate: 0 }],
+      by_language: [{ language: 'javascript', merged_prs: 1, verified: 0, rate: 0 }, { language: 'python', merged_prs: 4, verified: 1, rate: 0.25 }],
+      by_day: [{ day: '2026-01-05', merged_prs: 4, verified: 1, rate: 0.25 }, { day: '2026-01-06', merged_prs: 1, verified: 0, rate: 0 }],
     });
     expect(r.categories['Logic Error']).toBe(1);
     expect(r.categories.Security).toBe(0); // b/y#9 failed the release check
@@ -142,7 +143,7 @@ describe.each(backends)('report on $name', ({ name, url }) => {
     await runReport({ dataDir, clickhouseUrl: url(), database, stdout: out });
     expect(text).toMatch(/^stage\s+inputs\s+accepted\s+rejected\s+failed/m);
     expect(text).toMatch(/^filter\s+7\s+3\s+3\s+1/m);
-    expect(text).toContain('Yield: 1 verified rows / 4 merged PRs seen = 25.0%');
+    expect(text).toContain('Yield: 1 verified rows / 5 merged PRs seen = 20.0%');
   });
 });
 
