@@ -20,7 +20,8 @@
  *   back to the rule path (recorded as `rules`, tokens still counted); an LLM outage (retriable error) fails
  *   the record retriably.
  * Judge (optional, prompts/judge.vN.md): verdict `vague | needs-more | gives-solution | ok` stored in
- * Statement.judge; it does not reject (datasets filter on it). A judge or classifier call that fails after the
+ * Statement.judge; it rejects (`judge-<verdict>`) only for the verdicts listed in `judgeRejects` (default none:
+ * datasets filter on the stored verdict). A judge or classifier call that fails after the
  * client's retries is logged and recorded as null / rules — the statement itself is done and paid for.
  */
 import type { TaskStated, TaskVerified, Statement, Provenance, LinkedIssue } from '../schemas/types.gen.js';
@@ -53,6 +54,8 @@ export interface StatementDeps {
   writerBudgets?: AgentBudgets;
   /** per-command timeout of the writer's bash tool, ms (default 60 000) */
   commandTimeoutMs?: number;
+  /** judge verdicts that reject the task (`judge-<verdict>`); default none: the verdict is only stored */
+  judgeRejects?: Array<'vague' | 'needs-more' | 'gives-solution'>;
 }
 
 const DEFAULT_WRITER_BUDGETS: AgentBudgets = { maxSteps: 30, maxTokens: 300_000, maxCostUsd: 0.5, maxWallMs: 10 * 60_000 };
@@ -200,6 +203,9 @@ export function statementStage(deps: StatementDeps = {}): Stage<TaskVerified, Ta
     leak ??= gate(statementText);
 
     const judge = deps.judge ? await judgeStatement(deps.judge, statementText, gold, f2p, acct, env) : null;
+    if (judge && (deps.judgeRejects as string[] | undefined)?.includes(judge)) {
+      return reject(`judge-${judge}`, statementText.slice(0, 500), meta({ method, model: model ?? undefined }));
+    }
     const category = await categorize(deps.classifier ?? null, `${c.title}\n\n${statementText}`, gold, acct, env);
 
     const statement: Statement = {

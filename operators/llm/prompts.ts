@@ -9,12 +9,20 @@
  * Placeholders are `{{name}}`; rendering fails on a placeholder with no value so a prompt never ships a
  * literal `{{…}}` to a model. Everything before `# system` is a maintainers' note, never sent.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Directory of the prompt files: <project>/prompts. */
-export const PROMPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'prompts');
+/**
+ * Directory of the prompt files: $SWE_STREAM_PROMPTS_DIR, else <project>/prompts — found from this file both when
+ * run from source (operators/llm/) and when compiled (dist/operators/llm/, where tsc does not copy the .md files).
+ */
+export const PROMPTS_DIR = ((): string => {
+  if (process.env.SWE_STREAM_PROMPTS_DIR) return process.env.SWE_STREAM_PROMPTS_DIR;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', '..', 'prompts'), join(here, '..', '..', '..', 'prompts')];
+  return candidates.find((d) => existsSync(d)) ?? candidates[0]!;
+})();
 
 export interface Prompt {
   /** agent name, e.g. `solver` */

@@ -126,6 +126,15 @@ describe('statement stage, agents', () => {
     expectGateClean(o.value);
   });
 
+  it('a judge verdict listed in judgeRejects rejects the task', async () => {
+    srv = await startChatServer([{ content: '{"verdict": "gives-solution", "reason": "names the guard"}' }, { content: '{"verdict": "ok"}' }]);
+    const judge = llmFor('judge', srv.baseURL);
+    const a = await statementStage({ judge, judgeRejects: ['gives-solution'] }).handle(envelope(slicedTask({ issues: [CLEAN_ISSUE] })));
+    expect(a).toMatchObject({ kind: 'rejected', reason: 'judge-gives-solution' });
+    const b = await statementStage({ judge, judgeRejects: ['gives-solution'] }).handle(envelope(slicedTask({ issues: [CLEAN_ISSUE] })));
+    expect(b).toMatchObject({ kind: 'accepted', value: { statement: { judge: 'ok', method: 'rules' } } });
+  });
+
   it('a leaky first submission gets one rewrite with the evidence', async () => {
     srv = await startChatServer([submit(`In more_itertools/more.py add \`if n < 0: raise ValueError('n must be at least 0')\`. ${GOOD}`), submit(GOOD)]);
     const o = await statementStage({ writer: llmFor('statement-writer', srv.baseURL) }).handle(envelope(slicedTask()));
