@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import Docker from 'dockerode';
-import { commonOptions, configFrom, type CommonFlags } from '../main.js';
+import { commonOptions, configFrom, type CommonFlags } from '../common.js';
 import type { Config } from '../../streams/config.js';
 import { openBus } from '../bus.js';
 import { openClickHouse } from '../../streams/sinks/connection.js';

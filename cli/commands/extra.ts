@@ -7,28 +7,12 @@ import { register as registerReport } from './report.js';
 import { register as registerExport } from './export.js';
 import { register as registerQuery } from './query.js';
 import { analyticsContextFrom } from '../../streams/analytics/context.js';
-import { commonOptions, configFrom, type CommonFlags } from '../main.js';
+import { commonOptions, configFrom, type CommonFlags } from '../common.js';
 import { openBus } from '../bus.js';
 import { Deps } from '../compose.js';
 import { evaluatePredictionsFile } from '../../operators/evaluate.js';
 import type { TaskStated } from '../../schemas/types.gen.js';
-import type { Transport } from '../../streams/transport.js';
-import type { Serde } from '../../streams/serde.js';
-
-/** Every record of a topic, decoded (all partitions, from the earliest offset). */
-export async function readTopic<T>(transport: Transport, serde: Serde, topic: string): Promise<T[]> {
-  const out: T[] = [];
-  for (const p of await transport.topicOffsets(topic)) {
-    let from = BigInt(p.low);
-    while (from < BigInt(p.high)) {
-      const recs = await transport.read(topic, p.partition, from.toString(), 1000);
-      if (recs.length === 0) break;
-      for (const r of recs) if (r.value) out.push((await serde.decode(topic, r.value, r.headers)) as T);
-      from = BigInt(recs[recs.length - 1]!.offset) + 1n;
-    }
-  }
-  return out;
-}
+import { readTopic } from '../../streams/read.js';
 
 export function registerExtra(program: Command): void {
   for (const reg of [registerReport, registerExport, registerQuery]) {

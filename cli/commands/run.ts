@@ -13,7 +13,7 @@ import { openBus } from '../bus.js';
 import { Deps, buildStage } from '../compose.js';
 import { openSink } from '../sink.js';
 import { metricsObserver, startLiveOutput } from '../live.js';
-import { commonOptions, configFrom, parseStages, type CommonFlags } from '../main.js';
+import { commonOptions, configFrom, parseStages, type CommonFlags } from '../common.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

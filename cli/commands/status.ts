@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { openBus } from '../bus.js';
 import { allTopics } from '../../streams/topics.js';
-import { commonOptions, configFrom, type CommonFlags } from '../main.js';
+import { commonOptions, configFrom, type CommonFlags } from '../common.js';
 
 /** One group's position on one topic: committed offset sum, end offset sum and lag (records). */
 export interface GroupLag {

@@ -1,0 +1,56 @@
+/** Flags and configuration shared by every command. */
+import { Command, Option } from 'commander';
+import { loadConfig, ConfigError, type Config } from '../streams/config.js';
+import { STAGE_NAMES, type StageName } from '../streams/topics.js';
+
+/** Options every command shares, as parsed by commander. */
+export interface CommonFlags {
+  config?: string;
+  bus?: string;
+  dataDir?: string;
+  clickhouseUrl?: string;
+  metricsPort?: string;
+  partitions?: string;
+}
+
+/** Resolve the configuration of a command from its flags; exits 2 with a clear message when invalid. */
+export function configFrom(flags: CommonFlags, extra: Record<string, unknown> = {}): Config {
+  const overrides: Record<string, unknown> = { ...extra };
+  if (flags.bus) overrides.bus = flags.bus;
+  if (flags.dataDir) overrides.dataDir = flags.dataDir;
+  if (flags.clickhouseUrl) overrides.clickhouse = { url: flags.clickhouseUrl };
+  if (flags.metricsPort !== undefined) overrides.metricsPort = Number(flags.metricsPort);
+  if (flags.partitions !== undefined) overrides.partitions = Number(flags.partitions);
+  try {
+    return loadConfig({ file: flags.config, overrides });
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`swe-stream: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+/** Parse `--stages a,b,c`; exits 2 on an unknown name. */
+export function parseStages(v: string | undefined): StageName[] | undefined {
+  if (!v) return undefined;
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = names.filter((n) => !(STAGE_NAMES as readonly string[]).includes(n));
+  if (bad.length) {
+    process.stderr.write(`swe-stream: unknown stage(s) ${bad.join(', ')}; stages are ${STAGE_NAMES.join(', ')}\n`);
+    process.exit(2);
+  }
+  return names as StageName[];
+}
+
+/** Add the options every bus-using command takes. */
+export function commonOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON config file (values below override it; environment overrides the file)')
+    .addOption(new Option('--bus <kind>', 'message bus').choices(['embedded', 'kafka']))
+    .option('--data-dir <dir>', 'data directory (default .swe-stream)')
+    .option('--clickhouse-url <url>', 'ClickHouse server HTTP URL (default: embedded chDB under the data dir)')
+    .option('--partitions <n>', 'partitions per topic when topics are created');
+}
+
