@@ -26,7 +26,11 @@
  *     `<dataDir>/filter/seen.sqlite`; the same pr_id seen again is not its own duplicate, so replays are
  *     idempotent).
  * Linked issues: the event's (body / API) plus closing keywords in the PR's commit messages.
- * An LLM judge of PR quality is not implemented (rules only; provenance method "rules").
+ *  8. optional LLM judge of PR quality (`deps.judge`, off by default): after every rule passed, the
+ *     model sees title, body, file list and (truncated) diff and answers `{"keep", "score", "reason"}`;
+ *     `judge-rejected` when it says keep=false. An unparseable answer keeps the PR (the judge only
+ *     removes; it never lets through what the rules rejected) and is logged. Provenance then says
+ *     method "agent" with model, prompt version, tokens and cost.
  */
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -38,12 +42,16 @@ import type { Stage } from '../streams/stage.js';
 import { parseDiff, joinDiff, patchHash, type FileDiff } from './patch.js';
 import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './git/mirror.js';
 import { findMergedPr } from './git/prs.js';
+import type { ChatResult, LlmClient } from './llm/client.js';
+import { logger } from '../streams/log.js';
 import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './classify.js';
+
+const judgeLog = logger({ component: 'filter', part: 'judge' });
 
 /** Rejection reason codes of the filter (stage.outcomes `reason`). */
 export const FILTER_REASONS = [
   'not-merged', 'bot-author', 'license-not-permissive', 'repo-unavailable', 'commits-missing', 'binary-or-vendored-only',
-  'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate',
+  'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate', 'judge-rejected',
 ] as const;
 export type FilterReason = (typeof FILTER_REASONS)[number];
 
@@ -94,6 +102,43 @@ export interface FilterDeps {
   testCreator?: boolean;
   /** Fetch before reading even when the commit is present (default false: merged commits never change). */
   refresh?: boolean;
+  /** optional LLM judge of PR quality (an OpenAI-compatible client, operators/llm/client.ts); absent = rules only */
+  judge?: LlmClient | null;
+}
+
+/** Version of the PR-judge prompt, recorded in provenance. */
+export const PR_JUDGE_PROMPT_VERSION = 'filter-pr-judge/1';
+
+const JUDGE_SYSTEM = [
+  'You review merged GitHub pull requests for a dataset of software-engineering tasks (SWE-bench style):',
+  'a model will be given the repository before the PR and a problem statement, and must reproduce the change so that the PR\'s tests pass.',
+  'Keep a PR when it makes a self-contained, verifiable behaviour change (a bug fix or a small feature) that tests can pin down.',
+  'Drop it when it is a refactor without behaviour change, formatting, typo or comment fixes, version bumps, generated or vendored code, a revert,',
+  'or a change whose tests need network access, external services or special hardware.',
+  'Answer with one JSON object only: {"keep": true or false, "score": 0-10, "reason": "one sentence"}.',
+].join(' ');
+
+/** Ask the judge about one candidate. @throws LlmError from the client (retriable as it says). */
+async function judgePr(llm: LlmClient, c: PrCandidate['candidate'], signal: AbortSignal): Promise<{ keep: boolean; reason: string; res: ChatResult }> {
+  const diff = c.diff.length > 12_000 ? `${c.diff.slice(0, 12_000)}\n… (diff truncated, ${c.diff.length} characters in all)` : c.diff;
+  const user = [
+    `Repository: ${c.repo}  PR #${c.number}  language: ${c.language}`,
+    `Title: ${c.title}`,
+    `Description:\n${c.body.slice(0, 4000) || '(none)'}`,
+    `Files (${c.files.length}):\n${c.files.map((f) => `- ${f.path} [${f.kind}, +${f.additions} -${f.deletions}]`).join('\n')}`,
+    `Diff:\n${diff}`,
+  ].join('\n\n');
+  const res = await llm.chat({ messages: [{ role: 'system', content: JUDGE_SYSTEM }, { role: 'user', content: user }], responseFormat: { type: 'json_object' }, maxTokens: 300, signal });
+  const text = res.message.content ?? '';
+  try {
+    const m = /\{[\s\S]*\}/.exec(text);
+    const v = JSON.parse(m ? m[0] : text) as { keep?: unknown; reason?: unknown };
+    if (typeof v.keep !== 'boolean') throw new Error('no boolean "keep"');
+    return { keep: v.keep, reason: typeof v.reason === 'string' ? v.reason : '', res };
+  } catch (err) {
+    judgeLog.warn({ pr: c.pr_id, err: (err as Error).message, answer: text.slice(0, 200) }, 'PR judge answer unparseable; keeping the PR');
+    return { keep: true, reason: 'unparseable judge answer', res };
+  }
 }
 
 const LICENSE_FILES = ['LICENSE', 'LICENSE.md', 'LICENSE.txt', 'LICENSE.rst', 'LICENCE', 'LICENCE.md', 'COPYING', 'COPYING.md', 'License.txt', 'license', 'license.md'];
@@ -251,6 +296,13 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
       },
       provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
     };
+    if (deps.judge) {
+      const j = await judgePr(deps.judge, candidate.candidate, env.signal);
+      const agentMeta = { ...metaL, method: 'agent', model: j.res.model, tokensIn: j.res.tokensIn, tokensOut: j.res.tokensOut, costUsd: j.res.costUsd };
+      if (!j.keep) return reject('judge-rejected', j.reason.slice(0, 500), agentMeta);
+      candidate.provenance = [{ ...candidate.provenance[0]!, method: 'agent', model: j.res.model, prompt_version: PR_JUDGE_PROMPT_VERSION, duration_ms: Date.now() - t0, tokens_in: j.res.tokensIn, tokens_out: j.res.tokensOut, cost_usd: j.res.costUsd }];
+      return accept(candidate, agentMeta);
+    }
     return accept(candidate, metaL);
   }
 

@@ -2,7 +2,7 @@
  * Opening a source from its URI (the schemes of ARCHITECTURE.md §1):
  *  - `gharchive:<file|url|glob|range>`         → ./gharchive.ts
  *  - `github:<owner>/<repo>[?prs=…&poll=…&base=…]` → ./github.ts (token: opts.githubToken, else GITHUB_TOKEN)
- *  - `webhook:<host>:<port>`                    → ./webhook.ts (secret: opts.webhookSecret, else GITHUB_WEBHOOK_SECRET)
+ *  - `webhook:<host>:<port>`                    → ./webhook.ts (secret: opts.webhookSecret, else SWE_STREAM_WEBHOOK_SECRET, else GITHUB_WEBHOOK_SECRET)
  *  - `git:<path|url>[?prs=…&since=…&limit=…&repo=…&poll=…]` → ./git.ts
  */
 import type { Source, SourceOptions } from './types.js';
@@ -49,8 +49,8 @@ export function openSource(uri: string, opts: SourceOptions & { gharchiveBase?: 
     case 'webhook': {
       const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(rest);
       if (!m || Number(m[2]) > 65535) throw new Error(`source ${uri}: expected webhook:<host>:<port>`);
-      const secret = opts.webhookSecret ?? process.env.GITHUB_WEBHOOK_SECRET;
-      if (!secret) throw new Error(`source ${uri}: a webhook secret is required (GITHUB_WEBHOOK_SECRET)`);
+      const secret = opts.webhookSecret ?? process.env.SWE_STREAM_WEBHOOK_SECRET ?? process.env.GITHUB_WEBHOOK_SECRET;
+      if (!secret) throw new Error(`source ${uri}: a webhook secret is required (SWE_STREAM_WEBHOOK_SECRET)`);
       return new WebhookSource(uri, { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), secret });
     }
     case 'git':
