@@ -111,9 +111,9 @@ class BuildLog {
 
 /** The files and manifest contents of `commit` in a local git dir, for detection. */
 export async function snapshotAt(gitDir: string, commit: string, signal?: AbortSignal): Promise<RepoSnapshot> {
-  const files = (await git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit], { gitDir, signal })).split('\0').filter(Boolean);
+  const files = (await git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit], { cwd: gitDir, signal })).split('\0').filter(Boolean);
   const contents: Record<string, string> = {};
-  for (const p of manifestPaths(files)) contents[p] = await git(['show', `${commit}:${p}`], { gitDir, signal, maxBuffer: 64 << 20 });
+  for (const p of manifestPaths(files)) contents[p] = await git(['show', `${commit}:${p}`], { cwd: gitDir, signal, maxBuffer: 64 << 20 });
   return { files, contents };
 }
 

@@ -404,8 +404,6 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
   const rc = snap.contents['.nvmrc'] ?? snap.contents['.node-version'];
   const asked = rc !== undefined ? nvmrcMajor(rc) : pkg.engines?.node ? enginesMinMajor(pkg.engines.node) : null;
   if (asked !== null && asked > BASE_NODE_MAJOR) nodeMajor = asked % 2 === 1 ? asked + 1 : asked;
-  // node:test's junit reporter exists from Node 20.10 / 21.3; Debian's 18 only has tap/spec/dot.
-  if (call.runner === 'node-test' && (nodeMajor ?? BASE_NODE_MAJOR) < 20) nodeMajor = 22;
 
   return {
     language,

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Detection, PackageManager, Runner } from './detect.js';
 import { tomlTable } from './detect.js';
+import { getRunner } from '../runners/index.js';
 
 /** Where the repository lives in every sandbox, as in SWE-bench. */
 export const WORKDIR = '/testbed';
@@ -82,7 +83,7 @@ function jsInstall(d: Detection, files: string[]): string[] {
 
 function jsTestCommand(d: Detection, reportPath: string): string {
   const args = d.runnerArgs.map(q).join(' ');
-  const env = Object.entries(d.runnerEnv).map(([k, v]) => `${k}=${q(v)}`).join(' ');
+  const env = Object.entries(d.runnerEnv).map(([k, v]) => `export ${k}=${q(v)}`).join(' && ');
   let run: string;
   switch (d.runner) {
     case 'jest':
@@ -97,11 +98,13 @@ function jsTestCommand(d: Detection, reportPath: string): string {
       run = `mocha ${args} --reporter json > ${reportPath}`;
       break;
     default:
-      run = `node --test ${args} --test-reporter=spec --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination=${reportPath}`;
+      // node's JUnit reporter names no file, so the shared runner runs file by file with markers its parser
+      // reads (and falls back to TAP on Node < 20.11); the repository's own path arguments are not needed.
+      run = getRunner('node-test').testCommand({ files: 'all', reportPath });
   }
-  run = run.replace(/\s+/g, ' ');
+  if (d.runner !== 'node-test') run = run.replace(/\s+/g, ' ');
   if (d.packageManager === 'yarn-berry' && d.runner !== 'node-test') run = `yarn ${run}`;
-  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, 'export PATH="$PWD/node_modules/.bin:$PATH"', ...d.preTest, (env ? `${env} ` : '') + run];
+  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, 'export PATH="$PWD/node_modules/.bin:$PATH"', ...d.preTest, ...(env ? [env] : []), d.runner === 'node-test' ? `{ ${run}; }` : run];
   return steps.join(' && ');
 }
 

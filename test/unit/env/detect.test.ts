@@ -129,13 +129,14 @@ describe('JavaScript detection and recipes', () => {
     expect(d).toMatchObject({ runner: 'node-test', nodeMajor: 22, language: 'typescript' });
     const r = buildRecipe(d, s.files, s.contents, BASE);
     expect(r.installCommands[0]).toBe('npm install -g node@22 && hash -r && node --version');
-    expect(r.testCommand).toContain('--test-reporter=junit --test-reporter-destination=/tmp/swe-stream/report.xml');
+    expect(r.testCommand).toContain('node --test --test-reporter=$__fmt');
+    expect(r.testCommand).toContain('/tmp/swe-stream/report.xml');
     expect(r.nodeVersion).toBe('22');
   });
 
-  it('node --test on an old engines range still gets Node ≥ 20 for the junit reporter', () => {
+  it('node --test without an engines range stays on the base image Node (the shared runner falls back to TAP there)', () => {
     const s = snap({ 'package.json': JSON.stringify({ scripts: { test: 'node --test test/' } }) }, ['test/a.test.js']);
-    expect(ok(detect(s)).nodeMajor).toBe(22);
+    expect(ok(detect(s)).nodeMajor).toBeNull();
   });
 
   it('validator layout: nyc-wrapped mocha keeps its requires, drops its reporter, and the pretest build runs first (lint dropped)', () => {

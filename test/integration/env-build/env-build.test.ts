@@ -1,0 +1,170 @@
+/**
+ * The env-build stage on generated repositories against the real Docker engine: a Python suite with a
+ * passing and a failing test (accepted: the suite ran, not everything passed), the environment reused for
+ * a later commit with unchanged manifests (cache hit, new commit checked out in the image), a JavaScript
+ * node:test suite (Node 22 from the npm registry), a broken install, a hanging install (timeout), a suite
+ * that cannot run (every module fails to import) and a repository without tests.
+ * Needs a Docker engine and the package registries (PyPI, npm).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import Docker from 'dockerode';
+import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
+import { envBuildStage, ENV_LABELS } from '../../../operators/env-build.js';
+import type { Candidate, EnvironmentReady, PrCandidate } from '../../../schemas/types.gen.js';
+import type { Outcome } from '../../../streams/types.js';
+
+const run = promisify(execFile);
+const docker = new Docker();
+let engine = true;
+try {
+  await docker.ping();
+} catch {
+  engine = false;
+}
+
+/** A one-branch repository; each entry of `commits` is the files written before that commit. Returns the shas. */
+async function makeRepo(dir: string, commits: Array<Record<string, string>>): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const g = (...a: string[]) => run('git', a, { cwd: dir, env: { ...process.env, GIT_AUTHOR_DATE: '2024-01-01T00:00:00Z', GIT_COMMITTER_DATE: '2024-01-01T00:00:00Z' } });
+  await g('init', '-q', '-b', 'main');
+  const shas: string[] = [];
+  for (const [i, files] of commits.entries()) {
+    for (const [p, text] of Object.entries(files)) {
+      await mkdir(dirname(join(dir, p)), { recursive: true });
+      await writeFile(join(dir, p), text);
+    }
+    await g('add', '-A');
+    await g('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-q', '-m', `commit ${i}`);
+    shas.push((await g('rev-parse', 'HEAD')).stdout.trim());
+  }
+  return shas;
+}
+
+function candidate(repo: string, dir: string, parent: string, language: string, n = 1): Candidate {
+  return {
+    pr_id: `${repo}#${n}`, repo, number: n, clone_url: dir, language, pr_commit: parent, parent_commit: parent, head_sha: null,
+    title: 't', body: '', user_login: null, created_at: null, merged_at: null, linked_issues: [], files: [],
+    size: { files: 0, hunks: 0, lines_added: 0, lines_removed: 0 }, diff: '', patch_hash: '', license: null,
+  };
+}
+
+const PYPROJECT = (deps: string[] = []) => `[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "calc"\nversion = "0.1.0"\ndependencies = ${JSON.stringify(deps)}\n\n[tool.setuptools]\npackages = ["calc"]\n`;
+
+describe.skipIf(!engine)('env-build stage (real engine, generated repositories)', () => {
+  const prefix = `swe-stream-test/env-${randomBytes(3).toString('hex')}`;
+  const factory = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'env-build' } });
+  let root: string;
+  const stage = () => envBuildStage({ sandboxes: factory, repoPath: async (c) => c.clone_url, imagePrefix: prefix, installTimeoutMs: 240_000, suiteTimeoutMs: 120_000 });
+  const handle = (s: ReturnType<typeof stage>, c: Candidate): Promise<Outcome<EnvironmentReady>> =>
+    s.handle({ key: c.pr_id, value: { candidate: c, provenance: [] } satisfies PrCandidate, origin: { topic: 'pr.candidates', partition: 0, offset: '0' }, attempt: 1, signal: new AbortController().signal });
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'swe-stream-envbuild-'));
+    await factory.baseImage('python');
+    await factory.baseImage('javascript');
+  });
+  afterAll(async () => {
+    const images = await docker.listImages({ filters: { reference: [`${prefix}-*`] } });
+    for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+    const left = await docker.listContainers({ all: true, filters: { label: ['swe-stream.test=env-build'] } });
+    expect(left).toHaveLength(0);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('Python: a suite with a failing test is accepted; a later commit with the same manifests hits the cache', async () => {
+    const dir = join(root, 'py');
+    const [a, b] = await makeRepo(dir, [
+      {
+        'pyproject.toml': PYPROJECT(),
+        'calc/__init__.py': 'def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a + b  # bug\n',
+        'tests/test_calc.py': 'from calc import add, sub\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_sub():\n    assert sub(3, 1) == 2\n',
+      },
+      { 'README.md': 'calc\n', 'pyproject.toml': PYPROJECT().replace('0.1.0', '0.2.0') },
+    ]);
+    const s = stage();
+    const o1 = await handle(s, candidate('acme/calc', dir, a, 'python', 1));
+    expect(o1.kind).toBe('accepted');
+    if (o1.kind !== 'accepted') return;
+    const e1 = o1.value.environment;
+    expect(e1).toMatchObject({ language: 'python', runner: 'pytest', report_format: 'junit', workdir: '/testbed', method: 'rules', cache_hit: false, tests_parsed: 2, package_manager: 'pip', python_version: '3.11' });
+    expect(e1.image_ref).toBe(`${prefix}-acme-calc:${e1.recipe_hash.slice(0, 12)}`);
+    expect(e1.image_id).toMatch(/^sha256:/);
+    expect(e1.build_log_tail).toContain('test_sub');
+    expect(o1.value.provenance).toEqual([expect.objectContaining({ stage: 'env-build', method: 'rules', image_digest: e1.image_id })]);
+    expect(await factory.imageLabels(e1.image_ref)).toMatchObject({ [ENV_LABELS.commit]: a, [ENV_LABELS.testsParsed]: '2' });
+
+    const o2 = await handle(s, candidate('acme/calc', dir, b, 'python', 2));
+    expect(o2.kind).toBe('accepted');
+    if (o2.kind !== 'accepted') return;
+    const e2 = o2.value.environment;
+    expect(e2).toMatchObject({ cache_hit: true, recipe_hash: e1.recipe_hash, tests_parsed: 2 });
+    expect(o2.meta?.cacheHit).toBe(true);
+    expect(e2.image_ref).toBe(`${e1.image_ref}-${b.slice(0, 12)}`);
+    expect(e2.build_ms).toBeLessThan(e1.build_ms / 5);
+    // The reused image holds the new commit, with the environment's installs intact and no network.
+    const sb = await factory.create({ image: e2.image_ref, network: false, workdir: '/testbed' });
+    try {
+      const r = await sb.exec(`git rev-parse HEAD && cat README.md && ${e2.test_command} >/dev/null; ls /tmp/swe-stream/`, { timeoutMs: 120_000 });
+      expect(r.stdout).toContain(b);
+      expect(r.stdout).toContain('calc');
+      expect(r.stdout).toContain('report.xml');
+    } finally {
+      await sb.destroy();
+    }
+  });
+
+  it('JavaScript: a node:test suite runs on Node 22 from the npm registry', async () => {
+    const dir = join(root, 'js');
+    const [a] = await makeRepo(dir, [
+      {
+        'package.json': JSON.stringify({ name: 'mini', version: '1.0.0', type: 'module', scripts: { test: 'node --test' }, engines: { node: '>=22' } }),
+        'index.js': 'export const twice = (x) => x * 2;\n',
+        'test/index.test.js': "import test from 'node:test';\nimport assert from 'node:assert';\nimport { twice } from '../index.js';\ntest('twice', () => assert.equal(twice(2), 4));\ntest('broken', () => assert.equal(twice(2), 5));\n",
+      },
+    ]);
+    const o = await handle(stage(), candidate('acme/mini', dir, a, 'javascript'));
+    expect(o.kind, o.kind === 'rejected' ? o.detail : '').toBe('accepted');
+    if (o.kind !== 'accepted') return;
+    expect(o.value.environment).toMatchObject({ runner: 'node-test', report_format: 'junit', node_version: '22', package_manager: 'npm', tests_parsed: 2 });
+    expect(o.value.environment.install_commands[0]).toContain('node@22');
+  });
+
+  it('rejects a broken install, a suite that cannot run, and a repository without tests', async () => {
+    const s = stage();
+    const broken = join(root, 'broken');
+    const [b] = await makeRepo(broken, [{ 'pyproject.toml': PYPROJECT(['swe-stream-no-such-package-4711==0.0.1']), 'calc/__init__.py': '', 'tests/test_x.py': 'def test_x():\n    pass\n' }]);
+    const ob = await handle(s, candidate('acme/broken', broken, b, 'python'));
+    expect(ob).toMatchObject({ kind: 'rejected', reason: 'install-failed' });
+    if (ob.kind === 'rejected') expect(ob.detail).toMatch(/swe-stream-no-such-package-4711/);
+
+    const norun = join(root, 'norun');
+    const [n] = await makeRepo(norun, [{ 'pyproject.toml': PYPROJECT(), 'calc/__init__.py': '', 'tests/test_x.py': 'import not_installed_anywhere\n\ndef test_x():\n    pass\n' }]);
+    expect(await handle(s, candidate('acme/norun', norun, n, 'python'))).toMatchObject({ kind: 'rejected', reason: 'suite-does-not-run' });
+
+    const none = join(root, 'none');
+    const [t] = await makeRepo(none, [{ 'pyproject.toml': PYPROJECT(), 'calc/__init__.py': 'X = 1\n' }]);
+    expect(await handle(s, candidate('acme/none', none, t, 'python'))).toMatchObject({ kind: 'rejected', reason: 'no-test-suite' });
+  });
+
+  it('a hanging install is cut at the install timeout', async () => {
+    const dir = join(root, 'hang');
+    const [h] = await makeRepo(dir, [
+      {
+        'setup.py': 'import time\ntime.sleep(3600)\nfrom setuptools import setup\nsetup(name="hang", version="0.1")\n',
+        'hang/__init__.py': '',
+        'tests/test_h.py': 'def test_h():\n    pass\n',
+      },
+    ]);
+    const s = envBuildStage({ sandboxes: factory, repoPath: async (c) => c.clone_url, imagePrefix: prefix, installTimeoutMs: 45_000, suiteTimeoutMs: 60_000 });
+    const t0 = Date.now();
+    const o = await handle(s, candidate('acme/hang', dir, h, 'python'));
+    expect(o).toMatchObject({ kind: 'rejected', reason: 'timeout' });
+    expect(Date.now() - t0).toBeLessThan(240_000);
+  });
+});
