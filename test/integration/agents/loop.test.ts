@@ -101,7 +101,8 @@ describe('agent loop against the scripted chat server', () => {
   });
 
   it('ends with time-limit when the wall-time budget runs out during a model call', async () => {
-    const r = await run([call('bash', { command: 'true' }), { content: 'late', delayMs: 10_000 }], { budgets: { maxSteps: 10, maxWallMs: 400 } });
+    // generous enough for a loaded CI machine to finish step 1; the second reply would come far too late
+    const r = await run([call('bash', { command: 'true' }), { content: 'late', delayMs: 60_000 }], { budgets: { maxSteps: 10, maxWallMs: 2_000 } });
     expect(r.exitStatus).toBe('time-limit');
     expect(r.steps).toBe(1);
   });

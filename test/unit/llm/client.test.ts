@@ -80,8 +80,8 @@ describe('llm client', () => {
   });
 
   it('retries a request that times out', async () => {
-    srv = await startChatServer([{ content: 'slow', delayMs: 2_000 }, { content: 'fast' }]);
-    const r = await createLlmClient('solver', cfg(srv.baseURL, { timeoutMs: 100 })).chat({ messages: msgs });
+    srv = await startChatServer([{ content: 'slow', delayMs: 60_000 }, { content: 'fast' }]);
+    const r = await createLlmClient('solver', cfg(srv.baseURL, { timeoutMs: 1_000 })).chat({ messages: msgs });
     expect(r.message.content).toBe('fast');
     expect(r.attempts).toBe(2);
   });
