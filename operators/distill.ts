@@ -33,6 +33,7 @@ const log = logger({ component: 'stage', stage: 'distill' });
 /** Grades a candidate patch on a task with the evaluation harness: true = resolved (every F2P and P2P passes). May throw (infrastructure). */
 export type GradeFn = (task: TaskStated, patch: string, signal?: AbortSignal) => Promise<boolean>;
 
+/** Dependencies of the distill stage. */
 export interface DistillDeps {
   /** the solver; null/undefined → `skipped-no-llm` */
   solver?: LlmClient | null;

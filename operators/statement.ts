@@ -41,6 +41,7 @@ const log = logger({ component: 'stage', stage: 'statement' });
 /** Score from which PR-text statements are rejected (≈ a file path plus two identifiers, or a path and a literal). */
 export const PR_TEXT_MAX_SCORE = 0.75;
 
+/** Dependencies of the statement stage; every LLM is optional (null → the rule path for that part). */
 export interface StatementDeps {
   /** Problem Statement Writer; null/undefined → rule path */
   writer?: LlmClient | null;

@@ -93,6 +93,7 @@ export interface AgentBudgets {
 /** How a run ended; the same vocabulary as Trajectory.exit_status. */
 export type ExitStatus = 'submitted' | 'step-limit' | 'token-limit' | 'cost-limit' | 'time-limit' | 'error';
 
+/** The finishing tool: schema of what the agent hands in (`S`) and the harness check that accepts it. */
 export interface SubmitSpec<S> {
   description?: string;
   /** JSON schema of the submission (default: `{ summary?: string }`) */
@@ -101,8 +102,10 @@ export interface SubmitSpec<S> {
   validate?(submission: S, ctx: ToolContext): Promise<string | null> | string | null;
 }
 
+/** Tools the loop implements over a Sandbox. */
 export type BuiltinToolName = 'bash' | 'read_file' | 'write_file';
 
+/** Input of {@link runAgent}; see the file comment for an example. */
 export interface RunAgentOptions<S> {
   llm: LlmClient;
   system: string;
@@ -124,6 +127,7 @@ export interface RunAgentOptions<S> {
   signal?: AbortSignal;
 }
 
+/** What a run returns: how it ended, the accepted submission, the trajectory and its cost (tokens, USD, ms). */
 export interface AgentRunResult<S> {
   exitStatus: ExitStatus;
   submission: S | null;

@@ -28,7 +28,9 @@ import { StageError } from '../../streams/types.js';
 import { logger, redact } from '../../streams/log.js';
 import { resolveAgentConfig, type AgentLlmConfig, type AgentName, type LlmConfig } from './config.js';
 
+/** OpenAI chat-completions message and tool types, re-exported so agents need not import the SDK's paths. */
 export type { ChatCompletionMessage, ChatCompletionMessageParam, ChatCompletionTool };
+/** The config schema and agent names (operators/llm/config.ts), re-exported for callers of agentLlm. */
 export { llmConfigSchema, AGENT_NAMES, type AgentName, type LlmConfig, type AgentLlmConfig } from './config.js';
 
 const log = logger({ component: 'llm' });

@@ -22,6 +22,7 @@ import { z } from 'zod';
 
 /** The agents that call an LLM, by the name used in config, prompts/ and provenance. */
 export const AGENT_NAMES = ['environment-builder', 'test-creator', 'statement-writer', 'classifier', 'solver', 'judge'] as const;
+/** One of {@link AGENT_NAMES}. */
 export type AgentName = (typeof AGENT_NAMES)[number];
 
 /** Settings of one agent's endpoint. Units: temperature as in the OpenAI API (0–2), tokens, USD per 1e6 tokens, ms. */
@@ -52,6 +53,7 @@ export const agentLlmSchema = z
     concurrency: z.number().int().positive().default(4),
   })
   .strict();
+/** The validated settings of one agent (defaults applied). */
 export type AgentLlmConfig = z.infer<typeof agentLlmSchema>;
 
 /** The `llm` config section: defaults plus per-agent overrides (each field optional). */
@@ -61,6 +63,7 @@ export const llmConfigSchema = z
     agents: z.record(z.enum(AGENT_NAMES), agentLlmSchema.partial()).default({}),
   })
   .strict();
+/** The validated `llm` config section. */
 export type LlmConfig = z.infer<typeof llmConfigSchema>;
 
 /**

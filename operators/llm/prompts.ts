@@ -24,6 +24,7 @@ export const PROMPTS_DIR = ((): string => {
   return candidates.find((d) => existsSync(d)) ?? candidates[0]!;
 })();
 
+/** A loaded prompt file: its templates, not yet rendered. */
 export interface Prompt {
   /** agent name, e.g. `solver` */
   name: string;

@@ -28,8 +28,11 @@ export const BUG_TYPES = [
   'Input/Boundary',
   'Logic Error',
 ] as const;
+/** One of Scale-SWE's ten bug types. */
 export type BugType = (typeof BUG_TYPES)[number];
+/** A Statement.category value. */
 export type Category = BugType | 'Feature';
+/** All eleven categories: the ten bug types then Feature. */
 export const CATEGORIES: readonly Category[] = [...BUG_TYPES, 'Feature'];
 
 /** One-line definitions, shown to the classifier agent and documenting the rules' intent. */

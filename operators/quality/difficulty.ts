@@ -15,8 +15,10 @@
 import { parseDiff } from '../patch.js';
 import type { Difficulty } from '../../schemas/types.gen.js';
 
+/** Difficulty.level values. */
 export type DifficultyLevel = 'easy' | 'medium' | 'hard';
 
+/** The cut points of {@link difficultyFromCounts} (files, hunks, changed lines); rationale in the file comment. */
 export const DIFFICULTY_THRESHOLDS = {
   easy: { maxFiles: 1, maxHunks: 3, maxLines: 15 },
   hard: { minFiles: 4, minHunks: 11, minLines: 101 },

@@ -31,6 +31,7 @@
 import { parseDiff, type FileDiff } from '../patch.js';
 import type { LeakEvidence } from '../../schemas/types.gen.js';
 
+/** LeakEvidence.kind values. */
 export type LeakKind = 'patch-line' | 'file-path' | 'identifier' | 'test-name' | 'string-literal' | 'line-number' | 'test-command';
 
 /** Inputs: the statement and what it must not reveal. Patches are unified diffs (`git diff`). */
@@ -48,6 +49,7 @@ export interface LeakageInput {
   testCommands?: string[];
 }
 
+/** The gate's verdict on one statement. */
 export interface LeakageResult {
   /** 0…1, see the table above */
   score: number;
@@ -57,6 +59,7 @@ export interface LeakageResult {
   strong: boolean;
 }
 
+/** Weight of each kind in the score (see the table in the file comment). */
 export const LEAK_WEIGHTS: Record<LeakKind, number> = {
   'patch-line': 1,
   'test-name': 1,

@@ -83,6 +83,7 @@ export interface ChatRequestBody {
 /** A script entry: a reply, an error, or a function of the request (and its 0-based index) that returns one. */
 export type ScriptEntry = ScriptReply | ScriptError | ((req: ChatRequestBody, index: number) => ScriptReply | ScriptError | Promise<ScriptReply | ScriptError>);
 
+/** A running scripted server. */
 export interface ChatServer {
   /** e.g. http://127.0.0.1:40123/v1 — pass as `baseURL` to the openai client */
   baseURL: string;
@@ -93,6 +94,7 @@ export interface ChatServer {
   close(): Promise<void>;
 }
 
+/** Options of {@link startChatServer}. */
 export interface ChatServerOptions {
   /** answers every request after the script is exhausted (e.g. a model that never submits) */
   fallback?: ScriptEntry;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SandboxError, type ExecOptions, type ExecResult, type Sandbox } from '../../operators/sandbox/types.js';
 
+/** The Sandbox interface plus the host paths behind it (tests inspect files directly). */
 export interface LocalSandbox extends Sandbox {
   /** host directory standing for the sandbox's `/` */
   readonly root: string;
