@@ -85,15 +85,15 @@ export function isTestPath(p: string): boolean {
   return false;
 }
 
-/** Documentation: docs/doc dirs, markdown/rst/txt files, README/CHANGELOG-style names, man pages. */
+/** Documentation: docs/doc/examples dirs, markdown/rst/txt files, README/CHANGELOG-style names, man pages. */
 export function isDocsPath(p: string): boolean {
   const lower = p.toLowerCase();
   const segs = lower.split('/');
   const base = segs[segs.length - 1]!;
   if (DOC_NAMES.test(base)) return true;
   if (DOC_EXT.has(ext(p)) && base !== 'requirements.txt' && !/^requirements[-_.].*\.txt$/.test(base) && base !== 'cmakelists.txt') return true;
-  if (segs.slice(0, -1).some((s) => s === 'docs' || s === 'doc' || s === 'documentation' || s === 'man' || s === 'website' || s === 'site')) {
-    // Sphinx conf.py and doc-site JS are still docs infrastructure, not library code.
+  if (segs.slice(0, -1).some((s) => s === 'docs' || s === 'doc' || s === 'documentation' || s === 'man' || s === 'website' || s === 'site' || s === 'examples' || s === 'example')) {
+    // Sphinx conf.py, doc-site JS and example programs illustrate the library; no test pins them.
     return true;
   }
   return false;

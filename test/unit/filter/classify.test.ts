@@ -9,7 +9,7 @@ describe('fileKind', () => {
     ['README.md', 'docs'], ['docs/usage.rst', 'docs'], ['CHANGELOG.md', 'docs'], ['docs/conf.py', 'docs'], ['docs/en/API.md', 'docs'],
     ['package.json', 'config'], ['package-lock.json', 'config'], ['yarn.lock', 'config'], ['pyproject.toml', 'config'], ['setup.cfg', 'config'], ['tox.ini', 'config'],
     ['.github/workflows/ci.yml', 'config'], ['.eslintrc.json', 'config'], ['.eslintrc', 'config'], ['tsconfig.build.json', 'config'], ['requirements-dev.txt', 'config'], ['setup.py', 'config'],
-    ['src/locale/fr.json', 'other'], ['assets/logo.png', 'other'], ['native/helper.c', 'code'],
+    ['src/locale/fr.json', 'other'], ['examples/pizza', 'docs'], ['examples/basic.py', 'docs'], ['assets/logo.png', 'other'], ['native/helper.c', 'code'],
   ])('%s → %s', (p, kind) => {
     expect(fileKind(p)).toBe(kind);
   });
