@@ -48,6 +48,11 @@ export interface DistillDeps {
   commandTimeoutMs?: number;
   /** prompt version of prompts/solver.vN.md (default: latest) */
   promptVersion?: number;
+  /**
+   * Sampling temperature of the attempts (default: the solver's configured temperature). K attempts at
+   * temperature 0 are near-identical, so a warning is logged when K > 1 and the temperature is 0.
+   */
+  temperature?: number;
 }
 
 const DEFAULT_BUDGETS: AgentBudgets = { maxSteps: 50, maxTokens: 1_000_000, maxCostUsd: 2, maxWallMs: 30 * 60_000 };
@@ -93,6 +98,8 @@ export async function assertNoFutureHistory(sandbox: Sandbox, workdir: string, p
 export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
   const k = deps.attempts ?? 3;
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`attempts must be a positive integer, got ${k}`);
+  const temperature = deps.temperature ?? deps.solver?.config.temperature;
+  if (deps.solver && k > 1 && temperature === 0) log.warn({ attempts: k, model: deps.solver.model }, 'K > 1 solver attempts at temperature 0 will be near-identical; set llm.agents.solver.temperature');
 
   async function handle(env: Envelope<TaskStated>): Promise<Outcome<Trajectory>> {
     const t = env.value;
@@ -125,6 +132,7 @@ export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
           budgets: deps.budgets ?? DEFAULT_BUDGETS,
           commandTimeoutMs: deps.commandTimeoutMs ?? 120_000,
           bashPrefix: t.verification.pre_commands.join('\n') || undefined,
+          temperature,
           signal: env.signal,
         });
         sum.tokensIn += run.tokensIn;

@@ -122,6 +122,8 @@ export interface RunAgentOptions<S> {
   bashPrefix?: string;
   /** per bash command, ms (default 120 000) */
   commandTimeoutMs?: number;
+  /** sampling temperature for this run (default: the agent's configured one) */
+  temperature?: number;
   /** observation cap in characters (default 10 000: mini-swe-agent's default truncation point) */
   maxObservationChars?: number;
   signal?: AbortSignal;
@@ -320,7 +322,7 @@ export async function runAgent<S = Record<string, unknown>>(opts: RunAgentOption
     const callSignal = signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals);
     let reply;
     try {
-      reply = await opts.llm.chat({ messages, tools: toolDefs, signal: callSignal });
+      reply = await opts.llm.chat({ messages, tools: toolDefs, signal: callSignal, temperature: opts.temperature });
     } catch (e) {
       if (opts.signal?.aborted) throw opts.signal.reason;
       if (wall?.aborted) return finish('time-limit');

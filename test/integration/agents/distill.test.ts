@@ -83,7 +83,7 @@ describe('distill stage', () => {
       call('submit', {}),
     ]);
     const log = { images: [] as string[], networks: [] as boolean[], destroyed: 0 };
-    const stage = distillStage({ solver: solver(srv.baseURL), sandboxes: localFactory(log), grade, attempts: 3, budgets: { maxSteps: 3 } });
+    const stage = distillStage({ solver: solver(srv.baseURL), sandboxes: localFactory(log), grade, attempts: 3, budgets: { maxSteps: 3 }, temperature: 0.7 });
     const o = await stage.handle(envelope(task()));
     expect(o.kind).toBe('accepted');
     if (o.kind !== 'accepted') return;
@@ -110,6 +110,7 @@ describe('distill stage', () => {
     expect(JSON.stringify(msgs)).not.toContain('n must be at least 0\')\\n        return'); // the gold patch text is never shown
     expect(String(msgs[1]!.content)).not.toContain('diff --git');
     expect(o.meta).toMatchObject({ method: 'agent', model: 'solver-model', tokensIn: 700, tokensOut: 70 });
+    expect(srv!.requests.every((r) => r.body.temperature === 0.7)).toBe(true);
   });
 
   it('fails the record retriably on an LLM outage, and on a grading failure', async () => {
