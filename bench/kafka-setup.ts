@@ -1,0 +1,32 @@
+/**
+ * Kafka side of the benchmarks: a transport on the broker (SWE_STREAM_KAFKA_BROKERS, default
+ * 127.0.0.1:9092) and the registry serde (SWE_STREAM_REGISTRY_URL), with the benchmark's topics deleted
+ * first so every run starts from empty topics.
+ */
+import { Kafka, logLevel } from 'kafkajs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KafkaTransport, defaultBrokers } from '../streams/transports/kafka.js';
+import { RegistrySerde, defaultRegistryUrl } from '../streams/serde-registry.js';
+import type { Transport } from '../streams/transport.js';
+import type { Serde } from '../streams/serde.js';
+
+/** @param topics base topics of the benchmark; their retry/dlq companions are deleted too. */
+export async function openKafkaBench(topics: string[]): Promise<{ t: Transport; serde: Serde }> {
+  const brokers = defaultBrokers();
+  const admin = new Kafka({ brokers, clientId: 'swe-stream-bench', logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  const existing = new Set(await admin.listTopics());
+  const drop = [...topics, 'stage.outcomes', ...topics.flatMap((t) => [`${t}.dlq`, `${t}.retry.filter`])].filter((t) => existing.has(t));
+  if (drop.length) await admin.deleteTopics({ topics: drop, timeout: 30_000 });
+  // Deletion is asynchronous on the broker: wait until the names are gone before they are created again.
+  for (let i = 0; i < 100; i++) {
+    const now = new Set(await admin.listTopics());
+    if (!drop.some((t) => now.has(t))) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await admin.disconnect();
+  const t = new KafkaTransport({ brokers, stateFile: join(mkdtempSync(join(tmpdir(), 'bench-kafka-')), 'state.json') });
+  return { t, serde: new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true }) };
+}
