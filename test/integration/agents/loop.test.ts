@@ -4,7 +4,7 @@ import { startChatServer, type ChatServer, type ScriptEntry } from '../../helper
 import { createLocalSandbox, type LocalSandbox } from '../../helpers/local-sandbox.js';
 import { createLlmClient } from '../../../operators/llm/client.js';
 import { agentLlmSchema } from '../../../operators/llm/config.js';
-import { runAgent, validateArgs, truncateObservation, type RunAgentOptions } from '../../../operators/agents/loop.js';
+import { runAgent, validateArgs, truncateObservation, ToolInputError, type RunAgentOptions, type AgentTool } from '../../../operators/agents/loop.js';
 
 let srv: ChatServer | undefined;
 let sb: LocalSandbox;
@@ -54,6 +54,23 @@ describe('agent loop against the scripted chat server', () => {
     expect(last.tools?.map((t) => t.function.name)).toEqual(['bash', 'read_file', 'write_file', 'submit']);
     const assistant = r.messages[2] as { tool_calls: Array<{ id: string }> };
     expect((r.messages[3] as { tool_call_id: string }).tool_call_id).toBe(assistant.tool_calls[0]!.id);
+  });
+
+  it('offers extra tools, with the chosen subset of built-ins; a ToolInputError goes back to the model', async () => {
+    const lookup: AgentTool = {
+      name: 'lookup_issue',
+      description: 'Fetch an issue by number',
+      parameters: { type: 'object', properties: { number: { type: 'integer' } }, required: ['number'] },
+      async run(args) {
+        if (args.number !== 7) throw new ToolInputError(`issue #${String(args.number)} does not exist`);
+        return 'Issue #7: sliced() accepts negative n';
+      },
+    };
+    const r = await run([call('lookup_issue', { number: 8 }), call('lookup_issue', { number: 7 }), call('submit', {})], { tools: ['read_file'], extraTools: [lookup] });
+    expect(r.exitStatus).toBe('submitted');
+    expect(srv!.requests[0]!.body.tools?.map((t) => t.function.name)).toEqual(['read_file', 'lookup_issue', 'submit']);
+    const obs = r.messages.filter((m) => m.role === 'tool').map((m) => String(m.content));
+    expect(obs.slice(0, 2)).toEqual(['Error: issue #8 does not exist', 'Issue #7: sliced() accepts negative n']);
   });
 
   it('retries after 429 and 500 without counting them as steps', async () => {
