@@ -297,8 +297,14 @@ export class StageRuntime<I, O> {
         try {
           decoded = await this.o.serde.decode(r.topic, value, r.headers);
         } catch (err) {
-          const x = err as Error;
-          await this.finish(s, e, this.deadLetter(e, attempt, { name: x.name || 'DecodeError', message: x.message }, 'decode-error'));
+          const x = err as Error & { retriable?: boolean };
+          const error = { name: x.name || 'DecodeError', message: x.message };
+          // An unreachable registry is an outage, not a bad record: retry it like any transient failure.
+          if (x.retriable === true && attempt < this.o.maxAttempts) {
+            this.counts.retried++;
+            this.o.observer?.retried?.(this.name);
+            await this.finish(s, e, Promise.resolve([this.retryRecord(e, attempt, error)]));
+          } else await this.finish(s, e, this.deadLetter(e, attempt, error, x.retriable ? 'max-attempts' : 'decode-error'));
           return;
         }
         const env: Envelope<I> = {

@@ -603,12 +603,15 @@ export class KafkaGroupConsumer implements GroupConsumer {
   }
 
   /**
-   * Produce the completion's outputs (acks=all, idempotent). Resolves false, writing nothing, when the input's
-   * partition is not assigned to this member any more. @throws TransportError when producing fails
+   * Produce the completion's outputs (acks=all, idempotent), then commit `c.commit` when given. Resolves false,
+   * writing nothing, when the input's partition is not assigned to this member any more (or the commit was
+   * dropped by a revocation). @throws TransportError when producing fails
    */
   async complete(c: Completion): Promise<boolean> {
     if (!this.running || !this.assigned.has(tpKey(c.input.topic, c.input.partition))) return false;
     if (c.outputs.length > 0) await this.transport.produce(c.outputs);
+    // The commit rides along only after the outputs are acknowledged (at-least-once, never at-most-once).
+    if (c.commit !== undefined) return this.commit(c.input, c.commit);
     return true;
   }
 
