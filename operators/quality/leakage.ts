@@ -8,7 +8,7 @@
  * |                 | with all whitespace removed, so reformatted quotes count); lines with no word are data |        |
  * | test-name       | a FAIL_TO_PASS test: its id, test function/class name, or a test title ≥ 20 chars    | 1.0    |
  * | file-path       | a path the patch (code or tests) touches, a ≥ 2-segment suffix of it, a distinctive   | 0.5    |
- * |                 | basename (not index.js/__init__.py/utils.py…), or a Python dotted module path         |        |
+ * |                 | basename (not index.js/__init__.py/utils.py…), or a private dotted module (`attr._make`)|        |
  * | identifier      | a name the patch defines or whose body it changes (def/class/function/const/method)  | 0.3    |
  * |                 | — except public API the tests call (the statement must name it, SWE-bench style)     |        |
  * | string-literal  | a string literal (≥ 8 chars, not identifier-shaped) the gold patch adds — except     | 0.3    |
@@ -196,7 +196,7 @@ export function publicApiNames(patch: string, testPatch: string): string[] {
   return changedIdentifiers(parseDiff(patch)).filter((n) => tests.has(n));
 }
 
-/** Path forms that identify a file: the path, its ≥ 2-segment suffixes, a distinctive basename, the Python module path. */
+/** Path forms that identify a file: the path, its ≥ 2-segment suffixes, a distinctive basename, a private Python module path (`pkg._impl`). */
 export function pathForms(path: string): string[] {
   const segs = path.split('/').filter(Boolean);
   const forms = new Set<string>([path]);
@@ -205,7 +205,8 @@ export function pathForms(path: string): string[] {
   if (base.includes('.') && !GENERIC_BASENAMES.has(base.toLowerCase()) && base.length >= 6) forms.add(base);
   if (path.endsWith('.py')) {
     const mod = segs.filter((s) => s !== 'src' && s !== 'lib').join('.').replace(/\.py$/, '').replace(/\.__init__$/, '');
-    if (mod.split('.').length >= 2) forms.add(mod);
+    // `attr.validators` is public API users write in issues; `attr._make` is an internal location.
+    if (mod.split('.').length >= 2 && mod.split('.').some((m) => m.startsWith('_'))) forms.add(mod);
   }
   return [...forms];
 }

@@ -110,7 +110,10 @@ describe('leakage gate: leaky statements are flagged', () => {
     expect(r.score).toBeCloseTo(0.5);
     // basename and module forms
     expect(kinds(checkLeakage({ ...sliced, statement: 'The bug is in more.py near sliced.' }))).toEqual(['file-path']);
-    expect(kinds(checkLeakage({ ...sliced, statement: 'See more_itertools.more for the sliced function.' }))).toEqual(['file-path']);
+    // dotted module paths: public ones are API (`attr.validators`), private ones a location (`attr._make`)
+    expect(checkLeakage({ ...sliced, statement: 'See more_itertools.more for the sliced function.' }).flagged).toBe(false);
+    const priv = "diff --git a/src/attr/_make.py b/src/attr/_make.py\n--- a/src/attr/_make.py\n+++ b/src/attr/_make.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n";
+    expect(kinds(checkLeakage({ patch: priv, statement: 'The bug is in attr._make somewhere.' }))).toEqual(['file-path']);
     expect(kinds(checkLeakage({ ...tz, statement: 'Fix the guard in src/plugin/timezone/index.js please.' }))).toEqual(['file-path']);
     expect(kinds(checkLeakage({ ...tz, statement: 'Look at timezone/index.js.' }))).toEqual(['file-path']);
   });
@@ -179,7 +182,8 @@ describe('leakage gate helpers', () => {
   });
   it('path forms skip generic basenames', () => {
     expect(pathForms('src/plugin/timezone/index.js')).toEqual(['src/plugin/timezone/index.js', 'plugin/timezone/index.js', 'timezone/index.js']);
-    expect(pathForms('more_itertools/more.py')).toEqual(['more_itertools/more.py', 'more.py', 'more_itertools.more']);
+    expect(pathForms('more_itertools/more.py')).toEqual(['more_itertools/more.py', 'more.py']);
+    expect(pathForms('src/attr/_make.py')).toEqual(['src/attr/_make.py', 'attr/_make.py', '_make.py', 'attr._make']);
     expect(pathForms('pkg/__init__.py')).toEqual(['pkg/__init__.py']);
   });
   it('collects added string literals, not ones the patch only moves', () => {
