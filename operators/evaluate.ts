@@ -12,10 +12,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Environment, TaskStated, TaskVerified, TestSpec, Verification } from '../schemas/types.gen.js';
 import { StageError } from '../streams/types.js';
-import type { SandboxFactory } from './sandbox/types.js';
+import type { Sandbox, SandboxFactory } from './sandbox/types.js';
 import { gradeEvaluation, type EvalReport } from './grading.js';
 import { getRunner } from './runners/index.js';
-import { runOnce, SCRATCH, type NamedPatch } from './runners/harness.js';
+import { destroyLater, runOnce, SCRATCH, type NamedPatch } from './runners/harness.js';
 import { runnableImage } from './task-image.js';
 import { logger } from '../streams/log.js';
 
@@ -59,10 +59,15 @@ export interface EvaluateInstanceOptions {
   /** limit of the test run, ms; default 900 000 */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Run in this container instead of a fresh one. It must be in the task image's state (the verify stage
+   * passes the container it just committed as the task image); the caller owns and removes it.
+   */
+  sandbox?: Sandbox;
 }
 
 /**
- * Evaluate one patch on one row in a fresh container of the row's task image.
+ * Evaluate one patch on one row in a fresh container of the row's task image (or `opts.sandbox`).
  * Never throws for patch or test outcomes; throws SandboxError/StageError for engine failures.
  */
 export async function evaluateInstance(opts: EvaluateInstanceOptions): Promise<InstanceResult> {
@@ -70,8 +75,8 @@ export async function evaluateInstance(opts: EvaluateInstanceOptions): Promise<I
   const v = row.verification;
   const runner = getRunner(row.environment.runner);
   const image = runnableImage(v.image_url, v.task_image_ref);
-  if (!image) throw new StageError(`row ${row.instance_id} has no task image`, { retriable: false, name: 'NoTaskImage' });
-  const sb = await opts.sandboxes.create({ image, network: false, workdir: v.workdir, labels: { 'swe-stream.stage': 'evaluate', 'swe-stream.instance': row.instance_id }, signal: opts.signal });
+  if (!image && !opts.sandbox) throw new StageError(`row ${row.instance_id} has no task image`, { retriable: false, name: 'NoTaskImage' });
+  const sb = opts.sandbox ?? (await opts.sandboxes.create({ image, network: false, workdir: v.workdir, labels: { 'swe-stream.stage': 'evaluate', 'swe-stream.instance': row.instance_id }, signal: opts.signal }));
   try {
     await sb.exec(`mkdir -p ${SCRATCH}`, { timeoutMs: 60_000 });
     const patches: NamedPatch[] = [];
@@ -88,7 +93,7 @@ export async function evaluateInstance(opts: EvaluateInstanceOptions): Promise<I
     if (g.invalid === 'timeout') out.reason = 'timeout';
     return out;
   } finally {
-    await sb.destroy();
+    if (!opts.sandbox) destroyLater(sb);
   }
 }
 

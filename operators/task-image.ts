@@ -6,7 +6,7 @@
  * registry digest; the id is the content address `docker image inspect` reports), as Scale-SWE rows carry
  * an `image_url` with `workdir` and `pre_commands`.
  */
-import type { SandboxFactory } from './sandbox/types.js';
+import type { Sandbox, SandboxFactory } from './sandbox/types.js';
 import { StageError } from '../streams/types.js';
 import { prepareCheckout, SCRATCH } from './runners/harness.js';
 import { shq } from './runners/util.js';
@@ -73,31 +73,44 @@ export function stripHistoryScript(parent: string, branch: string): string {
 }
 
 /**
- * Build the task image: start the environment image (network off), pin and strip the checkout, commit.
- * The work tree keeps the environment's installs and its own changes to tracked files.
+ * Turn a running container of the environment image into the task state: pin and strip the checkout
+ * (the environment's own edits of tracked files are kept). Separate from {@link commitTaskImage} so the
+ * verify stage can prepare it while tests run and commit it only for an accepted task.
+ * @throws StageError (retriable=false) when the parent commit is missing or history cannot be stripped
+ */
+export async function stripToTask(sb: Sandbox, opts: Pick<TaskImageOptions, 'workdir' | 'parentCommit' | 'branch' | 'timeoutMs' | 'signal'>): Promise<void> {
+  await prepareCheckout(sb, opts.workdir, opts.parentCommit, opts.signal);
+  const r = await sb.exec([
+    'set -e',
+    `cp ${SCRATCH}/baseline.patch /tmp/swe-stream-baseline.patch`,
+    stripHistoryScript(opts.parentCommit, opts.branch ?? 'main'),
+    `if [ -s /tmp/swe-stream-baseline.patch ]; then git apply --whitespace=nowarn /tmp/swe-stream-baseline.patch; fi`,
+    `rm -f /tmp/swe-stream-baseline.patch`,
+  ].join('\n'), { timeoutMs: opts.timeoutMs ?? 600_000, cwd: opts.workdir, signal: opts.signal });
+  if (r.exitCode !== 0) {
+    throw new StageError(`stripping history after ${opts.parentCommit} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).slice(-500)}`, { retriable: r.timedOut, name: 'TaskImageError' });
+  }
+}
+
+/** Commit a container prepared by {@link stripToTask} as the task image. */
+export async function commitTaskImage(sb: Sandbox, opts: Pick<TaskImageOptions, 'prefix' | 'instanceId' | 'parentCommit'>): Promise<TaskImage> {
+  const ref = taskImageRef(opts.prefix ?? 'swe-stream/task', opts.instanceId, opts.parentCommit);
+  const { imageId } = await sb.commit(ref, { 'swe-stream.instance': opts.instanceId, 'swe-stream.parent': opts.parentCommit });
+  log.info({ ref, imageId, instance: opts.instanceId }, 'task image committed');
+  return { ref, imageId, imageUrl: `${ref}@${imageId}` };
+}
+
+/**
+ * Build the task image: start the environment image (network off), {@link stripToTask}, commit, remove
+ * the container.
  * @throws StageError (retriable=false) when the parent commit is missing or history cannot be stripped;
  *         SandboxError from the engine (retriable as it says)
  */
 export async function buildTaskImage(opts: TaskImageOptions): Promise<TaskImage> {
-  const branch = opts.branch ?? 'main';
-  const ref = taskImageRef(opts.prefix ?? 'swe-stream/task', opts.instanceId, opts.parentCommit);
   const sb = await opts.sandboxes.create({ image: opts.environmentImage, network: false, workdir: opts.workdir, labels: { 'swe-stream.stage': 'verify', 'swe-stream.task': opts.instanceId }, signal: opts.signal });
   try {
-    await prepareCheckout(sb, opts.workdir, opts.parentCommit, opts.signal);
-    // Keep the environment's own edits of tracked files across the checkout below.
-    const r = await sb.exec([
-      'set -e',
-      `cp ${SCRATCH}/baseline.patch /tmp/swe-stream-baseline.patch`,
-      stripHistoryScript(opts.parentCommit, branch),
-      `if [ -s /tmp/swe-stream-baseline.patch ]; then git apply --whitespace=nowarn /tmp/swe-stream-baseline.patch; fi`,
-      `rm -f /tmp/swe-stream-baseline.patch`,
-    ].join('\n'), { timeoutMs: opts.timeoutMs ?? 600_000, cwd: opts.workdir, signal: opts.signal });
-    if (r.exitCode !== 0) {
-      throw new StageError(`stripping history after ${opts.parentCommit} failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).slice(-500)}`, { retriable: r.timedOut, name: 'TaskImageError' });
-    }
-    const { imageId } = await sb.commit(ref, { 'swe-stream.instance': opts.instanceId, 'swe-stream.parent': opts.parentCommit });
-    log.info({ ref, imageId, instance: opts.instanceId }, 'task image committed');
-    return { ref, imageId, imageUrl: `${ref}@${imageId}` };
+    await stripToTask(sb, opts);
+    return await commitTaskImage(sb, opts);
   } finally {
     await sb.destroy();
   }

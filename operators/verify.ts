@@ -7,7 +7,9 @@
  *   network off, so nothing one state writes can reach the other; inside a state, reruns share the
  *   container and the work tree is reset between them (harness `resetCheckout`: tracked files to the
  *   parent, every new untracked/ignored path removed, installs kept), which keeps the stage's wall time
- *   close to the tests' own.
+ *   close to the tests' own. To the same end all containers are started at once (their start-up overlaps
+ *   the before runs), the task container is stripped while the after runs go, and containers are
+ *   removed in the background.
  * - Only the selected test files run (TestSpec.test_command), reporter explicit, text log kept.
  * - Statuses are combined by operators/grading.ts; rejections: `patch-does-not-apply`, `timeout`,
  *   `invalid-run`, `flaky-f2p`, `pass-to-fail`, `no-f2p`, and `release-check` when the task image does
@@ -16,18 +18,19 @@
  *   in every after run so far) the remaining runs are skipped and the task is rejected (`no-f2p`, or
  *   `pass-to-fail` when the runs so far show one); an invalid run (patch, timeout, nothing parsed) ends
  *   verification at once, since any invalid run rejects.
- * - Then the task image (operators/task-image.ts) is built and the release check runs in it through
- *   operators/evaluate.ts — exactly what a user's evaluation does.
+ * - Then the task container is committed as the task image (operators/task-image.ts) and the release
+ *   check runs in that same container — the image's exact state — through operators/evaluate.ts
+ *   `evaluateInstance`, the code a user's evaluation runs.
  */
 import type { Provenance, TaskVerified, TestsReady, Verification } from '../schemas/types.gen.js';
 import type { Stage } from '../streams/stage.js';
 import { accept, reject } from '../streams/types.js';
 import type { Envelope, Outcome, OutcomeMeta } from '../streams/types.js';
-import type { SandboxFactory } from './sandbox/types.js';
+import type { Sandbox, SandboxFactory } from './sandbox/types.js';
 import { gradeVerification, invalidReason, isFail, isPass, releaseCheck, type RunRecord } from './grading.js';
 import { getRunner, type Runner } from './runners/index.js';
-import { runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './runners/harness.js';
-import { buildTaskImage } from './task-image.js';
+import { destroyLater, prepareCheckout, resetCheckout, runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './runners/harness.js';
+import { commitTaskImage, stripToTask } from './task-image.js';
 import { evaluateInstance } from './evaluate.js';
 import { logger } from '../streams/log.js';
 
@@ -81,13 +84,13 @@ function f2pStillPossible(before: RunRecord[], after: RunRecord[]): boolean {
   return false;
 }
 
-/** One state's runs (see {@link runRepeated}). */
-function runState(deps: VerifyDeps, v: TestsReady, runner: Runner, patches: NamedPatch[], files: WorkFile[], n: number, signal: AbortSignal, stop: (runs: RunEvidence[]) => boolean): Promise<StateRuns> {
+/** One state's runs (see {@link runRepeated}), in `sandbox` when one was started ahead of time. */
+function runState(deps: VerifyDeps, v: TestsReady, runner: Runner, patches: NamedPatch[], files: WorkFile[], n: number, signal: AbortSignal, stop: (runs: RunEvidence[]) => boolean, sandbox?: Promise<Sandbox>): Promise<StateRuns> {
   const { environment, candidate } = v;
   return runRepeated({
     sandboxes: deps.sandboxes, image: environment.image_id || environment.image_ref, commit: candidate.parent_commit, workdir: environment.workdir,
     preCommands: environment.pre_commands, testCommand: v.tests.test_command, runner, patches, files, n, timeoutMs: deps.runTimeoutMs ?? 900_000,
-    labels: { 'swe-stream.stage': 'verify', 'swe-stream.pr': candidate.pr_id }, signal, stop,
+    labels: { 'swe-stream.stage': 'verify', 'swe-stream.pr': candidate.pr_id }, signal, stop, sandbox,
   });
 }
 
@@ -117,72 +120,122 @@ export function verifyStage(deps: VerifyDeps): Stage<TestsReady, TaskVerified> {
       const { patches: testPatches, files } = testInputs(tests);
       const gold: NamedPatch = { name: 'gold', text: tests.gold_patch };
 
-      const before = await runState(deps, v, runner, testPatches, files, nBefore, env.signal, () => false);
-      const early = before.runs.find((r) => invalidReason(r) !== null);
-      let after: StateRuns = { runs: [], ms: 0 };
-      if (!early) {
-        after = await runState(deps, v, runner, [...testPatches, gold], files, nAfter, env.signal, (runs) => !f2pStillPossible(before.runs, runs));
-      }
-      const testsMs = [...before.runs, ...after.runs].reduce((s, r) => s + (r.durationMs ?? 0), 0);
-      const summary = { pr: candidate.pr_id, before: before.runs.map((r) => r.results.length), after: after.runs.map((r) => r.results.length), testsMs, wallMs: now() - t0 };
-
-      let grade = gradeVerification(before.runs, after.runs);
-      // Stopped early (see above): fewer runs than required can never verify.
-      if (grade.kind === 'verified' && (after.runs.length < nAfter || before.runs.length < nBefore)) grade = { kind: 'rejected', reason: 'no-f2p', detail: 'no test can fail before and pass after', flaky: grade.flaky };
-      if (grade.kind === 'rejected') {
-        const bad = [...before.runs, ...after.runs].find((r) => invalidReason(r) !== null);
-        const detail = grade.detail + (bad ? ` | ${bad.applyError ?? tail(bad.log)}` : '');
-        log.info({ ...summary, reason: grade.reason }, 'verify rejected');
-        return reject(grade.reason, detail, meta);
-      }
-
-      // Task image and release check, graded by evaluate's code.
-      let imageUrl = '';
-      let taskRef = '';
-      let goldResolved: boolean;
-      let emptyResolved: boolean;
-      let releaseMs = 0;
-      const verification0 = { FAIL_TO_PASS: grade.FAIL_TO_PASS, PASS_TO_PASS: grade.PASS_TO_PASS };
-      if (deps.taskImage ?? true) {
-        const img = await buildTaskImage({ sandboxes: deps.sandboxes, environmentImage: environment.image_id || environment.image_ref, workdir: environment.workdir, parentCommit: candidate.parent_commit, instanceId: id, prefix: deps.taskImagePrefix, signal: env.signal });
-        imageUrl = img.imageUrl;
-        taskRef = img.ref;
-        const row = { instance_id: id, environment, tests, verification: { ...verification0, image_url: imageUrl, task_image_ref: taskRef, workdir: environment.workdir, pre_commands: environment.pre_commands, eval_command: tests.test_command } };
-        const g = await evaluateInstance({ row, modelPatch: tests.gold_patch, sandboxes: deps.sandboxes, timeoutMs: deps.runTimeoutMs, signal: env.signal });
-        const e = await evaluateInstance({ row, modelPatch: '', sandboxes: deps.sandboxes, timeoutMs: deps.runTimeoutMs, signal: env.signal });
-        goldResolved = g.resolved;
-        emptyResolved = e.resolved;
-        releaseMs = (g.testsMs ?? 0) + (e.testsMs ?? 0);
-      } else {
-        const rc = releaseCheck(verification0, after.runs[0]!, before.runs[0]!);
-        goldResolved = rc.gold_resolved;
-        emptyResolved = rc.empty_resolved;
-      }
-      if (!goldResolved || emptyResolved) {
-        log.info({ ...summary, goldResolved, emptyResolved }, 'release check failed');
-        return reject('release-check', `gold patch resolved=${goldResolved}, empty patch resolved=${emptyResolved}`, meta);
-      }
-
-      const verifyMs = now() - t0;
-      const verification: Verification = {
-        FAIL_TO_PASS: grade.FAIL_TO_PASS,
-        PASS_TO_PASS: grade.PASS_TO_PASS,
-        flaky: grade.flaky.map((f) => ({ name: f.name, state: f.state, flake_rate: f.flake_rate })),
-        runs_before: before.runs.length,
-        runs_after: after.runs.length,
-        gold_resolved: goldResolved,
-        empty_resolved: emptyResolved,
-        image_url: imageUrl,
-        task_image_ref: taskRef,
-        workdir: environment.workdir,
-        pre_commands: environment.pre_commands,
-        eval_command: tests.test_command,
-        tests_ms: testsMs + releaseMs,
-        verify_ms: verifyMs,
+      // The three containers start at once, so the second state's and the task image's container starts
+      // overlap the first state's runs instead of adding to the stage's wall time.
+      const image = environment.image_id || environment.image_ref;
+      const wantImage = deps.taskImage ?? true;
+      const make = (stage: string) => {
+        const p = deps.sandboxes.create({ image, network: false, workdir: environment.workdir, labels: { 'swe-stream.stage': 'verify', 'swe-stream.part': stage, 'swe-stream.pr': candidate.pr_id }, signal: env.signal });
+        p.catch(() => undefined); // awaited (or released) below; never an unhandled rejection
+        return p;
       };
-      const provenance: Provenance = { stage: 'verify', method: 'harness', model: null, prompt_version: null, image_digest: imageUrl ? imageUrl.slice(imageUrl.lastIndexOf('@') + 1) : environment.image_id, duration_ms: verifyMs, tokens_in: 0, tokens_out: 0, cost_usd: 0 };
-      log.info({ ...summary, f2p: grade.FAIL_TO_PASS.length, p2p: grade.PASS_TO_PASS.length, flaky: grade.flaky.length, verifyMs }, 'verified');
-      return accept({ instance_id: id, candidate, environment, tests, verification, provenance: [...v.provenance, provenance] }, meta);
+      const pending: Record<'before' | 'after' | 'task', Promise<Sandbox> | null> = { before: make('before'), after: make('after'), task: wantImage ? make('task') : null };
+      /** Hand a pending container to its user (who then removes it); what is never taken is removed in `finally`. */
+      const take = (k: keyof typeof pending): Promise<Sandbox> | undefined => {
+        const p = pending[k];
+        pending[k] = null;
+        return p ?? undefined;
+      };
+      const release = (p: Promise<Sandbox> | null) => { p?.then(destroyLater, () => undefined); };
+      let taskSb: Sandbox | null = null;
+      const taskCreate = pending.task;
+      try {
+        const phase: Record<string, number> = {};
+        let tp = now();
+        const before = await runState(deps, v, runner, testPatches, files, nBefore, env.signal, () => false, take('before'));
+        phase.before_ms = now() - tp;
+        const early = before.runs.find((r) => invalidReason(r) !== null);
+        let after: StateRuns = { runs: [], ms: 0 };
+        let stripped: Promise<void> | null = null;
+        if (!early) {
+          // Strip the task container's history while the after-fix runs go; it is committed only if the task verifies.
+          const t = take('task');
+          if (t) {
+            stripped = t.then(async (sb) => {
+              taskSb = sb;
+              await stripToTask(sb, { workdir: environment.workdir, parentCommit: candidate.parent_commit, signal: env.signal });
+            });
+            stripped.catch(() => undefined);
+          }
+          tp = now();
+          after = await runState(deps, v, runner, [...testPatches, gold], files, nAfter, env.signal, (runs) => !f2pStillPossible(before.runs, runs), take('after'));
+          phase.after_ms = now() - tp;
+        }
+        const testsMs = [...before.runs, ...after.runs].reduce((s, r) => s + (r.durationMs ?? 0), 0);
+        const summary = { pr: candidate.pr_id, before: before.runs.map((r) => r.results.length), after: after.runs.map((r) => r.results.length), testsMs, ...phase };
+
+        let grade = gradeVerification(before.runs, after.runs);
+        // Stopped early (see above): fewer runs than required can never verify.
+        if (grade.kind === 'verified' && (after.runs.length < nAfter || before.runs.length < nBefore)) grade = { kind: 'rejected', reason: 'no-f2p', detail: 'no test can fail before and pass after', flaky: grade.flaky };
+        if (grade.kind === 'rejected') {
+          const bad = [...before.runs, ...after.runs].find((r) => invalidReason(r) !== null);
+          const detail = grade.detail + (bad ? ` | ${bad.applyError ?? tail(bad.log)}` : '');
+          log.info({ ...summary, wallMs: now() - t0, reason: grade.reason }, 'verify rejected');
+          return reject(grade.reason, detail, meta);
+        }
+
+        // Task image and release check, graded by evaluate's code in the very container committed as the task image.
+        let imageUrl = '';
+        let taskRef = '';
+        let goldResolved: boolean;
+        let emptyResolved: boolean;
+        let releaseMs = 0;
+        const verification0 = { FAIL_TO_PASS: grade.FAIL_TO_PASS, PASS_TO_PASS: grade.PASS_TO_PASS };
+        if (stripped) {
+          tp = now();
+          await stripped;
+          const sb = taskSb as unknown as Sandbox;
+          const img = await commitTaskImage(sb, { prefix: deps.taskImagePrefix, instanceId: id, parentCommit: candidate.parent_commit });
+          phase.image_ms = now() - tp;
+          imageUrl = img.imageUrl;
+          taskRef = img.ref;
+          const row = { instance_id: id, environment, tests, verification: { ...verification0, image_url: imageUrl, task_image_ref: taskRef, workdir: environment.workdir, pre_commands: environment.pre_commands, eval_command: tests.test_command } };
+          tp = now();
+          // The committed container is the task image's state; prepare records it (outside the image) for the reset.
+          await prepareCheckout(sb, environment.workdir, candidate.parent_commit, env.signal);
+          const g = await evaluateInstance({ row, modelPatch: tests.gold_patch, sandboxes: deps.sandboxes, timeoutMs: deps.runTimeoutMs, signal: env.signal, sandbox: sb });
+          await resetCheckout(sb, environment.workdir, env.signal);
+          const e = await evaluateInstance({ row, modelPatch: '', sandboxes: deps.sandboxes, timeoutMs: deps.runTimeoutMs, signal: env.signal, sandbox: sb });
+          phase.release_ms = now() - tp;
+          goldResolved = g.resolved;
+          emptyResolved = e.resolved;
+          releaseMs = (g.testsMs ?? 0) + (e.testsMs ?? 0);
+        } else {
+          const rc = releaseCheck(verification0, after.runs[0]!, before.runs[0]!);
+          goldResolved = rc.gold_resolved;
+          emptyResolved = rc.empty_resolved;
+        }
+        if (!goldResolved || emptyResolved) {
+          log.info({ ...summary, goldResolved, emptyResolved }, 'release check failed');
+          return reject('release-check', `gold patch resolved=${goldResolved}, empty patch resolved=${emptyResolved}`, meta);
+        }
+
+        const verifyMs = now() - t0;
+        const verification: Verification = {
+          FAIL_TO_PASS: grade.FAIL_TO_PASS,
+          PASS_TO_PASS: grade.PASS_TO_PASS,
+          flaky: grade.flaky.map((f) => ({ name: f.name, state: f.state, flake_rate: f.flake_rate })),
+          runs_before: before.runs.length,
+          runs_after: after.runs.length,
+          gold_resolved: goldResolved,
+          empty_resolved: emptyResolved,
+          image_url: imageUrl,
+          task_image_ref: taskRef,
+          workdir: environment.workdir,
+          pre_commands: environment.pre_commands,
+          eval_command: tests.test_command,
+          tests_ms: testsMs + releaseMs,
+          verify_ms: verifyMs,
+        };
+        const provenance: Provenance = { stage: 'verify', method: 'harness', model: null, prompt_version: null, image_digest: imageUrl ? imageUrl.slice(imageUrl.lastIndexOf('@') + 1) : environment.image_id, duration_ms: verifyMs, tokens_in: 0, tokens_out: 0, cost_usd: 0 };
+        log.info({ ...summary, f2p: grade.FAIL_TO_PASS.length, p2p: grade.PASS_TO_PASS.length, flaky: grade.flaky.length, verifyMs }, 'verified');
+        return accept({ instance_id: id, candidate, environment, tests, verification, provenance: [...v.provenance, provenance] }, meta);
+      } finally {
+        release(pending.before);
+        release(pending.after);
+        // The task container, whether stripping finished or not (destroy is idempotent; its image, if committed, stays).
+        release(taskCreate);
+      }
     },
   };
 }

@@ -15,6 +15,9 @@ import { StageError } from '../../streams/types.js';
 import type { Runner, TestResult } from './types.js';
 import { shq } from './util.js';
 import { invalidReason, type RunRecord } from '../grading.js';
+import { logger } from '../../streams/log.js';
+
+const log = logger({ component: 'harness' });
 
 /** Where every test command we generate writes its machine-readable report inside the sandbox. */
 export const REPORT_PATH = '/tmp/swe-stream/report';
@@ -196,26 +199,42 @@ export interface RepeatSpec extends Omit<RunSpec, 'signal'> {
 }
 
 /**
- * Run the same inputs `n` times in one fresh container (network off): pin the checkout, then apply →
- * run → reset, n times. An invalid run (patch did not apply, timeout, nothing parsed, non-zero exit with
- * no failure) ends the series, since one invalid run already decides the outcome for every caller.
- * @returns the runs made and the series' wall time (container create and destroy included), ms
+ * Run the same inputs `n` times in a given container: pin the checkout, then apply → run → reset, n
+ * times. An invalid run (patch did not apply, timeout, nothing parsed, non-zero exit with no failure)
+ * ends the series, since one invalid run already decides the outcome for every caller.
  */
-export async function runRepeated(spec: RepeatSpec): Promise<{ runs: RunEvidence[]; ms: number }> {
-  const t0 = Date.now();
-  const sb = await spec.sandboxes.create({ image: spec.image, network: false, workdir: spec.workdir, labels: spec.labels, signal: spec.signal });
+export async function runSeries(sb: Sandbox, spec: Omit<RepeatSpec, 'sandboxes' | 'image' | 'labels'>): Promise<RunEvidence[]> {
   const runs: RunEvidence[] = [];
-  try {
-    await prepareCheckout(sb, spec.workdir, spec.commit, spec.signal);
-    for (let i = 0; i < spec.n; i++) {
-      if (i > 0) await resetCheckout(sb, spec.workdir, spec.signal);
-      const r = await runOnce(sb, spec);
-      runs.push(r);
-      if (invalidReason(r) !== null) break;
-      if (spec.stop?.(runs)) break;
-    }
-  } finally {
-    await sb.destroy();
+  await prepareCheckout(sb, spec.workdir, spec.commit, spec.signal);
+  for (let i = 0; i < spec.n; i++) {
+    if (i > 0) await resetCheckout(sb, spec.workdir, spec.signal);
+    const r = await runOnce(sb, spec);
+    runs.push(r);
+    if (invalidReason(r) !== null) break;
+    if (spec.stop?.(runs)) break;
   }
-  return { runs, ms: Date.now() - t0 };
+  return runs;
+}
+
+/**
+ * Remove a sandbox without waiting: removal is off the critical path of a stage, so its latency should
+ * not count. A failure is logged (the sweeper removes what is left), never thrown.
+ */
+export function destroyLater(sb: Sandbox): void {
+  sb.destroy().catch((e: unknown) => log.warn({ sandbox: sb.id, err: (e as Error).message }, 'sandbox removal failed; the sweeper will remove it'));
+}
+
+/**
+ * {@link runSeries} in one fresh container (network off) from `spec.image`, or in `spec.sandbox` when the
+ * caller created it ahead of time (so its start overlaps earlier work). The container is removed after.
+ * @returns the runs made and the series' wall time (container create included), ms
+ */
+export async function runRepeated(spec: RepeatSpec & { sandbox?: Promise<Sandbox> }): Promise<{ runs: RunEvidence[]; ms: number }> {
+  const t0 = Date.now();
+  const sb = await (spec.sandbox ?? spec.sandboxes.create({ image: spec.image, network: false, workdir: spec.workdir, labels: spec.labels, signal: spec.signal }));
+  try {
+    return { runs: await runSeries(sb, spec), ms: Date.now() - t0 };
+  } finally {
+    destroyLater(sb);
+  }
 }
