@@ -117,12 +117,12 @@ const isPlainWord = (id: string) => /^[a-z]+$/.test(id);
 
 const DEF_PATTERNS: RegExp[] = [
   /^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)/, // Python def
-  /^\s*class\s+([A-Za-z_$][\w$]*)/, // Python/JS class
+  /^\s*(?:export\s+)?(?:default\s+)?(?:abstract\s+)?class\s+([A-Za-z_$][\w$]*)/, // Python/JS/TS class
   /\bfunction\s*\*?\s*([A-Za-z_$][\w$]*)/, // JS function declaration
   /^\s*(?:export\s+)?(?:declare\s+)?(?:const|let|var)\s+([A-Za-z_$][\w$]*)/, // JS binding
   /^\s*(?:export\s+)?(?:interface|type|enum)\s+([A-Za-z_$][\w$]*)/, // TS types
   /(?:^|\.)([A-Za-z_$][\w$]*)\s*=\s*(?:async\s+)?(?:function\b|\([^)]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)/, // x = function / arrow
-  /^\s*([A-Za-z_$][\w$]*)\s*:\s*(?:async\s+)?function\b/, // x: function
+  /^\s*([A-Za-z_$][\w$]*)\s*:\s*(?:async\s+)?(?:function\b|\([^)]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)/, // x: function / x: (a) => / x: a =>
   /^\s*(?:(?:public|private|protected|static|async|get|set|override|readonly)\s+)*([A-Za-z_$][\w$]*)\s*\([^)]*\)\s*(?::\s*[^{=]+)?\{\s*$/, // method shorthand
   /^\s*([A-Za-z_][\w]*)\s*(?::\s*[^=]+)?=(?!=)/, // Python assignment / attribute at line start
   /^\s*(?:this|self)\.([A-Za-z_$][\w$]*)\s*=(?!=)/, // attribute assignment

@@ -180,6 +180,20 @@ describe('leakage gate helpers', () => {
     expect(changedIdentifiers(parseDiff(tz.patch))).toEqual(['ins']);
     expect(changedIdentifiers(parseDiff(derange.patch))).toEqual(expect.arrayContaining(['derangements', 'distinct_derangements']));
   });
+  it('finds JS/TS definitions of every common shape', () => {
+    const lines = [
+      'export function parseThing(a) {',
+      'export default class RetryQueue extends Base {',
+      '  private async flushPending(x: number): Promise<void> {',
+      'const normaliseUrl = (u) => u.trim()',
+      '  onRetry: (err) => log(err),',
+      '  beforeSend: async function (req) {',
+      'export interface HookOptions {',
+      'module.exports.makeClient = function () {',
+    ];
+    const patch = `diff --git a/src/a.ts b/src/a.ts\n--- a/src/a.ts\n+++ b/src/a.ts\n@@ -1 +1,${lines.length} @@\n${lines.map((l) => '+' + l).join('\n')}\n`;
+    expect(changedIdentifiers(parseDiff(patch)).sort()).toEqual(['HookOptions', 'RetryQueue', 'beforeSend', 'flushPending', 'makeClient', 'normaliseUrl', 'onRetry', 'parseThing']);
+  });
   it('path forms skip generic basenames', () => {
     expect(pathForms('src/plugin/timezone/index.js')).toEqual(['src/plugin/timezone/index.js', 'plugin/timezone/index.js', 'timezone/index.js']);
     expect(pathForms('more_itertools/more.py')).toEqual(['more_itertools/more.py', 'more.py']);
