@@ -76,7 +76,9 @@ export function cleanBody(body: string | null | undefined): string {
   const lines = t.split('\n').filter((l) => {
     if (/^\s*[-*+]\s+\[[ xX]\]/.test(l)) return false; // checklist items
     if (isClosingLine(l)) return false;
-    if (/^\s*(signed-off-by|co-authored-by):/i.test(l)) return false;
+    if (/^\s*(signed-off-by|co-authored-by|reviewed-by|change-id):/i.test(l)) return false;
+    // squash-merge bodies carry bot commits and revert notes (pre-commit.ci, dependabot, git revert)
+    if (/^\s*[*-]?\s*\[pre-commit\.ci\]|^\s*for more information, see https:\/\/pre-commit\.ci|^\s*This reverts commit [0-9a-f]{7,40}/i.test(l)) return false;
     return true;
   });
   // Drop headings whose section is empty (template headings nobody filled in).

@@ -95,6 +95,11 @@ Signed-off-by: Someone <s@example.com>`;
     expect(b).toMatchObject({ kind: 'rejected', reason: 'empty-statement' });
   });
 
+  it('cleanBody drops bot lines of squash-merge bodies', () => {
+    // shape of python-attrs/attrs squash commits
+    expect(cleanBody('* speed up x\n\n* [pre-commit.ci] auto fixes from pre-commit.com hooks\n\nfor more information, see https://pre-commit.ci\n\nThis reverts commit 4e0af4b4c1817fce5fb458530bb954b3c101b8aa.\nCo-authored-by: A <a@b>')).toBe('* speed up x');
+  });
+
   it('cleanBody keeps content and drops template parts', () => {
     expect(cleanBody('a\r\n<!-- x\ny -->\n<details><summary>log</summary>bot</details>\n### Empty\n### Filled\ntext\n- [ ] todo\nFixes owner/repo#3, #4')).toBe('a\n\n### Filled\ntext');
   });
