@@ -26,12 +26,12 @@ import type {
 } from 'openai/resources/chat/completions';
 import { StageError } from '../../streams/types.js';
 import { logger, redact } from '../../streams/log.js';
-import { resolveAgentConfig, type AgentLlmConfig, type AgentName, type LlmConfig } from './config.js';
+import { resolveAgentConfig, type AgentLlmConfig, type AgentName, type LlmConfig, type LlmConfigInput } from './config.js';
 
 /** OpenAI chat-completions message and tool types, re-exported so agents need not import the SDK's paths. */
 export type { ChatCompletionMessage, ChatCompletionMessageParam, ChatCompletionTool };
 /** The config schema and agent names (operators/llm/config.ts), re-exported for callers of agentLlm. */
-export { llmConfigSchema, AGENT_NAMES, type AgentName, type LlmConfig, type AgentLlmConfig } from './config.js';
+export { llmConfigSchema, AGENT_NAMES, type AgentName, type LlmConfig, type LlmConfigInput, type AgentLlmConfig } from './config.js';
 
 const log = logger({ component: 'llm' });
 
@@ -283,7 +283,7 @@ export function createLlmClient(agent: AgentName, config: AgentLlmConfig): LlmCl
  * the caller then takes its rule-based path. Clients are cached per (agent, effective config).
  * @throws ZodError when the merged config is invalid.
  */
-export function agentLlm(config: LlmConfig | null | undefined, agent: AgentName): LlmClient | null {
+export function agentLlm(config: LlmConfig | LlmConfigInput | null | undefined, agent: AgentName): LlmClient | null {
   const resolved = resolveAgentConfig(config, agent);
   if (!resolved) return null;
   const key = `${agent}\u0000${JSON.stringify(resolved)}`;

@@ -65,13 +65,15 @@ export const llmConfigSchema = z
   .strict();
 /** The validated `llm` config section. */
 export type LlmConfig = z.infer<typeof llmConfigSchema>;
+/** The `llm` section as written (defaults not yet applied): what tests and callers may pass directly. */
+export type LlmConfigInput = z.input<typeof llmConfigSchema>;
 
 /**
  * The effective config of one agent: `default` overlaid with `agents[name]`, then validated.
  * Returns null when the agent has no endpoint (no baseURL or model after merging) or is disabled.
  * @throws ZodError when the merged settings are invalid (a config mistake, not a runtime condition).
  */
-export function resolveAgentConfig(config: LlmConfig | null | undefined, agent: AgentName): AgentLlmConfig | null {
+export function resolveAgentConfig(config: LlmConfig | LlmConfigInput | null | undefined, agent: AgentName): AgentLlmConfig | null {
   if (!config) return null;
   const merged = { ...(config.default ?? {}), ...(config.agents?.[agent] ?? {}) };
   if (merged.enabled === false) return null;

@@ -148,6 +148,9 @@ describe('llm config', () => {
     expect(agentLlm(llmConfigSchema.parse({ agents: { solver: { model: 'x' } } }), 'solver')).toBeNull();
     expect(agentLlm(c, 'solver')?.model).toBe('m2');
     expect(() => llmConfigSchema.parse({ agents: { nobody: {} } })).toThrow();
+    // raw (unparsed) input is accepted and validated on resolution
+    expect(agentLlm({ default: { baseURL: 'http://127.0.0.1:1/v1', model: 'raw' } }, 'judge')?.model).toBe('raw');
+    expect(() => agentLlm({ default: { baseURL: 'not a url', model: 'raw' } }, 'judge')).toThrow();
   });
 });
 
