@@ -10,12 +10,19 @@
  *   - `source`:   GH Archive decode only (gunzip + JSON + normalisation), events/s and lines/s;
  *   - `direct`:   the filter's handle() called in a loop, no transport (the stage's own cost);
  *   - `embedded` / `kafka`: through the stage runtime (streams/runtime.ts) on that transport, counted
- *     from start to the last input committed, including decode, outcomes and commits.
+ *     from start to the last input committed, including decode, outcomes and commits. Each run uses
+ *     fresh topics `bench.filter.<ms>.in/.out` (Kafka: broker SWE_STREAM_KAFKA_BROKERS, registry
+ *     SWE_STREAM_REGISTRY_URL, schemas auto-registered) and deletes only those afterwards; a transport
+ *     that cannot be reached prints `{"skipped": …}` instead of a figure.
  * One JSON line per configuration:
  *   {"bench":"filter","transport":"embedded","records":N,"seconds":S,"records_per_s":R,"outcomes":{…}}
  * Usage: npx tsx bench/filter.ts [--records N] [--transports direct,embedded,kafka] [--file F]
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Kafka, logLevel } from 'kafkajs';
+import { KafkaTransport, defaultBrokers } from '../streams/transports/kafka.js';
+import { RegistrySerde, defaultRegistryUrl } from '../streams/serde-registry.js';
+import { registerTopic } from '../streams/topics.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -82,12 +89,22 @@ async function runDirect(events: PullRequestEvent[], n: number): Promise<void> {
   emit({ transport: 'direct', records: n, seconds: +s.toFixed(3), records_per_s: Math.round(n / s), outcomes });
 }
 
-async function preload(t: Transport, serde: Serde, events: PullRequestEvent[], n: number): Promise<void> {
+/** Topics of one run: fresh names, so a shared broker's pipeline topics are never touched or deleted. */
+function runTopics(): { input: string; output: string; all: string[] } {
+  const base = `bench.filter.${Date.now()}`;
+  const input = `${base}.in`;
+  const output = `${base}.out`;
+  registerTopic(input, 'PullRequestEvent');
+  registerTopic(output, 'PrCandidate');
+  return { input, output, all: [input, output, `${input}.retry.filter`, `${input}.dlq`, 'stage.outcomes'] };
+}
+
+async function preload(t: Transport, serde: Serde, topic: string, events: PullRequestEvent[], n: number): Promise<void> {
   let batch: ProduceRecord[] = [];
   for (let i = 0; i < n; i++) {
     const ev = nth(events, i);
-    const enc = await serde.encode('pr.events', ev);
-    batch.push({ topic: 'pr.events', key: ev.pr_id, value: enc.value, headers: enc.headers });
+    const enc = await serde.encode(topic, ev);
+    batch.push({ topic, key: ev.pr_id, value: enc.value, headers: enc.headers });
     if (batch.length === 5000) {
       await t.produce(batch);
       batch = [];
@@ -96,48 +113,44 @@ async function preload(t: Transport, serde: Serde, events: PullRequestEvent[], n
   if (batch.length) await t.produce(batch);
 }
 
-async function committedTotal(t: Transport, group: string): Promise<bigint> {
+async function committedTotal(t: Transport, group: string, topic: string): Promise<bigint> {
   let sum = 0n;
-  for (const c of await t.groupOffsets(group, ['pr.events'])) sum += BigInt(c.offset);
+  for (const c of await t.groupOffsets(group, [topic])) sum += BigInt(c.offset);
   return sum;
 }
 
 async function runTransport(kind: string, events: PullRequestEvent[], n: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-filter-rt-'));
+  const topics = runTopics();
   let t: Transport;
   let serde: Serde;
   if (kind === 'embedded') {
     t = new EmbeddedTransport({ path: join(dir, 'log.db') });
     serde = new EmbeddedSerde();
-  } else {
-    const setup = join(import.meta.dirname, 'kafka-setup.ts');
-    if (!existsSync(setup)) {
-      emit({ transport: kind, skipped: 'bench/kafka-setup.ts is not there (no Kafka bench setup)' });
-      return;
-    }
-    try {
-      const spec = './kafka-setup.js'; // a variable: the module is the lead's and may not exist at type-check time
-      const { openKafkaBench } = (await import(spec)) as { openKafkaBench: (topics: string[]) => Promise<{ t: Transport; serde: Serde }> };
-      ({ t, serde } = await openKafkaBench(['pr.events', 'pr.candidates']));
-    } catch (err) {
-      emit({ transport: kind, skipped: `Kafka unavailable: ${(err as Error).message}` });
-      return;
-    }
+  } else if (kind === 'kafka') {
+    // Not bench/kafka-setup.ts: it deletes shared topics (stage.outcomes) that other runs on the broker may be using.
+    t = new KafkaTransport({ stateFile: join(dir, 'kafka-state.json') });
+    serde = new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true });
+  } else throw new Error(`unknown transport ${kind}`);
+  try {
+    await t.ensureTopics(topics.all.map((name) => ({ name, partitions: 3 })));
+    await preload(t, serde, topics.input, events, n);
+  } catch (err) {
+    emit({ transport: kind, skipped: `transport unavailable: ${(err as Error).message}` });
+    await t.close().catch(() => undefined);
+    return;
   }
-  const topics = ['pr.events', 'pr.candidates', 'pr.events.retry.filter', 'pr.events.dlq', 'stage.outcomes'];
-  await t.ensureTopics(topics.map((name) => ({ name, partitions: 3 })));
-  await preload(t, serde, events, n);
   const stage = filterStage({ mirrors: new MirrorCache({ dataDir: dir, network: false }), dataDir: dir });
   const outcomes: Record<string, number> = {};
   const group = `bench.filter.${Date.now()}`;
   const rt = new StageRuntime({
-    stage, transport: t, serde, concurrency: 64, window: 4096, groupId: group,
+    stage, transport: t, serde, concurrency: 64, window: 4096, groupId: group, topics: { input: topics.input, output: topics.output },
     observer: { outcome: (_s, k, reason) => { const key = reason ?? k; outcomes[key] = (outcomes[key] ?? 0) + 1; } },
   });
   const start = process.hrtime.bigint();
   await rt.start();
   for (;;) {
-    if ((await committedTotal(t, group)) >= BigInt(n)) break;
+    if ((await committedTotal(t, group, topics.input)) >= BigInt(n)) break;
     if (rt.error) throw rt.error;
     // Polling the committed offsets is how this bench observes progress; it does not synchronise the stage.
     await new Promise((r) => setTimeout(r, 50));
@@ -145,9 +158,23 @@ async function runTransport(kind: string, events: PullRequestEvent[], n: number)
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   await rt.stop();
   await stage.close?.();
+  if (kind === 'kafka') await deleteKafkaTopics(topics.all.filter((x) => x !== 'stage.outcomes'));
   await t.close();
   rmSync(dir, { recursive: true, force: true });
   emit({ transport: kind, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), outcomes });
+}
+
+/** Remove this run's own topics from the broker (never shared ones). */
+async function deleteKafkaTopics(names: string[]): Promise<void> {
+  const admin = new Kafka({ brokers: defaultBrokers(), clientId: 'swe-stream-bench-filter', logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const mine = names.filter((n) => existing.has(n));
+    if (mine.length) await admin.deleteTopics({ topics: mine, timeout: 30_000 });
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 const events = await loadEvents(args.file!);
