@@ -23,7 +23,7 @@
  * });
  * run.exitStatus  // 'submitted' | 'step-limit' | 'token-limit' | 'cost-limit' | 'time-limit' | 'error'
  * run.submission  // the accepted submit arguments (object) or null
- * run.messages    // OpenAI chat messages: system, user, assistant (with tool_calls), tool …
+ * run.messages    // OpenAI chat messages: system, user, assistant (with tool_calls, and reasoning_content when the model sends it), tool …
  * run.steps, run.tokensIn, run.tokensOut, run.costUsd (USD), run.durationMs, run.error?
  * ```
  *
@@ -251,6 +251,18 @@ export const BUILTIN_TOOLS: Record<BuiltinToolName, AgentTool> = {
 
 const DEFAULT_SUBMIT_SCHEMA: JsonSchema = { type: 'object', properties: { summary: { type: 'string', description: 'what you did' } } };
 
+/**
+ * The history as sent to the model: without `reasoning_content`, which DeepSeek's API rejects in input messages
+ * (api-docs.deepseek.com, "Reasoning Model": "if reasoning_content is included in the input … 400 error").
+ */
+function forModel(messages: ChatCompletionMessageParam[]): ChatCompletionMessageParam[] {
+  return messages.map((m) => {
+    if (m.role !== 'assistant' || !('reasoning_content' in m)) return m;
+    const { reasoning_content: _dropped, ...rest } = m as ChatCompletionMessageParam & { reasoning_content?: string };
+    return rest as ChatCompletionMessageParam;
+  });
+}
+
 function errorInfo(e: unknown): { name: string; message: string; retriable: boolean } {
   const err = e instanceof Error ? e : new Error(String(e));
   return { name: err.name, message: err.message, retriable: (err as { retriable?: boolean }).retriable ?? true };
@@ -322,7 +334,7 @@ export async function runAgent<S = Record<string, unknown>>(opts: RunAgentOption
     const callSignal = signals.length === 0 ? undefined : signals.length === 1 ? signals[0] : AbortSignal.any(signals);
     let reply;
     try {
-      reply = await opts.llm.chat({ messages, tools: toolDefs, signal: callSignal, temperature: opts.temperature });
+      reply = await opts.llm.chat({ messages: forModel(messages), tools: toolDefs, signal: callSignal, temperature: opts.temperature });
     } catch (e) {
       if (opts.signal?.aborted) throw opts.signal.reason;
       if (wall?.aborted) return finish('time-limit');
@@ -335,11 +347,14 @@ export async function runAgent<S = Record<string, unknown>>(opts: RunAgentOption
     res.model = reply.model;
     const msg = reply.message;
     const calls = (msg.tool_calls ?? []).filter((c): c is Extract<ChatCompletionMessageToolCall, { type: 'function' }> => c.type === 'function');
+    const reasoning = (msg as { reasoning_content?: unknown }).reasoning_content;
     messages.push({
       role: 'assistant',
       content: msg.content ?? null,
       ...(calls.length ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.function.name, arguments: c.function.arguments } })) } : {}),
-    });
+      // kept in the trajectory (distillation wants the reasoning), stripped from what goes back to the model
+      ...(typeof reasoning === 'string' && reasoning ? { reasoning_content: reasoning } : {}),
+    } as ChatCompletionMessageParam);
     if (calls.length === 0) {
       const cut = reply.finishReason === 'length' ? ' Your reply was cut off by the token limit; be shorter.' : '';
       messages.push({

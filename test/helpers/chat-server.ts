@@ -47,6 +47,8 @@ export interface ScriptReply {
   toolCalls?: ScriptToolCall[];
   usage?: ScriptUsage | null;
   finishReason?: 'stop' | 'tool_calls' | 'length' | 'content_filter';
+  /** `message.reasoning_content`, as DeepSeek's reasoner (and vLLM's reasoning parsers) send it */
+  reasoning?: string;
   /** wait this long (ms) before answering, e.g. to trigger a client timeout */
   delayMs?: number;
 }
@@ -185,7 +187,13 @@ export async function startChatServer(script: ScriptEntry[], opts: ChatServerOpt
         choices: [
           {
             index: 0,
-            message: { role: 'assistant', content, ...(toolCalls.length ? { tool_calls: toolCalls } : {}), refusal: null },
+            message: {
+              role: 'assistant',
+              content,
+              ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+              ...(resolved.reasoning !== undefined ? { reasoning_content: resolved.reasoning } : {}),
+              refusal: null,
+            },
             finish_reason: resolved.finishReason ?? (toolCalls.length ? 'tool_calls' : 'stop'),
             logprobs: null,
           },

@@ -73,6 +73,16 @@ describe('agent loop against the scripted chat server', () => {
     expect(obs.slice(0, 2)).toEqual(['Error: issue #8 does not exist', 'Issue #7: sliced() accepts negative n']);
   });
 
+  it('keeps reasoning_content in the trajectory but never sends it back', async () => {
+    const r = await run([
+      { ...call('bash', { command: 'true' }), reasoning: 'Let me check the tree first.' },
+      call('submit', {}),
+    ]);
+    expect(r.exitStatus).toBe('submitted');
+    expect(r.messages[2]).toMatchObject({ role: 'assistant', reasoning_content: 'Let me check the tree first.' });
+    expect(JSON.stringify(srv!.requests[1]!.body.messages)).not.toContain('reasoning_content');
+  });
+
   it('retries after 429 and 500 without counting them as steps', async () => {
     const r = await run([{ status: 429, retryAfter: 0 }, call('bash', { command: 'true' }), { status: 500 }, { status: 502 }, call('submit', {})]);
     expect(r.exitStatus).toBe('submitted');
