@@ -324,6 +324,12 @@ export class MirrorCache {
 
 const SHA_RE = /^[0-9a-f]{4,40}$/i;
 
+/** Revisions come from event payloads: one starting with '-' would be read by git as an option. */
+function rev(r: string): string {
+  if (!r || r.startsWith('-')) throw new StageError(`invalid revision ${JSON.stringify(r)}`, { retriable: false, name: 'InvalidRevision' });
+  return r;
+}
+
 /** Read access to one bare mirror. All methods are read-only and safe to call concurrently. */
 export class Mirror {
   constructor(readonly repo: string, readonly path: string, private readonly timeoutMs = 120_000) {}
@@ -360,7 +366,7 @@ export class Mirror {
   async parents(commit: string): Promise<string[]> {
     const full = await this.resolve(commit);
     if (!full) throw new MissingCommitError(this.repo, [commit]);
-    const line = (await this.git(['rev-list', '--parents', '-n', '1', full])).trim();
+    const line = (await this.git(['rev-list', '--parents', '-n', '1', rev(full)])).trim();
     return line.split(' ').slice(1);
   }
 
@@ -376,14 +382,14 @@ export class Mirror {
    * diff drivers or textconv (binary files appear as "Binary files … differ").
    */
   diff(parent: string, commit: string, opts: { signal?: AbortSignal; paths?: string[] } = {}): Promise<string> {
-    const args = ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '-M', '--src-prefix=a/', '--dst-prefix=b/', parent, commit];
+    const args = ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '-M', '--src-prefix=a/', '--dst-prefix=b/', rev(parent), rev(commit)];
     if (opts.paths?.length) args.push('--', ...opts.paths);
     return this.git(args, { signal: opts.signal });
   }
 
   /** Per-file added/removed line counts `parent..commit` (cheap: no patch text), renames detected. */
   async numstat(parent: string, commit: string, opts: { signal?: AbortSignal } = {}): Promise<NumstatEntry[]> {
-    const out = await this.git(['diff', '--numstat', '-z', '-M', '--no-ext-diff', '--no-textconv', parent, commit], opts);
+    const out = await this.git(['diff', '--numstat', '-z', '-M', '--no-ext-diff', '--no-textconv', rev(parent), rev(commit)], opts);
     // -z format: "add\tdel\tpath\0" or, for renames, "add\tdel\t\0old\0new\0".
     const parts = out.split('\0');
     const entries: NumstatEntry[] = [];
@@ -407,7 +413,7 @@ export class Mirror {
   /** Content of `path` at `commit` as utf-8, or null when the path does not exist there. @throws MissingCommitError for an absent commit. */
   async showFile(commit: string, filePath: string): Promise<string | null> {
     try {
-      return await this.git(['show', `${commit}:${filePath}`]);
+      return await this.git(['show', `${rev(commit)}:${filePath}`]);
     } catch (err) {
       if (err instanceof GitError && /does not exist in|exists on disk, but not in/.test(err.stderr)) return null;
       if (err instanceof GitError && !err.retriable) throw new MissingCommitError(this.repo, [commit]);
@@ -418,7 +424,7 @@ export class Mirror {
   /** Every file path in the tree of `commit` (recursive, no directories). @throws MissingCommitError. */
   async listFiles(commit: string): Promise<string[]> {
     try {
-      const out = await this.git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit]);
+      const out = await this.git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', rev(commit)]);
       return out.split('\0').filter(Boolean);
     } catch (err) {
       if (err instanceof GitError && !err.retriable) throw new MissingCommitError(this.repo, [commit]);
@@ -430,7 +436,7 @@ export class Mirror {
   async archive(commit: string, opts: { prefix?: string; signal?: AbortSignal } = {}): Promise<Buffer> {
     const args = ['archive', '--format=tar'];
     if (opts.prefix) args.push(`--prefix=${opts.prefix}`);
-    args.push(commit);
+    args.push(rev(commit));
     try {
       return await git(args, { gitDir: this.path, timeoutMs: this.timeoutMs, signal: opts.signal, binary: true });
     } catch (err) {
@@ -443,21 +449,21 @@ export class Mirror {
   archiveStream(commit: string, opts: { prefix?: string; signal?: AbortSignal } = {}): { stdout: Readable; done: Promise<void> } {
     const args = ['archive', '--format=tar'];
     if (opts.prefix) args.push(`--prefix=${opts.prefix}`);
-    args.push(commit);
+    args.push(rev(commit));
     return gitStream(args, { gitDir: this.path, signal: opts.signal });
   }
 
   /**
-   * Commits reachable from `rev` (or in a range `a..b`), newest first.
+   * Commits reachable from `range` (a revision, or a range `a..b`), newest first.
    * @param opts.firstParent follow only first parents (the mainline of merges)
    * @param opts.max at most this many commits; `since` an ISO date (git `--since`)
    */
-  async log(rev: string, opts: { firstParent?: boolean; max?: number; since?: string; signal?: AbortSignal } = {}): Promise<CommitInfo[]> {
+  async log(range: string, opts: { firstParent?: boolean; max?: number; since?: string; signal?: AbortSignal } = {}): Promise<CommitInfo[]> {
     const args = ['log', '--no-color', '--format=%H%x00%P%x00%an%x00%ae%x00%aI%x00%cI%x00%B%x1e'];
     if (opts.firstParent) args.push('--first-parent');
     if (opts.max !== undefined) args.push(`--max-count=${opts.max}`);
     if (opts.since) args.push(`--since=${opts.since}`);
-    args.push(rev, '--');
+    args.push(rev(range), '--');
     const out = await this.git(args, { signal: opts.signal });
     return parseLog(out);
   }

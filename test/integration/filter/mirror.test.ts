@@ -84,6 +84,9 @@ describe('mirror cache on a generated repository', () => {
     expect(err).toBeInstanceOf(MissingCommitError);
     expect(err).toMatchObject({ retriable: false, message: expect.stringContaining(gone) });
     await expect(m.firstParent(gone)).rejects.toBeInstanceOf(MissingCommitError);
+    // revisions come from event payloads: an option-shaped one never reaches git
+    await expect(m.diff('--output=/tmp/pwned', sha)).rejects.toMatchObject({ name: 'InvalidRevision', retriable: false });
+    expect(await m.commitExists('--all')).toBe(false);
   });
 
   it('unavailable repositories: missing local path, remote URL with the network off, invalid names', async () => {
