@@ -19,6 +19,8 @@
  *   },
  *   budgets: { maxSteps: 40, maxTokens: 400_000, maxCostUsd: 1, maxWallMs: 20 * 60_000 },
  *   commandTimeoutMs: 300_000,
+ *   bashPrefix: 'source /opt/venv/bin/activate',   // optional: prepended to every bash command
+ *   temperature: 0.6,                      // optional: overrides the agent's configured temperature
  *   signal: env.signal,
  * });
  * run.exitStatus  // 'submitted' | 'step-limit' | 'token-limit' | 'cost-limit' | 'time-limit' | 'error'
