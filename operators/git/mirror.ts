@@ -381,7 +381,7 @@ export class Mirror {
    * Unified diff `parent..commit` with renames detected, default a/ b/ prefixes, no colour, no external
    * diff drivers or textconv (binary files appear as "Binary files … differ").
    */
-  diff(parent: string, commit: string, opts: { signal?: AbortSignal; paths?: string[] } = {}): Promise<string> {
+  async diff(parent: string, commit: string, opts: { signal?: AbortSignal; paths?: string[] } = {}): Promise<string> {
     const args = ['diff', '--no-color', '--no-ext-diff', '--no-textconv', '-M', '--src-prefix=a/', '--dst-prefix=b/', rev(parent), rev(commit)];
     if (opts.paths?.length) args.push('--', ...opts.paths);
     return this.git(args, { signal: opts.signal });
