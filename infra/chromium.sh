@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Headless Chromium from Debian's `chromium` package, for the HTML report test (no browser
 # download: only Debian's packages are reachable). Nothing to run in the background.
+# As root it needs --no-sandbox; on this closed network also pass --disable-background-networking
+# --disable-component-update --disable-sync --no-first-run --disable-quic and a fresh --user-data-dir,
+# or it keeps trying (and failing) to reach Google's hosts.
 # Usage: infra/chromium.sh install|status
 source "$(dirname "$0")/lib.sh"
 

@@ -38,6 +38,7 @@ start() {
   if ! pid_alive dockerd; then
     apt_ensure dockerd docker.io
     command -v docker >/dev/null || apt_ensure docker docker.io
+    apt_ensure debootstrap debootstrap # the sandbox builds its base images with it (no pulls)
     spawn dockerd dockerd --host "unix://$SOCK" --mtu "$(uplink_mtu)"
   fi
   wait_ready dockerd 60 ready

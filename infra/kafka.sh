@@ -53,7 +53,9 @@ start() {
     [[ -d $REPO/node_modules/kafkajs ]] || ensure_node_deps # the readiness check is a kafkajs client
     gather_jars
     write_config
-    [[ -f $DIR/cluster.id ]] || java -cp "$LIBS/*" -Dlog4j.configuration="file:$REPO/infra/kafka/log4j.properties" kafka.tools.StorageTool random-uuid >"$DIR/cluster.id"
+    # The id is the last line: log4j may print its own lines to stdout before it.
+    [[ -s $DIR/cluster.id ]] || java -cp "$LIBS/*" -Dlog4j.configuration="file:$REPO/infra/kafka/log4j.properties" \
+      kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$DIR/cluster.id"
     java -cp "$LIBS/*" -Dlog4j.configuration="file:$REPO/infra/kafka/log4j.properties" \
       kafka.tools.StorageTool format -t "$(cat "$DIR/cluster.id")" -c "$DIR/server.properties" --ignore-formatted >>"$STATE/kafka.log" 2>&1
     spawn kafka java -Xmx1g -Xms256m -Djava.awt.headless=true \

@@ -9,15 +9,20 @@ NAME=$(basename "$0" .sh)
 say() { echo "[$NAME] $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-# True when the process in $STATE/<name>.pid is alive.
-pid_alive() { local f="$STATE/$1.pid"; [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# True when the process in $STATE/<name>.pid is alive and is the one spawn started (it carries
+# SWE_STREAM_SERVICE=<name> in its environment), so a recycled pid is never mistaken or killed.
+pid_alive() {
+  local f="$STATE/$1.pid" pid
+  [[ -f $f ]] && pid=$(cat "$f") && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "SWE_STREAM_SERVICE=$1"
+}
 
 # spawn NAME CMD... — start CMD detached (own session, so it outlives the shell or CI
 # step that started it), output appended to $STATE/NAME.log, pid in $STATE/NAME.pid.
 spawn() {
   local name=$1; shift
   echo "=== $(date -Is) start: $*" >>"$STATE/$name.log"
-  setsid "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
+  SWE_STREAM_SERVICE=$name setsid "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
   echo $! >"$STATE/$name.pid"
 }
 
