@@ -445,7 +445,7 @@ export class Mirror {
     }
   }
 
-  /** The tree of `commit` as a tar stream; `done` rejects with a GitError if git fails. */
+  /** The tree of `commit` as a tar stream; `done` rejects with a GitError if git fails. @throws StageError (InvalidRevision) at once for an option-shaped revision. */
   archiveStream(commit: string, opts: { prefix?: string; signal?: AbortSignal } = {}): { stdout: Readable; done: Promise<void> } {
     const args = ['archive', '--format=tar'];
     if (opts.prefix) args.push(`--prefix=${opts.prefix}`);
