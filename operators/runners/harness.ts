@@ -95,6 +95,15 @@ export async function prepareCheckout(sb: Sandbox, workdir: string, commit: stri
   }
 }
 
+/** The reset as shell lines (run with `set -e` in the workdir). */
+const RESET_LINES = [
+  `git reset -q --hard HEAD`,
+  `args=(); while IFS= read -r p; do [ -n "$p" ] && args+=(-e "/$p"); done < ${KEEP_LIST}`,
+  `git clean -fdxq "\${args[@]}"`,
+  `if [ -s ${BASELINE} ]; then git apply --whitespace=nowarn ${BASELINE}; fi`,
+  `rm -rf ${REPORT_PATH}*`,
+];
+
 /**
  * Put the work tree back to the state {@link prepareCheckout} recorded: tracked files to HEAD plus the
  * environment's own changes, every untracked or ignored path removed except the recorded ones, the
@@ -102,32 +111,47 @@ export async function prepareCheckout(sb: Sandbox, workdir: string, commit: stri
  * @throws StageError (retriable=true) when git fails (the sandbox is then suspect)
  */
 export async function resetCheckout(sb: Sandbox, workdir: string, signal?: AbortSignal): Promise<void> {
-  const r = await sh(sb, [
-    'set -e',
-    `git reset -q --hard HEAD`,
-    `args=(); while IFS= read -r p; do [ -n "$p" ] && args+=(-e "/$p"); done < ${KEEP_LIST}`,
-    `git clean -fdxq "\${args[@]}"`,
-    `if [ -s ${BASELINE} ]; then git apply --whitespace=nowarn ${BASELINE}; fi`,
-    `rm -rf ${REPORT_PATH}*`,
-  ].join('\n'), { cwd: workdir, signal });
+  const r = await sh(sb, ['set -e', ...RESET_LINES].join('\n'), { cwd: workdir, signal });
   if (r.exitCode !== 0) throw new StageError(`reset of ${workdir} failed: ${(r.stderr || r.stdout).slice(-500)}`, { retriable: true, name: 'ResetError' });
 }
 
+// Patch and file texts already copied into a sandbox's scratch directory (they survive resets there).
+const staged = new WeakMap<Sandbox, Map<string, string>>();
+
+/** Copy `content` to a scratch file once per sandbox and content; returns its path. */
+async function stage(sb: Sandbox, kind: string, name: string, content: string): Promise<string> {
+  let m = staged.get(sb);
+  if (!m) staged.set(sb, (m = new Map()));
+  const key = `${kind}\u0000${name}\u0000${content}`;
+  const hit = m.get(key);
+  if (hit) return hit;
+  const path = `${SCRATCH}/${kind}-${m.size}-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+  await sb.writeFile(path, content);
+  m.set(key, path);
+  return path;
+}
+
 /**
- * Apply a unified diff to the work tree the way SWE-bench's harness does: `git apply --verbose`, then
- * `git apply --verbose --reject`-free fallback `patch --batch --fuzz=5 -p1` when GNU patch exists
- * (swebench/harness/run_evaluation.py GIT_APPLY_CMDS). An empty patch applies trivially.
- * @returns whether it applied, with the tools' output when not
+ * Shell lines that apply a staged diff the way SWE-bench's harness does: `git apply --verbose`, then GNU
+ * `patch --batch --fuzz=5 -p1` when it exists (swebench/harness/run_evaluation.py GIT_APPLY_CMDS). On
+ * failure they print `swe-stream-apply-failed:<name>` and exit 3.
+ */
+function applyLines(file: string, name: string): string[] {
+  return [
+    `if ! git apply --verbose --whitespace=nowarn ${file} 2>&1; then`,
+    `  if ! { command -v patch >/dev/null && patch --batch --fuzz=5 -p1 -i ${file} 2>&1; }; then echo "swe-stream-apply-failed:${name}"; exit 3; fi`,
+    `fi`,
+  ];
+}
+
+/**
+ * Apply one diff to the work tree (see {@link applyLines}). An empty patch applies trivially.
+ * @returns whether it applied, with the tools' output
  */
 export async function applyPatch(sb: Sandbox, workdir: string, patch: NamedPatch, signal?: AbortSignal): Promise<{ applied: boolean; output: string }> {
   if (!patch.text.trim()) return { applied: true, output: '' };
-  const file = `${SCRATCH}/${patch.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.diff`;
-  await sb.writeFile(file, patch.text.endsWith('\n') ? patch.text : patch.text + '\n');
-  const r = await sh(sb, [
-    `git apply --verbose --whitespace=nowarn ${file} 2>&1 && exit 0`,
-    `if command -v patch >/dev/null; then patch --batch --fuzz=5 -p1 -i ${file} 2>&1 && exit 0; fi`,
-    'exit 1',
-  ].join('\n'), { cwd: workdir, signal });
+  const file = await stage(sb, 'patch', patch.name, patch.text.endsWith('\n') ? patch.text : patch.text + '\n');
+  const r = await sh(sb, applyLines(file, patch.name).join('\n'), { cwd: workdir, signal });
   return { applied: r.exitCode === 0, output: (r.stdout + r.stderr).slice(-2000) };
 }
 
@@ -152,19 +176,43 @@ async function readReport(sb: Sandbox): Promise<string | null> {
 }
 
 /**
- * Apply the spec's patches and files to the (already reset) work tree, run the test command, and parse
- * what it left. Never throws for test failures, patch failures or timeouts — those are in the evidence;
- * throws only for sandbox engine failures (SandboxError, retriable as the engine says).
+ * Bring the work tree to the run's starting state in one exec: optionally reset it (see
+ * {@link resetCheckout}), apply the spec's patches in order, copy its files in. Patch and file texts are
+ * copied into the sandbox once and reused by later runs: per run this costs one engine round trip.
+ * @returns the name of the patch that did not apply and the tools' output, or null
  */
-export async function runOnce(sb: Sandbox, spec: RunSpec): Promise<RunEvidence> {
+async function prepareRun(sb: Sandbox, spec: RunSpec, reset: boolean): Promise<{ failed: string; output: string } | null> {
+  const lines = [`mkdir -p ${SCRATCH}`];
+  if (reset) lines.push('set -e', ...RESET_LINES, 'set +e');
+  lines.push(`rm -rf ${REPORT_PATH}*`);
   for (const p of spec.patches) {
-    const a = await applyPatch(sb, spec.workdir, p, spec.signal);
-    if (!a.applied) {
-      return { results: [], exitCode: 1, timedOut: false, patchApplied: false, durationMs: 0, log: a.output, report: null, applyError: `${p.name}: ${a.output}`, source: 'none' };
-    }
+    if (!p.text.trim()) continue;
+    lines.push(...applyLines(await stage(sb, 'patch', p.name, p.text.endsWith('\n') ? p.text : p.text + '\n'), p.name));
   }
-  if (spec.files?.length) await writeWorkFiles(sb, spec.workdir, spec.files);
-  const script = [`mkdir -p ${SCRATCH} && rm -rf ${REPORT_PATH}*`, ...spec.preCommands, spec.testCommand].join('\n');
+  for (const f of spec.files ?? []) {
+    const abs = f.path.startsWith('/') ? f.path : `${spec.workdir.replace(/\/$/, '')}/${f.path}`;
+    lines.push(`mkdir -p ${shq(abs.slice(0, abs.lastIndexOf('/')))} && cp ${await stage(sb, 'file', f.path, f.content)} ${shq(abs)}`);
+  }
+  const r = await sh(sb, lines.join('\n'), { cwd: spec.workdir, signal: spec.signal });
+  const out = r.stdout + r.stderr;
+  const m = /swe-stream-apply-failed:(.*)/.exec(out);
+  if (m) return { failed: m[1]!.trim(), output: out.slice(-2000) };
+  if (r.exitCode !== 0) throw new StageError(`preparing the work tree failed (exit ${r.exitCode}): ${out.slice(-500)}`, { retriable: true, name: 'PrepareError' });
+  return null;
+}
+
+/**
+ * Apply the spec's patches and files to the work tree (after a reset when `opts.reset`), run the test
+ * command, and parse what it left. Never throws for test failures, patch failures or timeouts — those
+ * are in the evidence; throws for sandbox engine failures (SandboxError, retriable as the engine says)
+ * and a reset that fails (StageError, retriable).
+ */
+export async function runOnce(sb: Sandbox, spec: RunSpec, opts: { reset?: boolean } = {}): Promise<RunEvidence> {
+  const bad = await prepareRun(sb, spec, opts.reset ?? false);
+  if (bad) {
+    return { results: [], exitCode: 1, timedOut: false, patchApplied: false, durationMs: 0, log: bad.output, report: null, applyError: `${bad.failed}: ${bad.output}`, source: 'none' };
+  }
+  const script = [...spec.preCommands, spec.testCommand].join('\n');
   const r = await sb.exec(script, { timeoutMs: spec.timeoutMs, cwd: spec.workdir, signal: spec.signal, maxOutputBytes: 4 << 20 });
   const report = await readReport(sb);
   const log = r.stdout + (r.stderr ? '\n' + r.stderr : '');
@@ -207,8 +255,7 @@ export async function runSeries(sb: Sandbox, spec: Omit<RepeatSpec, 'sandboxes' 
   const runs: RunEvidence[] = [];
   await prepareCheckout(sb, spec.workdir, spec.commit, spec.signal);
   for (let i = 0; i < spec.n; i++) {
-    if (i > 0) await resetCheckout(sb, spec.workdir, spec.signal);
-    const r = await runOnce(sb, spec);
+    const r = await runOnce(sb, spec, { reset: i > 0 });
     runs.push(r);
     if (invalidReason(r) !== null) break;
     if (spec.stop?.(runs)) break;
