@@ -37,7 +37,7 @@ interface RunFlags extends CommonFlags {
 
 /** Run a pipeline until idle (or forever), stopping cleanly on SIGINT/SIGTERM. Prints a funnel summary. */
 async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<void> {
-  const bus = await openBus(cfg);
+  const bus = await openBus(cfg, { exclusive: true });
   const deps = new Deps(cfg);
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
