@@ -7,12 +7,16 @@
  *   (throws a non-retriable StageError for any other name); `RUNNERS` is the same as a record.
  * - `runner.testCommand({ files: string[] | 'all', reportPath })` → a bash command to run in the
  *   repository's workdir. The reporter is always set explicitly and writes to `reportPath`:
- *     pytest    `pytest -rA -v --color=no -p no:cacheprovider -o junit_family=xunit1 --junitxml=<path> files…`
+ *     pytest    `pytest -rA -v --color=no -p no:cacheprovider --continue-on-collection-errors
+ *                -o junit_family=xunit1 --junitxml=<path> files…`
  *     jest      `npx jest --ci --json --outputFile=<path> --verbose --runTestsByPath files…`
  *     vitest    `npx vitest run --reporter=verbose --reporter=junit --outputFile=<path> files…`
- *     mocha     `npx mocha --reporter json --reporter-option output=<path> files…`
+ *     mocha     one `npx mocha --reporter json --reporter-option output=…` per file (a file that fails to
+ *               load aborts a whole mocha run), concatenated into <path> with `<!-- swe-stream file: f -->`
+ *               markers; 'all' is a single run
  *     node-test one `node --test --test-reporter=junit|tap --test-reporter-destination=… --test-reporter=spec`
- *               per file, concatenated into <path> with `<!-- swe-stream file: f -->` markers
+ *               per file (node's JUnit names no file), concatenated the same way; TAP on Node < 20.11
+ *   Every test command the stages store writes to harness.ts `REPORT_PATH` (/tmp/swe-stream/report).
  *   The human-readable log goes to stdout/stderr: keep it, it is the fallback.
  * - `runner.parse(reportText | null, logText, { workdir }?)` → `TestResult[]` = `{ name, status, durationMs? }`
  *   with status 'PASSED' | 'FAILED' | 'SKIPPED' | 'ERROR' | 'XFAIL'. The report is used when present and
@@ -25,6 +29,8 @@
  *   `workdir` makes absolute paths (jest, mocha, node) repository-relative.
  * - `runner.isTestFile(path)` → whether the runner's default discovery would pick the file.
  * - `summarize(results)` → counts per status.
+ * - harness.ts (imported directly): `prepareCheckout`, `resetCheckout`, `runOnce`, `runSeries`,
+ *   `runRepeated` — pin a work tree to a commit in a sandbox, apply patches, run, parse, reset between runs.
  *
  * Format sources: pytest junitxml (xunit1 family) and `-rA` short summary (SWE-bench harness
  * `parse_log_pytest`); jest `--json` (@jest/test-result FormattedTestResults); vitest JUnit reporter;
