@@ -15,6 +15,7 @@ export function metricsObserver(): RuntimeObserver {
     retried: (stage) => m.retries.inc({ stage }),
     deadLettered: (stage, reason) => m.deadLetters.inc({ stage, reason }),
     inFlight: (stage, n) => m.inFlight.set({ stage }, n),
+    lag: (stage, n) => m.lag.set({ stage }, n),
   };
 }
 

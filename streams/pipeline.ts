@@ -77,20 +77,42 @@ export class Pipeline {
    * in flight. Cheap on the embedded log; a few admin requests on Kafka.
    */
   async drained(): Promise<boolean> {
-    const groups: Array<{ group: string; topics: readonly string[]; inFlight: number }> = this.runtimes.map((r) => ({ group: r.groupId, topics: r.topics, inFlight: r.inFlight() }));
-    if (this.sink) groups.push({ group: this.sink.groupId, topics: SINK_TOPICS, inFlight: this.sink.inFlight() });
-    for (const g of groups) {
-      if (g.inFlight > 0) return false;
-      const committed = await this.o.transport.groupOffsets(g.group, [...g.topics]);
-      for (const topic of g.topics) {
-        for (const p of await this.o.transport.topicOffsets(topic)) {
-          if (p.high === '0') continue;
-          const c = committed.find((x) => x.topic === topic && x.partition === p.partition)?.offset ?? '0';
-          if (BigInt(c) < BigInt(p.high)) return false;
-        }
-      }
+    let idle = true;
+    for (const [name, g] of this.groups()) {
+      const lag = await this.lagOf(g.group, g.topics);
+      this.o.observer?.lag?.(name, lag);
+      if (g.inFlight > 0 || lag > 0) idle = false;
     }
-    return true;
+    return idle;
+  }
+
+  private groups(): Array<[string, { group: string; topics: readonly string[]; inFlight: number }]> {
+    const out: Array<[string, { group: string; topics: readonly string[]; inFlight: number }]> = this.runtimes.map((r) => [r.name, { group: r.groupId, topics: r.topics, inFlight: r.inFlight() }]);
+    if (this.sink) out.push(['sink', { group: this.sink.groupId, topics: SINK_TOPICS, inFlight: this.sink.inFlight() }]);
+    return out;
+  }
+
+  /** Records of `topics` not yet committed by `group` (end offset − committed offset, summed over partitions). */
+  private async lagOf(group: string, topics: readonly string[]): Promise<number> {
+    const committed = await this.o.transport.groupOffsets(group, [...topics]);
+    let lag = 0n;
+    for (const topic of topics)
+      for (const p of await this.o.transport.topicOffsets(topic)) {
+        const c = BigInt(committed.find((x) => x.topic === topic && x.partition === p.partition)?.offset ?? p.low);
+        if (BigInt(p.high) > c) lag += BigInt(p.high) - c;
+      }
+    return Number(lag);
+  }
+
+  /** Refresh the lag figures every `ms` while running (for /metrics and the progress display). */
+  watchLag(ms = 5000): void {
+    if (!this.o.observer?.lag) return;
+    const tick = async () => {
+      if (this.ac.signal.aborted) return;
+      await this.drained().catch(() => undefined);
+      setTimeout(() => void tick(), ms).unref();
+    };
+    void tick();
   }
 
   /**

@@ -69,6 +69,7 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
   process.once('SIGTERM', () => void stop('SIGTERM'));
   const started = Date.now();
   await pipeline.start();
+  pipeline.watchLag();
   if (!opts.untilIdle) return; // runs until a signal
   try {
     await pipeline.waitIdle();
