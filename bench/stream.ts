@@ -12,7 +12,7 @@
  * Targets (2 cores): embedded ≥ 50,000/s, Kafka ≥ 20,000/s, merged-gate ≥ 80 % of passthrough.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createReadStream } from 'node:fs';
@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     records: { type: 'string', default: '1000000' },
     transports: { type: 'string', default: 'embedded,kafka' },
     stages: { type: 'string', default: 'passthrough,merged-gate' },
+    window: { type: 'string', default: '4096' },
+    concurrency: { type: 'string', default: '64' },
     file: { type: 'string', default: join(import.meta.dirname, '../../shared/data/gharchive/2015-01-01-12.json.gz') },
   },
 });
@@ -84,8 +86,9 @@ async function committedTotal(t: Transport, group: string, topic: string): Promi
 
 async function runOne(t: Transport, serde: Serde, stageName: string, n: number, transport: string): Promise<void> {
   const group = `bench.${stageName}.${Date.now()}`;
-  const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: 64, window: 4096, groupId: group, topics: { input: IN, output: OUT } });
+  const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: Number(args.concurrency), window: Number(args.window), groupId: group, topics: { input: IN, output: OUT } });
   const start = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   await rt.start();
   for (;;) {
     if ((await committedTotal(t, group, IN)) >= BigInt(n)) break;
@@ -93,9 +96,11 @@ async function runOne(t: Transport, serde: Serde, stageName: string, n: number, 
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   await rt.stop();
   const mem = process.memoryUsage();
-  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), rss_mb: Math.round(mem.rss / 2 ** 20) }));
+  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), cpu_s: +cpuSeconds.toFixed(3), records_per_cpu_s: Math.round(n / cpuSeconds), load1: +loadavg()[0]!.toFixed(1), rss_mb: Math.round(mem.rss / 2 ** 20) }));
 }
 
 async function openTransport(kind: string, dir: string): Promise<{ t: Transport; serde: Serde }> {

@@ -19,8 +19,8 @@
  *   keyed by a deterministic outcome_id so a replay changes nothing downstream.
  */
 import { Subject, type Subscription } from 'rxjs';
-import { createHash } from 'node:crypto';
-import type { Transport, GroupConsumer, ConsumedRecord, ProduceRecord, TopicPartition, Headers } from './transport.js';
+import * as nodeCrypto from 'node:crypto';
+import type { Transport, GroupConsumer, Completion, ConsumedRecord, ProduceRecord, TopicPartition, Headers } from './transport.js';
 import { TransportError } from './transport.js';
 import type { Serde } from './serde.js';
 import type { Envelope, Outcome, OutcomeMeta } from './types.js';
@@ -46,6 +46,8 @@ export interface RuntimeObserver {
   retried?(stage: string): void;
   deadLettered?(stage: string, reason: string): void;
   inFlight?(stage: string, n: number): void;
+  /** Records not yet committed by the stage's group (input + retry topics). */
+  lag?(stage: string, n: number): void;
 }
 
 export interface StageRuntimeOptions<I, O> {
@@ -77,15 +79,23 @@ interface Entry {
   record: ConsumedRecord;
   offset: bigint;
   status: EntryStatus;
+  part: PartitionState;
   /** the partition's controller: work is aborted per partition (revocation) or all at once (shutdown) */
   ac: AbortController;
   startedAt: number;
+  /** outputs waiting for the next completion batch (status 'completing') */
+  outputs?: ProduceRecord[];
+  /** number of the completion batch that carries this entry's outputs */
+  batch: number;
   timer?: NodeJS.Timeout;
 }
 
 interface PartitionState {
   tp: TopicPartition;
+  key: string;
   ready: boolean;
+  /** set when the partition is revoked (or the runtime dies): nothing of it may be written or committed any more */
+  revoked: boolean;
   committed: bigint;
   requested: bigint;
   processed: Set<string>;
@@ -96,12 +106,31 @@ interface PartitionState {
   ac: AbortController;
 }
 
+/** Serdes that can work without a promise per record (EmbeddedSerde). Detected by duck typing; optional. */
+interface SyncSerde {
+  encodeSync(topic: string, value: unknown): { value: Buffer; headers?: Headers };
+  decodeSync(topic: string, value: Buffer, headers: Headers): unknown;
+}
+
+/** An output to encode: topic, key and the value under the topic's schema. */
+interface EncodeJob {
+  topic: string;
+  key: string;
+  value: unknown;
+}
+
+type MaybePromise<T> = T | Promise<T>;
+const isPromise = <T>(x: MaybePromise<T>): x is Promise<T> => typeof (x as { then?: unknown } | null)?.then === 'function';
+
 const defaultBackoff = (attempt: number) => {
   const base = Math.min(2000 * 2 ** (attempt - 1), 300_000);
   return Math.round(base * (0.8 + Math.random() * 0.4));
 };
 
 const tpKey = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
+
+/** One-shot SHA-256 (Node ≥ 20.12 has `crypto.hash`, ~10× cheaper than a Hash object for small inputs). */
+const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'hex') => string }).hash;
 
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
@@ -115,6 +144,14 @@ export class StageRuntime<I, O> {
   private readonly pendingIo = new Set<Promise<unknown>>();
   private fatal?: Error;
   private readonly log;
+  /** The serde's synchronous half, when it has one: decode and encode then cost no promise per record. */
+  private readonly sync?: SyncSerde;
+  /** Entries whose outputs are ready, waiting for the next completion batch (flushed once per macrotask). */
+  private ready: Entry[] = [];
+  private flushScheduled = false;
+  private batchSeq = 0;
+  /** `<stage>\0`, the prefix of every outcome id's hashed bytes. */
+  private readonly idPrefix: Buffer;
   /** Totals since start, for status and tests. */
   readonly counts = { received: 0, accepted: 0, rejected: 0, failed: 0, retried: 0, deadLettered: 0, skipped: 0, revoked: 0 };
 
@@ -136,6 +173,9 @@ export class StageRuntime<I, O> {
     };
     this.name = opts.stage.name;
     this.log = logger({ component: 'runtime', stage: this.name });
+    const sz = opts.serde as Partial<SyncSerde>;
+    if (typeof sz.encodeSync === 'function' && typeof sz.decodeSync === 'function') this.sync = sz as SyncSerde;
+    this.idPrefix = Buffer.from(`${this.name}\u0000`, 'utf8');
   }
 
   get inputTopic(): string {
@@ -176,7 +216,14 @@ export class StageRuntime<I, O> {
     this.sub = this.input$
       .pipe(fromStage(this.o.stage, this.o.concurrency))
       .subscribe({
-        next: (env) => this.track(this.onOutcome(env)),
+        next: (env) => {
+          // Never throw into RxJS (it would rethrow asynchronously, outside any handler).
+          try {
+            this.onOutcome(env);
+          } catch (e) {
+            this.die(e instanceof Error ? e : new Error(String(e)));
+          }
+        },
         error: (e: unknown) => this.die(e instanceof Error ? e : new Error(String(e))),
       });
     this.consumer = this.o.transport.consumer({ groupId: this.o.groupId, topics: this.topics, sessionTimeoutMs: this.o.sessionTimeoutMs });
@@ -187,6 +234,7 @@ export class StageRuntime<I, O> {
     });
   }
 
+  /** Keep a promise until it settles (stop() waits for these); a rejection is fatal. Used per batch, not per record. */
   private track<T>(p: Promise<T>): void {
     this.pendingIo.add(p);
     p.catch((e: unknown) => this.die(e instanceof Error ? e : new Error(String(e)))).finally(() => this.pendingIo.delete(p));
@@ -203,14 +251,27 @@ export class StageRuntime<I, O> {
     const k = tpKey(tp);
     let s = this.parts.get(k);
     if (!s) {
-      s = { tp: { ...tp }, ready: false, committed: 0n, requested: 0n, processed: new Set(), admitted: [], byOffset: new Map(), buffer: [], paused: false, ac: new AbortController() };
+      s = {
+        tp: { topic: tp.topic, partition: tp.partition },
+        key: k,
+        ready: false,
+        revoked: false,
+        committed: 0n,
+        requested: 0n,
+        processed: new Set(),
+        admitted: [],
+        byOffset: new Map(),
+        buffer: [],
+        paused: false,
+        ac: new AbortController(),
+      };
       this.parts.set(k, s);
       const st = s;
       this.track(
         (async () => {
           const committed = BigInt(await this.consumer!.committed(tp));
           const processed = await this.consumer!.processedAbove(tp, committed.toString());
-          if (this.parts.get(k) !== st) return; // revoked meanwhile
+          if (st.revoked) return; // revoked meanwhile
           st.committed = committed;
           st.requested = committed;
           st.processed = processed;
@@ -231,6 +292,7 @@ export class StageRuntime<I, O> {
     const s = this.parts.get(k);
     if (!s) return;
     this.parts.delete(k);
+    s.revoked = true;
     this.counts.revoked++;
     for (const e of s.admitted) clearTimeout(e.timer);
     s.ac.abort(new Error('partition revoked'));
@@ -241,18 +303,24 @@ export class StageRuntime<I, O> {
     if (this.stopping) return;
     this.counts.received += recs.length;
     this.o.observer?.received?.(this.name, recs.length);
-    const touched = new Set<PartitionState>();
+    // Transports hand over one partition per call in practice: skip the Set for that case.
+    let last: PartitionState | undefined;
+    let touched: Set<PartitionState> | undefined;
     for (const r of recs) {
-      const s = this.state(r);
+      const s = last && last.tp.partition === r.partition && last.tp.topic === r.topic ? last : this.state(r);
       s.buffer.push(r);
-      touched.add(s);
+      if (s !== last) {
+        if (last) (touched ??= new Set([last])).add(s);
+        last = s;
+      }
     }
-    for (const s of touched) this.pump(s);
+    if (touched) for (const s of touched) this.pump(s);
+    else if (last) this.pump(last);
   }
 
   /** Admit buffered records into the window; pause/resume the partition at the transport. */
   private pump(s: PartitionState): void {
-    if (!s.ready || this.stopping) return;
+    if (!s.ready || this.stopping || s.revoked) return;
     let i = 0;
     while (i < s.buffer.length && s.admitted.length < this.o.window) {
       const r = s.buffer[i++]!;
@@ -261,17 +329,17 @@ export class StageRuntime<I, O> {
         this.counts.skipped++;
         continue; // redelivery of something already committed or admitted
       }
-      const e: Entry = { record: r, offset: off, status: 'queued', ac: s.ac, startedAt: this.o.now() };
+      const e: Entry = { record: r, offset: off, status: 'queued', part: s, ac: s.ac, startedAt: this.o.now(), batch: 0 };
       s.admitted.push(e);
       s.byOffset.set(r.offset, e);
-      if (s.processed.has(r.offset)) {
+      if (s.processed.size > 0 && s.processed.has(r.offset)) {
         e.status = 'durable'; // processed before a crash: its outputs are already in the log
         this.counts.skipped++;
         continue;
       }
-      this.dispatch(s, e);
+      this.dispatch(e);
     }
-    s.buffer.splice(0, i);
+    if (i > 0) s.buffer.splice(0, i);
     if (s.buffer.length > 0 && !s.paused) {
       s.paused = true;
       this.consumer!.pause([s.tp]);
@@ -279,92 +347,232 @@ export class StageRuntime<I, O> {
       s.paused = false;
       this.consumer!.resume([s.tp]);
     }
-    this.o.observer?.inFlight?.(this.name, this.inFlight());
+    if (this.o.observer?.inFlight) this.o.observer.inFlight(this.name, this.inFlight());
     this.advance(s);
   }
 
-  private dispatch(s: PartitionState, e: Entry): void {
+  /** Decode (synchronously when the serde can) and hand the envelope to the stage; undecodable bytes are dead-lettered. */
+  private dispatch(e: Entry): void {
     const r = e.record;
-    const attempt = Number(r.headers[H.attempt] ?? '1');
+    const a = r.headers[H.attempt];
+    const attempt = a === undefined ? 1 : Number(a);
     if (r.value === null) {
-      this.track(this.finish(s, e, this.deadLetter(e, attempt, { name: 'EmptyRecord', message: 'record has no value' }, 'decode-error')));
+      this.settle(e, () => this.deadLetter(e, attempt, { name: 'EmptyRecord', message: 'record has no value' }, 'decode-error'));
       return;
     }
-    const value = r.value;
-    this.track(
-      (async () => {
-        let decoded: unknown;
-        try {
-          decoded = await this.o.serde.decode(r.topic, value, r.headers);
-        } catch (err) {
-          const x = err as Error & { retriable?: boolean };
-          const error = { name: x.name || 'DecodeError', message: x.message };
-          // An unreachable registry is an outage, not a bad record: retry it like any transient failure.
-          if (x.retriable === true && attempt < this.o.maxAttempts) {
-            this.counts.retried++;
-            this.o.observer?.retried?.(this.name);
-            await this.finish(s, e, Promise.resolve([this.retryRecord(e, attempt, error)]));
-          } else await this.finish(s, e, this.deadLetter(e, attempt, error, x.retriable ? 'max-attempts' : 'decode-error'));
-          return;
-        }
-        const env: Envelope<I> = {
-          key: r.key ?? '',
-          value: decoded as I,
-          origin: { topic: r.topic, partition: r.partition, offset: r.offset },
-          attempt,
-          signal: e.ac.signal,
-        };
-        const due = Number(r.headers[H.due] ?? '0');
-        const wait = due - this.o.now();
-        e.status = 'running';
-        if (wait > 0) {
-          // A due-time retry holds its window slot until due; nothing sleeps inside a handler.
-          e.timer = setTimeout(() => {
-            if (!e.ac.signal.aborted && !this.stopping) {
-              e.startedAt = this.o.now();
-              this.input$.next(env);
-            }
-          }, wait);
-        } else this.input$.next(env);
-      })(),
-    );
+    if (this.sync) {
+      let decoded: unknown;
+      try {
+        decoded = this.sync.decodeSync(r.topic, r.value, r.headers);
+      } catch (err) {
+        this.settle(e, () => this.decodeFailed(e, attempt, err));
+        return;
+      }
+      this.run(e, decoded as I, attempt);
+      return;
+    }
+    this.o.serde.decode(r.topic, r.value, r.headers).then(
+      (decoded) => this.run(e, decoded as I, attempt),
+      (err: unknown) => this.settle(e, () => this.decodeFailed(e, attempt, err)),
+    ).catch((err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
   }
 
-  private async onOutcome(env: Envelope<Outcome<O>>): Promise<void> {
+  /** Bytes that did not decode: an unreachable registry is retried like any transient failure, anything else is dead-lettered. */
+  private decodeFailed(e: Entry, attempt: number, err: unknown): MaybePromise<ProduceRecord[]> {
+    const x = err as Error & { retriable?: boolean };
+    const error = { name: x.name || 'DecodeError', message: x.message };
+    // An unreachable registry is an outage, not a bad record: retry it like any transient failure.
+    if (x.retriable === true && attempt < this.o.maxAttempts) {
+      this.counts.retried++;
+      this.o.observer?.retried?.(this.name);
+      return [this.retryRecord(e, attempt, error)];
+    }
+    return this.deadLetter(e, attempt, error, x.retriable ? 'max-attempts' : 'decode-error');
+  }
+
+  private run(e: Entry, value: I, attempt: number): void {
+    if (e.ac.signal.aborted || this.stopping) return; // revoked or shutting down: the next owner redoes it
+    const r = e.record;
+    const env: Envelope<I> = {
+      key: r.key ?? '',
+      value,
+      origin: { topic: r.topic, partition: r.partition, offset: r.offset },
+      attempt,
+      signal: e.ac.signal,
+    };
+    e.status = 'running';
+    const d = r.headers[H.due];
+    const wait = d === undefined ? 0 : Number(d) - this.o.now();
+    if (wait > 0) {
+      // A due-time retry holds its window slot until due; nothing sleeps inside a handler.
+      e.timer = setTimeout(() => {
+        if (!e.ac.signal.aborted && !this.stopping) {
+          e.startedAt = this.o.now();
+          this.input$.next(env);
+        }
+      }, wait);
+    } else this.input$.next(env);
+  }
+
+  /** The stage's outcome for one envelope → its output records (encoded), queued for the next completion batch. */
+  private onOutcome(env: Envelope<Outcome<O>>): void {
     const s = this.parts.get(tpKey(env.origin));
     const e = s?.byOffset.get(env.origin.offset);
     if (!s || !e || e.ac.signal.aborted || e.status !== 'running') return; // revoked or shutting down: the next owner redoes it
     const out = env.value;
     const durationMs = this.o.now() - e.startedAt;
-    let outputs: ProduceRecord[];
-    if (out.kind === 'accepted') {
-      try {
+    this.settle(e, () => {
+      if (out.kind === 'accepted') {
+        const jobs: EncodeJob[] = [];
         const values = out.values ?? [out.value];
-        outputs = [];
-        for (const v of values) {
-          const enc = await this.o.serde.encode(this.outputTopic, v);
-          outputs.push({ topic: this.outputTopic, key: env.key, value: enc.value, headers: enc.headers });
-        }
-        outputs.push(await this.outcomeRecord(e, env.attempt, { kind: 'accepted', output_topic: this.outputTopic }, out.meta, durationMs));
-        this.counts.accepted++;
-      } catch (err) {
+        for (const v of values) jobs.push({ topic: this.outputTopic, key: env.key, value: v });
+        jobs.push(this.outcomeJob(e, env.attempt, { kind: 'accepted', output_topic: this.outputTopic }, out.meta, durationMs));
         // A stage that emits a record its own schema rejects is a bug: dead-letter, never retry.
-        const x = err as Error;
-        outputs = await this.deadLetter(e, env.attempt, { name: x.name, message: `output does not encode: ${x.message}` }, 'not-retriable', out.meta, durationMs);
+        const notEncodable = (err: unknown) => {
+          const x = err as Error;
+          return this.deadLetter(e, env.attempt, { name: x.name, message: `output does not encode: ${x.message}` }, 'not-retriable', out.meta, durationMs);
+        };
+        let recs: MaybePromise<ProduceRecord[]>;
+        try {
+          recs = this.encodeAll(jobs);
+        } catch (err) {
+          return notEncodable(err);
+        }
+        if (isPromise(recs)) {
+          return recs.then((r) => {
+            this.counts.accepted++;
+            return r;
+          }, notEncodable);
+        }
+        this.counts.accepted++;
+        return recs;
       }
-    } else if (out.kind === 'rejected') {
-      outputs = [await this.outcomeRecord(e, env.attempt, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, out.meta, durationMs)];
-      this.counts.rejected++;
-    } else if (out.retriable && env.attempt < this.o.maxAttempts) {
-      outputs = [this.retryRecord(e, env.attempt, out.error)];
-      this.counts.retried++;
-      this.o.observer?.retried?.(this.name);
-    } else {
-      outputs = await this.deadLetter(e, env.attempt, out.error, out.retriable ? 'max-attempts' : 'not-retriable', out.meta, durationMs);
-    }
+      if (out.kind === 'rejected') {
+        this.counts.rejected++;
+        return this.encodeAll([this.outcomeJob(e, env.attempt, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, out.meta, durationMs)]);
+      }
+      if (out.retriable && env.attempt < this.o.maxAttempts) {
+        this.counts.retried++;
+        this.o.observer?.retried?.(this.name);
+        return [this.retryRecord(e, env.attempt, out.error)];
+      }
+      return this.deadLetter(e, env.attempt, out.error, out.retriable ? 'max-attempts' : 'not-retriable', out.meta, durationMs);
+    });
     const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
-    if (o) this.o.observer?.outcome?.(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
-    await this.finish(s, e, Promise.resolve(outputs));
+    if (o && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
+  }
+
+  /** Encode jobs into records: synchronously (throws) with a sync serde, else one promise (rejects). */
+  private encodeAll(jobs: EncodeJob[]): MaybePromise<ProduceRecord[]> {
+    if (this.sync) {
+      const out = new Array<ProduceRecord>(jobs.length);
+      for (let i = 0; i < jobs.length; i++) {
+        const j = jobs[i]!;
+        const enc = this.sync.encodeSync(j.topic, j.value);
+        out[i] = { topic: j.topic, key: j.key, value: enc.value, headers: enc.headers };
+      }
+      return out;
+    }
+    return Promise.all(jobs.map((j) => this.o.serde.encode(j.topic, j.value))).then((encs) =>
+      encs.map((enc, i) => ({ topic: jobs[i]!.topic, key: jobs[i]!.key, value: enc.value, headers: enc.headers })),
+    );
+  }
+
+  /**
+   * Compute an entry's outputs (sync or async) and queue them; a failure to build them (e.g. a dead letter
+   * that does not encode) is fatal, as a failed write is.
+   */
+  private settle(e: Entry, build: () => MaybePromise<ProduceRecord[]>): void {
+    // Work in progress (stop() waits for it), also for records that never reach the stage (decode failures).
+    e.status = 'running';
+    let outputs: MaybePromise<ProduceRecord[]>;
+    try {
+      outputs = build();
+    } catch (err) {
+      this.die(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    if (isPromise(outputs)) outputs.then((o) => this.enqueue(e, o), (err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
+    else this.enqueue(e, outputs);
+  }
+
+  /** Queue an entry's outputs for the next completion batch (one per macrotask, so every outcome of this tick joins it). */
+  private enqueue(e: Entry, outputs: ProduceRecord[]): void {
+    if (e.ac.signal.aborted || e.part.revoked) return;
+    e.status = 'completing';
+    e.outputs = outputs;
+    this.ready.push(e);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushCompletions());
+    }
+  }
+
+  /**
+   * Hand every ready entry to the transport in one batch. Per partition, the batch carries a commit when it
+   * moves the low watermark: the offset of the first admitted entry that is neither durable already nor in
+   * this batch. It is written with the batch (embedded: same transaction, so no processed marks for the
+   * covered offsets; Kafka: sent after the batch's outputs are acknowledged).
+   */
+  private flushCompletions(): void {
+    this.flushScheduled = false;
+    const all = this.ready;
+    this.ready = [];
+    const batch = all.filter((e) => !e.ac.signal.aborted && !e.part.revoked && e.status === 'completing');
+    if (batch.length === 0) return;
+    const seq = ++this.batchSeq;
+    const lastOf = new Map<PartitionState, number>();
+    const completions = new Array<Completion>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      e.batch = seq;
+      // A ConsumedRecord is a TopicPartition & { offset }: no copy per record.
+      completions[i] = { input: e.record, outputs: e.outputs! };
+      e.outputs = undefined;
+      lastOf.set(e.part, i);
+    }
+    const commits: Array<[PartitionState, bigint, number]> = [];
+    if (this.consumer!.completeMany) {
+      for (const [s, i] of lastOf) {
+        const adm = s.admitted;
+        let j = 0;
+        while (j < adm.length && (adm[j]!.status === 'durable' || adm[j]!.batch === seq)) j++;
+        const commit = j < adm.length ? adm[j]!.offset : adm[adm.length - 1]!.offset + 1n;
+        if (commit > s.requested) {
+          completions[i]!.commit = commit.toString();
+          commits.push([s, commit, i]);
+        }
+      }
+    }
+    this.track(this.write(batch, completions, commits, [...lastOf.keys()]));
+  }
+
+  /** Write a batch (retrying transient transport errors), then mark it durable and advance the watermarks. */
+  private async write(batch: Entry[], completions: Completion[], commits: Array<[PartitionState, bigint, number]>, parts: PartitionState[]): Promise<void> {
+    let ok: boolean[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const c = this.consumer!;
+        // Without completeMany: one complete() per record, and the commit follows through advance().
+        ok = c.completeMany ? await c.completeMany(completions) : await Promise.all(completions.map((x) => c.complete(x)));
+        break;
+      } catch (err) {
+        if (!(err instanceof TransportError && err.retriable) || attempt >= 5) throw err;
+        this.log.warn({ err: (err as Error).message, attempt }, 'writing outputs failed; retrying');
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      // Aborted by shutdown after reaching the transport still counts: the final watermark commits it.
+      if (ok[i] && !e.part.revoked) e.status = 'durable';
+    }
+    for (const [s, commit, i] of commits) if (ok[i] && commit > s.requested) s.requested = commit;
+    for (const s of parts) {
+      if (s.revoked) continue;
+      this.advance(s);
+      this.pump(s);
+    }
   }
 
   /** Original coordinates of a record (retry records carry them in headers). */
@@ -374,20 +582,30 @@ export class StageRuntime<I, O> {
     return { topic: e.record.topic, partition: e.record.partition, offset: e.record.offset };
   }
 
+  /**
+   * Deterministic outcome id: hex SHA-256 of `<stage>\0<key>\0<input bytes>`, so a replay or a redelivery
+   * yields the same id. Hashed in one shot (one buffer, `crypto.hash`) — same bytes, same ids as a streamed Hash.
+   */
   private outcomeId(e: Entry): string {
-    // Deterministic: stage + key + input bytes, so a replay or a redelivery yields the same id.
-    const h = createHash('sha256').update(this.name).update('\0').update(e.record.key ?? '').update('\0');
-    if (e.record.value) h.update(e.record.value);
-    return h.digest('hex');
+    const key = e.record.key ?? '';
+    const value = e.record.value;
+    const p = this.idPrefix;
+    const kb = Buffer.byteLength(key, 'utf8');
+    const buf = Buffer.allocUnsafe(p.length + kb + 1 + (value ? value.length : 0));
+    p.copy(buf, 0);
+    buf.write(key, p.length, 'utf8');
+    buf[p.length + kb] = 0;
+    if (value) value.copy(buf, p.length + kb + 1);
+    return oneShotHash ? oneShotHash('sha256', buf, 'hex') : nodeCrypto.createHash('sha256').update(buf).digest('hex');
   }
 
-  private async outcomeRecord(
+  private outcomeJob(
     e: Entry,
     attempts: number,
     o: Partial<StageOutcome> & { kind: StageOutcome['kind'] },
     meta: OutcomeMeta | undefined,
     durationMs: number,
-  ): Promise<ProduceRecord> {
+  ): EncodeJob {
     const org = this.origin(e);
     const rec: StageOutcome = {
       outcome_id: this.outcomeId(e),
@@ -414,8 +632,7 @@ export class StageRuntime<I, O> {
       tokens_out: meta?.tokensOut ?? 0,
       cost_usd: meta?.costUsd ?? 0,
     };
-    const enc = await this.o.serde.encode('stage.outcomes', rec);
-    return { topic: 'stage.outcomes', key: rec.key, value: enc.value, headers: enc.headers };
+    return { topic: 'stage.outcomes', key: rec.key, value: rec };
   }
 
   private retryRecord(e: Entry, attempt: number, error: { name: string; message: string }): ProduceRecord {
@@ -432,14 +649,15 @@ export class StageRuntime<I, O> {
     return { topic: this.retryTopicName, key: e.record.key ?? '', value: e.record.value!, headers };
   }
 
-  private async deadLetter(
+  /** The DeadLetter record (original coordinates, attempts, error class) and the failed StageOutcome, encoded. */
+  private deadLetter(
     e: Entry,
     attempts: number,
     error: { name: string; message: string },
     reason: string,
     meta?: OutcomeMeta,
     durationMs = 0,
-  ): Promise<ProduceRecord[]> {
+  ): MaybePromise<ProduceRecord[]> {
     const org = this.origin(e);
     const dl: DeadLetter = {
       stage: this.name,
@@ -454,57 +672,28 @@ export class StageRuntime<I, O> {
       value: e.record.value,
       ts_ms: this.o.now(),
     };
-    const enc = await this.o.serde.encode(this.dlqTopicName, dl);
     this.counts.failed++;
     this.counts.deadLettered++;
     this.o.observer?.deadLettered?.(this.name, reason);
     if (reason === 'decode-error') this.o.observer?.outcome?.(this.name, 'failed', error.name, durationMs);
-    return [
-      { topic: this.dlqTopicName, key: e.record.key ?? '', value: enc.value, headers: enc.headers },
-      await this.outcomeRecord(e, attempts, { kind: 'failed', reason, detail: error.message.slice(0, 2000), error_class: error.name, retriable: reason === 'max-attempts' }, meta, durationMs),
-    ];
-  }
-
-  /** Write an entry's outputs (retrying transient transport errors), then advance the partition's watermark. */
-  private async finish(s: PartitionState, e: Entry, outputsP: Promise<ProduceRecord[]>): Promise<void> {
-    const outputs = await outputsP;
-    if (e.ac.signal.aborted || this.parts.get(tpKey(s.tp)) !== s) return;
-    e.status = 'completing';
-    // Commit along with the outputs when everything before this record is already durable.
-    // Durable entries at the head are popped at once by advance(), so "everything before is durable" is "e is the head".
-    let commit: bigint | undefined;
-    if (s.admitted[0] === e) {
-      let j = 1;
-      while (j < s.admitted.length && s.admitted[j]!.status === 'durable') j++;
-      commit = j < s.admitted.length ? s.admitted[j]!.offset : s.admitted[s.admitted.length - 1]!.offset + 1n;
-    }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const ok = await this.consumer!.complete({ input: { ...s.tp, offset: e.record.offset }, outputs, commit: commit?.toString() });
-        if (!ok) return;
-        break;
-      } catch (err) {
-        if (!(err instanceof TransportError && err.retriable) || attempt >= 5) throw err;
-        this.log.warn({ err: (err as Error).message, attempt }, 'writing outputs failed; retrying');
-        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-      }
-    }
-    e.status = 'durable';
-    if (commit !== undefined && commit > s.requested) s.requested = commit;
-    this.advance(s);
-    this.pump(s);
+    return this.encodeAll([
+      { topic: this.dlqTopicName, key: e.record.key ?? '', value: dl },
+      this.outcomeJob(e, attempts, { kind: 'failed', reason, detail: error.message.slice(0, 2000), error_class: error.name, retriable: reason === 'max-attempts' }, meta, durationMs),
+    ]);
   }
 
   /** Pop durable entries off the head; commit the new low watermark when it passed what was requested. */
   private advance(s: PartitionState): void {
-    let moved = false;
-    while (s.admitted.length && s.admitted[0]!.status === 'durable') {
-      const e = s.admitted.shift()!;
-      s.byOffset.delete(e.record.offset);
-      s.committed = e.offset + 1n;
-      moved = true;
+    let n = 0;
+    const adm = s.admitted;
+    while (n < adm.length && adm[n]!.status === 'durable') {
+      s.byOffset.delete(adm[n]!.record.offset);
+      n++;
     }
-    if (moved && s.committed > s.requested) {
+    if (n === 0) return;
+    s.committed = adm[n - 1]!.offset + 1n;
+    adm.splice(0, n);
+    if (s.committed > s.requested) {
       s.requested = s.committed;
       const off = s.committed.toString();
       this.track(this.consumer!.commit(s.tp, off));

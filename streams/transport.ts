@@ -68,6 +68,12 @@ export interface ConsumerHandlers {
 export interface Completion {
   input: TopicPartition & { offset: string };
   outputs: ProduceRecord[];
+  /**
+   * Optional commit of the input's partition (next offset to read), given by the runtime only when every
+   * earlier record of the partition is already durably complete. Embedded: same transaction as the outputs;
+   * Kafka: sent after the outputs are acknowledged.
+   */
+  commit?: string;
 }
 
 /** One member of a consumer group. */
@@ -83,6 +89,16 @@ export interface GroupConsumer {
    * Resolves false (nothing written) when the partition was revoked from this member.
    */
   complete(c: Completion): Promise<boolean>;
+  /**
+   * Optional batch form of {@link complete}, used by the runtime when present: one call (and one promise) per
+   * batch instead of per record. Resolves one flag per completion, in order — false when nothing of it was
+   * written because its partition was revoked (or its commit was dropped by a revocation).
+   * Embedded: every output, mark and commit of the batch in ONE transaction (a commit in the batch makes the
+   * marks of the offsets it covers unnecessary). Kafka: the outputs of the batch produced together (acks=all),
+   * then the commits sent once they are acknowledged.
+   * @throws TransportError as {@link complete} does; nothing is reported written then (the runtime retries the batch)
+   */
+  completeMany?(cs: Completion[]): Promise<boolean[]>;
   /**
    * Commit `offset` (the next offset to read) for a partition. The runtime only commits offsets whose
    * every earlier record's completion has resolved (the contiguous low watermark + 1).

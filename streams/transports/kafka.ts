@@ -616,6 +616,31 @@ export class KafkaGroupConsumer implements GroupConsumer {
   }
 
   /**
+   * Batch form of {@link complete}: the outputs of every completion whose partition is assigned go out in ONE
+   * produce (coalesced into as few requests as the size limit allows), then the completions' commits — never
+   * before the outputs are acknowledged (at-least-once). Per completion: false when its partition was not
+   * assigned at the call (nothing of it written) or its commit was dropped by a revocation.
+   * @throws TransportError when producing fails (commits are not sent then)
+   */
+  async completeMany(cs: Completion[]): Promise<boolean[]> {
+    const ok = new Array<boolean>(cs.length);
+    const records: ProduceRecord[] = [];
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i]!;
+      ok[i] = this.running && this.assigned.has(tpKey(c.input.topic, c.input.partition));
+      if (ok[i]) for (const r of c.outputs) records.push(r);
+    }
+    if (records.length > 0) await this.transport.produce(records);
+    const commits: Array<Promise<void>> = [];
+    for (let i = 0; i < cs.length; i++) {
+      const c = cs[i]!;
+      if (ok[i] && c.commit !== undefined) commits.push(this.commit(c.input, c.commit).then((r) => void (ok[i] = r)));
+    }
+    if (commits.length > 0) await Promise.all(commits);
+    return ok;
+  }
+
+  /**
    * Commit `offset` (next offset to read) for a partition through the group's consumer.
    * Coalesced: all commits of one macrotask go out in one OffsetCommit, highest offset per partition.
    * Never sent for a partition revoked from this member: the assignment is checked in the same synchronous
