@@ -46,6 +46,8 @@ export const ENV_LABELS = {
   commit: 'swe-stream.commit',
   method: 'swe-stream.method',
   repo: 'swe-stream.repo',
+  /** JSON of the replayable recipe (install/test commands, runner, report) — an agent's recipe is found again by it */
+  recipe: 'swe-stream.recipe',
 } as const;
 
 /** A way to turn a report + text log into results; default: operators/runners `getRunner(runner).parse`. */
@@ -57,13 +59,16 @@ export interface EnvAgent {
    * Explore the repository in `sandbox` (network on, checkout at /testbed) and propose a recipe. Returns
    * null when the agent gave up. The stage replays the recipe from a clean base image before accepting it.
    */
-  propose(input: { sandbox: Sandbox; candidate: Candidate; rulesRecipe: Recipe | null; failure: { reason: string; detail: string }; signal: AbortSignal }): Promise<{
+  propose(input: { sandbox: Sandbox; candidate: Candidate; rulesRecipe: Recipe | null; failure: { reason: string; detail: string }; signal: AbortSignal; testFiles?: string[] }): Promise<{
     recipe: Pick<Recipe, 'installCommands' | 'testCommand' | 'runner' | 'reportPath'> | null;
     model: string | null;
     promptVersion: string | null;
     tokensIn: number;
     tokensOut: number;
     costUsd: number;
+    /** how the agent run ended (Trajectory.exit_status vocabulary), for logs */
+    exitStatus?: string;
+    steps?: number;
   }>;
 }
 
@@ -106,6 +111,23 @@ class BuildLog {
   }
   tail(): string {
     return redact(this.text.slice(-LOG_TAIL_BYTES));
+  }
+}
+
+/** The part of a recipe that replays it (stored as an image label). */
+function replayable(r: Recipe) {
+  return { installCommands: r.installCommands, testCommand: r.testCommand, runner: r.runner, reportFormat: r.reportFormat, reportPath: r.reportPath, preCommands: r.preCommands };
+}
+
+/** `recipe` with the replayable fields an image label recorded (an agent's recipe); unchanged when absent or unreadable. */
+function withLabelRecipe(recipe: Recipe, labels: Record<string, string>): Recipe {
+  const text = labels[ENV_LABELS.recipe];
+  if (!text) return recipe;
+  try {
+    const r = JSON.parse(text) as Partial<ReturnType<typeof replayable>>;
+    return { ...recipe, ...Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) } as Recipe;
+  } catch {
+    return recipe; // a foreign or truncated label: the rules recipe still describes the image closely enough to be rebuilt
   }
 }
 
@@ -159,7 +181,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
   /** The suite "ran" when at least one test passed or failed; only errors (collection/import failures) or nothing means it did not. */
   const ran = (s: SuiteRun) => s.results.some((t) => t.status === 'PASSED' || t.status === 'FAILED');
 
-  async function cold(c: Candidate, gitDir: string, recipe: Recipe, ref: string, signal: AbortSignal): Promise<Built> {
+  async function cold(c: Candidate, gitDir: string, recipe: Recipe, ref: string, signal: AbortSignal, method = 'rules'): Promise<Built> {
     const t0 = now();
     const blog = new BuildLog();
     const sb = await deps.sandboxes.create({ image: recipe.baseImage, network: true, workdir: recipe.workdir, labels: { 'swe-stream.stage': 'env-build', 'swe-stream.pr': c.pr_id }, signal, ...limits });
@@ -169,10 +191,10 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       if (!res.ok) return { ...res, recipe };
       await sb.exec('rm -rf /tmp/swe-stream /root/.cache/pip /root/.npm/_cacache /root/.cache/yarn /root/.local/share/pnpm/store', { timeoutMs: 120_000, signal });
       const buildMs = now() - t0;
-      const labels = { [ENV_LABELS.recipeHash]: recipe.hash, [ENV_LABELS.testsParsed]: String(res.suite.results.length), [ENV_LABELS.buildMs]: String(buildMs), [ENV_LABELS.commit]: c.parent_commit, [ENV_LABELS.method]: 'rules', [ENV_LABELS.repo]: c.repo };
+      const labels = { [ENV_LABELS.recipeHash]: recipe.hash, [ENV_LABELS.testsParsed]: String(res.suite.results.length), [ENV_LABELS.buildMs]: String(buildMs), [ENV_LABELS.commit]: c.parent_commit, [ENV_LABELS.method]: method, [ENV_LABELS.repo]: c.repo, [ENV_LABELS.recipe]: JSON.stringify(replayable(recipe)) };
       const img = await sb.commit(ref, labels);
       log.info({ pr: c.pr_id, ref, buildMs, tests: res.suite.results.length }, 'environment built');
-      return { ok: true, env: environment(recipe, img.ref, img.imageId, false, buildMs, res.suite.results.length, blog.tail(), 'rules') };
+      return { ok: true, env: environment(recipe, img.ref, img.imageId, false, buildMs, res.suite.results.length, blog.tail(), method) };
     } finally {
       await sb.destroy();
     }
@@ -194,8 +216,9 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     return { ok: true, suite };
   }
 
-  async function warm(c: Candidate, gitDir: string, recipe: Recipe, ref: string, labels: Record<string, string>, signal: AbortSignal): Promise<Built> {
+  async function warm(c: Candidate, gitDir: string, rulesRecipe: Recipe, ref: string, labels: Record<string, string>, signal: AbortSignal): Promise<Built> {
     const t0 = now();
+    const recipe = withLabelRecipe(rulesRecipe, labels);
     const blog = new BuildLog();
     let testsParsed = Number(labels[ENV_LABELS.testsParsed] ?? 0);
     if (labels[ENV_LABELS.commit] === c.parent_commit && !deps.verifyOnCacheHit) {
@@ -248,7 +271,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
   }
 
   /** The agent path: propose in a networked sandbox, then replay the proposal from a clean base image. */
-  async function viaAgent(c: Candidate, gitDir: string, rules: Recipe | null, failure: { reason: EnvBuildReason; detail: string }, ref: string, language: 'python' | 'javascript' | 'typescript', signal: AbortSignal): Promise<Built> {
+  async function viaAgent(c: Candidate, gitDir: string, rules: Recipe | null, failure: { reason: EnvBuildReason; detail: string }, ref: string, language: 'python' | 'javascript' | 'typescript', files: string[], signal: AbortSignal): Promise<Built> {
     const agent = deps.agent!;
     const t0 = now();
     const baseImage = rules?.baseImage ?? (await deps.sandboxes.baseImage(language));
@@ -257,7 +280,9 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     let proposal: Awaited<ReturnType<EnvAgent['propose']>>;
     try {
       await checkoutInto(sb, gitDir, c.parent_commit, workdir, signal);
-      proposal = await agent.propose({ sandbox: sb, candidate: c, rulesRecipe: rules, failure, signal });
+      const testFiles = files.filter((f) => /(^|\/)(tests?|__tests__|spec)\/|(^|\/)test_[^/]*\.py$|_test\.py$|\.(test|spec)\.[cm]?[jt]sx?$/.test(f));
+      proposal = await agent.propose({ sandbox: sb, candidate: c, rulesRecipe: rules, failure, signal, testFiles });
+      log.info({ pr: c.pr_id, exit: proposal.exitStatus, steps: proposal.steps, submitted: proposal.recipe !== null }, 'environment builder agent finished');
     } finally {
       await sb.destroy();
     }
@@ -279,12 +304,11 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       nodeVersion: rules?.nodeVersion ?? null,
       pythonVersion: rules?.pythonVersion ?? null,
       manifests: rules?.manifests ?? [],
-      hash: `${rules?.hash ?? c.parent_commit}-agent`,
+      hash: rules?.hash ?? c.parent_commit,
     };
     // The harness, not the agent's word: replay from a clean base image.
-    const replay = await cold(c, gitDir, recipe, `${ref}-agent`, signal);
+    const replay = await cold(c, gitDir, recipe, `${ref}-agent`, signal, 'agent');
     if (!replay.ok) return { ...replay, detail: `agent recipe failed on replay: ${replay.detail}` };
-    replay.env.method = 'agent';
     return { ...replay, agent: prov };
   }
 
@@ -296,7 +320,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     if ('reason' in det) {
       const failure = { reason: det.reason as EnvBuildReason, detail: det.detail };
       if (deps.agent && det.reason === 'no-test-suite' && (c.language === 'python' || c.language === 'javascript' || c.language === 'typescript')) {
-        return { built: await viaAgent(c, gitDir, null, failure, `${ref0}:${c.parent_commit.slice(0, 12)}`, c.language, signal), language: c.language, cacheHit: false };
+        return { built: await viaAgent(c, gitDir, null, failure, `${ref0}:${c.parent_commit.slice(0, 12)}`, c.language, snap.files, signal), language: c.language, cacheHit: false };
       }
       return { built: { ok: false, ...failure, recipe: null }, language: c.language, cacheHit: false };
     }
@@ -307,8 +331,12 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     if (known) return { built: { ok: false, reason: known.reason, detail: `(recipe ${recipe.hash.slice(0, 12)} rejected earlier) ${known.detail}`, recipe }, language: det.language, cacheHit: true };
     // Single flight per recipe: a second PR with the same recipe waits for the first build and then hits the cache.
     while (inflight.has(recipe.hash)) await inflight.get(recipe.hash)!.catch(() => undefined);
-    const labels = deps.sandboxes.imageLabels ? await deps.sandboxes.imageLabels(ref) : (await deps.sandboxes.imageId(ref)) ? {} : null;
+    const labelsOf = async (r: string) => (deps.sandboxes.imageLabels ? await deps.sandboxes.imageLabels(r) : (await deps.sandboxes.imageId(r)) ? {} : null);
+    const labels = await labelsOf(ref);
     if (labels) return { built: await warm(c, gitDir, recipe, ref, labels, signal), language: det.language, cacheHit: true };
+    // Where the rules failed before and the agent's recipe was accepted, its image carries that recipe.
+    const agentLabels = deps.agent ? await labelsOf(`${ref}-agent`) : null;
+    if (agentLabels) return { built: await warm(c, gitDir, recipe, `${ref}-agent`, agentLabels, signal), language: det.language, cacheHit: true };
     const p = cold(c, gitDir, recipe, ref, signal);
     inflight.set(recipe.hash, p);
     let built: Built;
@@ -319,7 +347,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     }
     if (!built.ok) {
       if (deps.agent && built.reason !== 'timeout') {
-        const viaA = await viaAgent(c, gitDir, recipe, { reason: built.reason, detail: built.detail }, ref, det.language, signal);
+        const viaA = await viaAgent(c, gitDir, recipe, { reason: built.reason, detail: built.detail }, ref, det.language, snap.files, signal);
         if (viaA.ok) return { built: viaA, language: det.language, cacheHit: false };
       }
       rejected.set(recipe.hash, { reason: built.reason, detail: built.detail.slice(0, 2000) });

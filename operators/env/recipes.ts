@@ -87,7 +87,9 @@ function jsTestCommand(d: Detection, reportPath: string): string {
   let run: string;
   switch (d.runner) {
     case 'jest':
-      run = `jest ${args} --ci --coverage=false --json --outputFile=${reportPath}`;
+      // --maxWorkers=2: on a 2-core machine jest would otherwise run in band, where a test's process.exit
+      // ends the whole run and a test that parses process.argv (commander's do) sees jest's own flags.
+      run = `jest ${args} --ci --maxWorkers=2 --coverage=false --json --outputFile=${reportPath}`;
       break;
     case 'vitest':
       run = `vitest run ${args} --reporter=junit --outputFile=${reportPath}`;

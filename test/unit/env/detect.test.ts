@@ -118,7 +118,7 @@ describe('JavaScript detection and recipes', () => {
     expect(d).toMatchObject({ runner: 'jest', runnerArgs: [], packageManager: 'npm', nodeMajor: null });
     const r = buildRecipe(d, s.files, s.contents, BASE);
     expect(r.installCommands).toEqual(['npm ci --no-audit --no-fund || npm install --no-audit --no-fund']);
-    expect(r.testCommand).toContain('jest --ci --coverage=false --json --outputFile=/tmp/swe-stream/report.json');
+    expect(r.testCommand).toContain('jest --ci --maxWorkers=2 --coverage=false --json --outputFile=/tmp/swe-stream/report.json');
     expect(r.reportFormat).toBe('jest-json');
   });
 
