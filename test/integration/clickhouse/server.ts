@@ -3,6 +3,7 @@
  * for tests that must stop and restart the server without disturbing the shared one at :8123.
  * `stop()` kills only the process this helper started (by pid); `start()` again reuses the data folder.
  */
+import { afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -180,4 +181,30 @@ export async function dropTestDatabases(url: string, prefix: string): Promise<vo
     const r = await fetch(url, { method: 'POST', body: `DROP DATABASE IF EXISTS ${n}` });
     if (!r.ok) throw new Error(`DROP DATABASE ${n}: ${await r.text()}`);
   }
+}
+
+/**
+ * The ClickHouse targets of one test file: a temp data dir for chDB, and a server URL — the shared server
+ * (SWE_STREAM_CLICKHOUSE_URL) when it answers, else a private server when the binary is installed, else
+ * none. Registers the file's beforeAll/afterAll: databases named `t_<name>_…` are dropped from a shared
+ * server afterwards, a private server is stopped, the data dir removed.
+ */
+export function clickHouseTargets(name: string): { dataDir: string; url: () => string | undefined } {
+  const dataDir = mkdtempSync(join(tmpdir(), `swe-stream-${name}-`));
+  let privateServer: PrivateServer | undefined;
+  let serverUrl: string | undefined;
+  beforeAll(async () => {
+    serverUrl = await sharedServerUrl();
+    if (!serverUrl && haveServerBinary()) {
+      privateServer = new PrivateServer();
+      await privateServer.start();
+      serverUrl = privateServer.url;
+    }
+  });
+  afterAll(async () => {
+    if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, `t_${name}_`);
+    await privateServer?.dispose();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return { dataDir, url: () => serverUrl };
 }

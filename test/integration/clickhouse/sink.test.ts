@@ -10,25 +10,10 @@ import { ClickHouseSink, InvalidRecordError, insertBatch, batchToken } from '../
 import { outcomeRow } from '../../../streams/sinks/rows.js';
 import { openClickHouse, type ClickHouse } from '../../../streams/sinks/connection.js';
 import { outcome, verified, stated, trajectory } from './fixtures.js';
-import { LossyProxy, PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from './server.js';
+import { LossyProxy, PrivateServer, clickHouseTargets, haveServerBinary } from './server.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-sink-'));
-let privateServer: PrivateServer | undefined;
-let serverUrl: string | undefined;
-
-beforeAll(async () => {
-  serverUrl = await sharedServerUrl();
-  if (!serverUrl && haveServerBinary()) {
-    privateServer = new PrivateServer();
-    await privateServer.start();
-    serverUrl = privateServer.url;
-  }
-});
-afterAll(async () => {
-  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_sink_');
-  await privateServer?.dispose();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const targets = clickHouseTargets('sink');
+const dataDir = targets.dataDir;
 
 const uniqueDb = (tag: string): string => `t_sink_${tag}_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
 
@@ -39,12 +24,12 @@ async function count(ch: ClickHouse, table: string, final: boolean): Promise<num
 
 const backends = [
   { name: 'chdb', target: () => ({ dataDir }) },
-  { name: 'server', target: () => ({ url: serverUrl! }) },
+  { name: 'server', target: () => ({ url: targets.url()! }) },
 ] as const;
 
 describe.each(backends)('ClickHouseSink on $name', ({ name, target }) => {
   it('stores every record once, latest outcome and the stated task win, whatever the order', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const database = uniqueDb(name);
     const sink = await ClickHouseSink.open({ ...target(), database, flushIntervalMs: 0, batchRows: 3 });
     try {
@@ -79,7 +64,7 @@ describe.each(backends)('ClickHouseSink on $name', ({ name, target }) => {
   });
 
   it('refuses a malformed record with the bad fields named and keeps the rest of the batch', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const database = uniqueDb(name);
     const sink = await ClickHouseSink.open({ ...target(), database, flushIntervalMs: 0 });
     try {
@@ -103,7 +88,7 @@ describe.each(backends)('ClickHouseSink on $name', ({ name, target }) => {
   });
 
   it('applies the DDL idempotently', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const database = uniqueDb(name);
     const a = await openClickHouse({ ...target(), database });
     await a.close();
@@ -136,8 +121,8 @@ describe('dedup tokens', () => {
   });
 
   it('the 18.16 server has no token: a doubled insert is doubled in storage but exact through FINAL', async (ctx) => {
-    if (!serverUrl) ctx.skip();
-    const ch = await openClickHouse({ url: serverUrl!, database: uniqueDb('tok18') });
+    if (!targets.url()) ctx.skip();
+    const ch = await openClickHouse({ url: targets.url()!, database: uniqueDb('tok18') });
     try {
       if (ch.capabilities.dedupToken) ctx.skip(); // a newer server: covered by the chDB case
       const rows = [1, 2].map((i) => outcomeRow(outcome({ stage: 'filter', key: `x/y#${i}`, kind: 'accepted' }), 1).row);

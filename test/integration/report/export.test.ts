@@ -11,25 +11,10 @@ import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
 import { openClickHouse } from '../../../streams/sinks/connection.js';
 import { runExport } from '../../../cli/commands/export.js';
 import { stated, verified } from '../clickhouse/fixtures.js';
-import { PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
+import { clickHouseTargets } from '../clickhouse/server.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-export-'));
-let privateServer: PrivateServer | undefined;
-let serverUrl: string | undefined;
-
-beforeAll(async () => {
-  serverUrl = await sharedServerUrl();
-  if (!serverUrl && haveServerBinary()) {
-    privateServer = new PrivateServer();
-    await privateServer.start();
-    serverUrl = privateServer.url;
-  }
-});
-afterAll(async () => {
-  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_export_');
-  await privateServer?.dispose();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const targets = clickHouseTargets('export');
+const dataDir = targets.dataDir;
 
 const SCALE_SWE = ['instance_id', 'user', 'repo', 'language', 'workdir', 'image_url', 'patch', 'pr_commit', 'parent_commit', 'problem_statement', 'f2p_patch', 'f2p_script', 'FAIL_TO_PASS', 'PASS_TO_PASS', 'github_url', 'pre_commands'];
 const SWE_BENCH = ['instance_id', 'repo', 'base_commit', 'patch', 'test_patch', 'problem_statement', 'hints_text', 'created_at', 'FAIL_TO_PASS', 'PASS_TO_PASS', 'environment_setup_commit'];
@@ -66,14 +51,14 @@ async function readParquet(path: string): Promise<Array<Record<string, unknown>>
 
 const backends = [
   { name: 'chdb', url: () => undefined },
-  { name: 'server', url: () => serverUrl },
+  { name: 'server', url: () => targets.url() },
 ] as const;
 
 describe.each(backends)('export on $name', ({ name, url }) => {
   const database = `t_export_${name}_${process.pid}`;
 
   it('writes released rows with the exact §8 field names, and Parquet reads back equal to JSONL', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     await load({ url: url(), database });
     for (const [format, fields] of [['scale-swe', SCALE_SWE], ['swe-bench', SWE_BENCH]] as const) {
       const jsonl = join(dataDir, `${name}-${format}.jsonl`);
@@ -108,7 +93,7 @@ describe.each(backends)('export on $name', ({ name, url }) => {
   });
 
   it('--since keeps PRs created at or after the time', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const p = join(dataDir, `${name}-since.jsonl`);
     expect(await runExport({ dataDir, clickhouseUrl: url(), database, format: 'swe-bench', out: p, since: '2026-01-15', stdout: capture().stream })).toBe(0);
     expect(readJsonl(p).map((r) => r.instance_id)).toEqual(['b__y-2']);

@@ -10,25 +10,10 @@ import { PassThrough } from 'node:stream';
 import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
 import { runQuery } from '../../../cli/commands/query.js';
 import { outcome } from '../clickhouse/fixtures.js';
-import { PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
+import { clickHouseTargets } from '../clickhouse/server.js';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-query-'));
-let privateServer: PrivateServer | undefined;
-let serverUrl: string | undefined;
-
-beforeAll(async () => {
-  serverUrl = await sharedServerUrl();
-  if (!serverUrl && haveServerBinary()) {
-    privateServer = new PrivateServer();
-    await privateServer.start();
-    serverUrl = privateServer.url;
-  }
-});
-afterAll(async () => {
-  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_query_');
-  await privateServer?.dispose();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const targets = clickHouseTargets('query');
+const dataDir = targets.dataDir;
 
 function io(): { stdout: PassThrough; stderr: PassThrough; out: () => string; err: () => string } {
   const stdout = new PassThrough();
@@ -42,14 +27,14 @@ function io(): { stdout: PassThrough; stderr: PassThrough; out: () => string; er
 
 const backends = [
   { name: 'chdb', url: () => undefined },
-  { name: 'server', url: () => serverUrl },
+  { name: 'server', url: () => targets.url() },
 ] as const;
 
 describe.each(backends)('query on $name', ({ name, url }) => {
   const database = `t_query_${name}_${process.pid}`;
 
   it('answers read-only SQL as a table or JSON, refuses writes', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const sink = await ClickHouseSink.open({ url: url(), dataDir, database, flushIntervalMs: 0 });
     sink.push('stage.outcomes', outcome({ stage: 'filter', key: 'a/b#1', kind: 'accepted' }));
     sink.push('stage.outcomes', outcome({ stage: 'filter', key: 'a/b#2', kind: 'rejected', reason: 'not-merged' }));
@@ -80,7 +65,7 @@ describe.each(backends)('query on $name', ({ name, url }) => {
   });
 
   it('on a server, readonly=1 is enforced by ClickHouse too', async (ctx) => {
-    if (name !== 'server' || !serverUrl) ctx.skip();
+    if (name !== 'server' || !targets.url()) ctx.skip();
     const s = io();
     // Table functions pass the keyword gate but are forbidden by the server in readonly=1 mode (18.16).
     const code = await runQuery({ dataDir, clickhouseUrl: url(), database, sql: 'SELECT * FROM numbers(2)', ...s });

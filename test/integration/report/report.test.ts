@@ -14,26 +14,11 @@ import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
 import { runReport } from '../../../cli/commands/report.js';
 import type { Report } from '../../../streams/analytics/views.js';
 import { outcome, stated, verified, trajectory } from '../clickhouse/fixtures.js';
-import { PrivateServer, dropTestDatabases, haveServerBinary, sharedServerUrl } from '../clickhouse/server.js';
+import { clickHouseTargets } from '../clickhouse/server.js';
 
 const run = promisify(execFile);
-const dataDir = mkdtempSync(join(tmpdir(), 'swe-stream-report-'));
-let privateServer: PrivateServer | undefined;
-let serverUrl: string | undefined;
-
-beforeAll(async () => {
-  serverUrl = await sharedServerUrl();
-  if (!serverUrl && haveServerBinary()) {
-    privateServer = new PrivateServer();
-    await privateServer.start();
-    serverUrl = privateServer.url;
-  }
-});
-afterAll(async () => {
-  if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, 't_report_');
-  await privateServer?.dispose();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const targets = clickHouseTargets('report');
+const dataDir = targets.dataDir;
 
 const T0 = Date.UTC(2026, 0, 5, 12);
 const DAY = 86_400_000;
@@ -97,14 +82,14 @@ async function reportJson(target: { dataDir: string; clickhouseUrl?: string; dat
 
 const backends = [
   { name: 'chdb', url: () => undefined },
-  { name: 'server', url: () => serverUrl },
+  { name: 'server', url: () => targets.url() },
 ] as const;
 
 describe.each(backends)('report on $name', ({ name, url }) => {
   const database = `t_report_${name}_${process.pid}`;
 
   it('counts every input once: replays, retries and duplicates included', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const sink = await ClickHouseSink.open({ url: url(), dataDir, database, flushIntervalMs: 0 });
     const { first, second } = knownSet();
     for (const [t, r] of first) sink.push(t, r);
@@ -136,7 +121,7 @@ describe.each(backends)('report on $name', ({ name, url }) => {
   });
 
   it('prints tables by default', async (ctx) => {
-    if (name === 'server' && !serverUrl) ctx.skip();
+    if (name === 'server' && !targets.url()) ctx.skip();
     const out = new PassThrough();
     let text = '';
     out.on('data', (c: Buffer) => { text += c.toString('utf8'); });
