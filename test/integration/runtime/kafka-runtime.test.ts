@@ -16,6 +16,7 @@ import type { Stage } from '../../../streams/stage.js';
 import { accept, reject } from '../../../streams/types.js';
 import type { PullRequestEvent, StageOutcome, DeadLetter } from '../../../schemas/types.gen.js';
 import { waitFor } from '../../helpers/wait.js';
+import { readTopic } from '../../../streams/read.js';
 import { prEvent } from '../../helpers/records.js';
 
 const brokers = (process.env.SWE_STREAM_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
@@ -35,18 +36,10 @@ async function topics(partitions: number) {
   return { input, output, id };
 }
 
-async function readTopic<T>(topic: string, filter: (key: string | null) => boolean = () => true): Promise<T[]> {
-  const out: T[] = [];
-  for (const p of await t.topicOffsets(topic)) {
-    let from = BigInt(p.low);
-    while (from < BigInt(p.high)) {
-      const recs = await t.read(topic, p.partition, from.toString(), 5000);
-      if (recs.length === 0) break;
-      for (const r of recs) if (filter(r.key)) out.push((await serde.decode(topic, r.value!, r.headers)) as T);
-      from = BigInt(recs[recs.length - 1]!.offset) + 1n;
-    }
-  }
-  return out;
+/** A topic's records (decoded), keeping those whose key passes `filter`. */
+async function readTopicOf<T>(topic: string, filter: (key: string | null) => boolean = () => true): Promise<T[]> {
+  const all = await readTopic<T & { key?: string | null; pr_id?: string }>(t, serde, topic);
+  return all.filter((r) => filter(r.key ?? r.pr_id ?? null));
 }
 
 async function produceEvents(topic: string, prefix: string, n: number) {
@@ -94,7 +87,7 @@ describe('stage runtime on Kafka', () => {
     await Promise.all([a.stop(), b.stop()]);
     expect(b.counts.accepted + b.counts.rejected).toBeGreaterThan(0);
     const mine = (k: string | null) => !!k && k.startsWith(`${id}/`);
-    const outcomes = await readTopic<StageOutcome>('stage.outcomes', mine);
+    const outcomes = await readTopicOf<StageOutcome>('stage.outcomes', mine);
     // At-least-once on Kafka: a redelivered record may produce its outcome twice, always with the same id;
     // the sink keys rows by outcome_id, so what the sink holds is the set of distinct ids.
     const distinct = new Map(outcomes.map((o) => [o.outcome_id, o]));
@@ -102,7 +95,7 @@ describe('stage runtime on Kafka', () => {
     expect(new Set([...distinct.values()].map((o) => o.key)).size).toBe(N);
     const accepted = [...distinct.values()].filter((o) => o.kind === 'accepted').length;
     expect(accepted).toBe(N / 2);
-    const outs = await readTopic<PullRequestEvent>(output, mine);
+    const outs = await readTopicOf<PullRequestEvent>(output, mine);
     expect(new Set(outs.map((o) => o.pr_id)).size).toBe(N / 2);
   });
 
@@ -135,7 +128,7 @@ describe('stage runtime on Kafka', () => {
     await rt.start();
     await waitFor(() => rt.counts.rejected === 2 && rt.counts.deadLettered === 1, 'two outcomes and one dead letter', 60_000);
     await rt.stop();
-    const dlq = await readTopic<DeadLetter>(`${input}.dlq`);
+    const dlq = await readTopicOf<DeadLetter>(`${input}.dlq`);
     expect(dlq).toHaveLength(1);
     expect(dlq[0]).toMatchObject({ stage: 'filter', key: `${id}/poison`, original_topic: input, original_partition: 0, original_offset: '0', reason: 'decode-error' });
     expect(dlq[0]!.value!.toString()).toBe('definitely not confluent avro');
