@@ -147,13 +147,31 @@ export class TransportError extends Error {
   }
 }
 
+let scratch = new Uint8Array(256);
+
 /**
  * Kafka's default partitioner (murmur2 of the key, positive, modulo partitions), so embedded and Kafka
  * place a key on the same partition. Source: Kafka `Utils.murmur2` / kafkajs `partitioners/default/murmur2`.
  */
 export function partitionFor(key: string, partitions: number): number {
-  const data = Buffer.from(key, 'utf8');
-  const length = data.length;
+  // ASCII keys (the usual PR ids) are hashed from a reused scratch array: no Buffer per call.
+  let length = key.length;
+  let data: Uint8Array;
+  let ascii = true;
+  for (let i = 0; i < length; i++) {
+    if (key.charCodeAt(i) > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    if (scratch.length < length) scratch = new Uint8Array(Math.max(length, 2 * scratch.length));
+    for (let i = 0; i < length; i++) scratch[i] = key.charCodeAt(i);
+    data = scratch;
+  } else {
+    data = Buffer.from(key, 'utf8');
+    length = data.length;
+  }
   const seed = 0x9747b28c;
   const m = 0x5bd1e995;
   const r = 24;

