@@ -82,6 +82,6 @@ describe('verify (JS runners)', () => {
       expect(v.PASS_TO_PASS).toEqual(p2p);
       expect([v.runs_before, v.runs_after, v.gold_resolved, v.empty_resolved]).toEqual([2, 3, true, false]);
       expect(v.flaky).toEqual([]);
-    });
+    }, 900_000);
   });
 });

@@ -16,6 +16,8 @@ import type { Outcome } from '../../../streams/types.js';
 import { candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
 import { WORKDIR, base, parent, prs, pythonEnvImage, repo } from './pyrepo.js';
 
+/** Container-heavy tests get room on a loaded 2-core machine (vitest's default here is 120 s). */
+const CONTAINER_TEST_MS = 900_000;
 const sandboxes = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'verify-python' } });
 
 let envImage: { ref: string; id: string };
@@ -81,7 +83,7 @@ describe('verify (pytest)', () => {
     } finally {
       await sb.destroy();
     }
-  });
+  }, CONTAINER_TEST_MS);
 
   it('evaluates predictions on the verified row with the same grading', async () => {
     expect(verified).toBeDefined();
@@ -101,37 +103,37 @@ describe('verify (pytest)', () => {
     expect(results[1]!.tests!.FAIL_TO_PASS.failure).toEqual(['tests/test_square.py::test_square']);
     const report = summarizeEvaluation(results, 1);
     expect(report).toMatchObject({ resolved_instances: 1, unresolved_instances: 2, empty_patch_instances: 1, error_instances: 1 });
-  });
+  }, CONTAINER_TEST_MS);
 
   const rejects = async (ready: TestsReady, stage = verify): Promise<Outcome<TaskVerified>> => stage.handle(envelope(ready));
 
   it('rejects pass-to-fail', async () => {
     expect(await rejects(await testsReady('p2f', 2))).toMatchObject({ kind: 'rejected', reason: 'pass-to-fail', detail: expect.stringContaining('tests/test_ops.py::test_add') });
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects no-f2p', async () => {
     expect(await rejects(await testsReady('nof2p', 3))).toMatchObject({ kind: 'rejected', reason: 'no-f2p' });
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects a flaky fail-to-pass test', async () => {
     expect(await rejects(await testsReady('flakyf2p', 4))).toMatchObject({ kind: 'rejected', reason: 'flaky-f2p', detail: expect.stringContaining('test_mul_flaky') });
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects a test patch that does not apply', async () => {
     // A removed line that is not in the file: neither git apply nor patch's fuzz can place the hunk.
     const diff = repo.diff(parent, prs.good).replace('-from calc.ops import add\n', '-from calc.ops import addition\n');
     expect(diff).toContain('-from calc.ops import addition');
     expect(await rejects(await testsReady('good', 5, diff))).toMatchObject({ kind: 'rejected', reason: 'patch-does-not-apply', detail: expect.stringContaining('test:') });
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects a run killed by its timeout', async () => {
     const quick = verifyStage({ sandboxes, runTimeoutMs: 8_000 });
     const t0 = Date.now();
     expect(await rejects(await testsReady('slow', 6), quick)).toMatchObject({ kind: 'rejected', reason: 'timeout' });
     expect(Date.now() - t0).toBeLessThan(40_000);
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects a run that parses nothing as invalid, not failed', async () => {
     expect(await rejects(await testsReady('noparse', 7))).toMatchObject({ kind: 'rejected', reason: 'invalid-run', detail: expect.stringContaining('nothing-parsed') });
-  });
+  }, CONTAINER_TEST_MS);
 });

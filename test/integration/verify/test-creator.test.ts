@@ -14,6 +14,8 @@ import { startChatServer, type ChatServer } from '../../helpers/chat-server.js';
 import { candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
 import { WORKDIR, parent, prs, pythonEnvImage, repo } from './pyrepo.js';
 
+/** Container-heavy tests get room on a loaded 2-core machine (vitest's default here is 120 s). */
+const CONTAINER_TEST_MS = 900_000;
 const sandboxes = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'verify-test-creator' } });
 let envImage: { ref: string; id: string };
 let srv: ChatServer | undefined;
@@ -62,14 +64,14 @@ describe('test-create with the Unit-test Creator agent', () => {
     if (verified.kind !== 'accepted') throw new Error(JSON.stringify(verified));
     taskImages.push(verified.value.verification.task_image_ref);
     expect(verified.value.verification).toMatchObject({ FAIL_TO_PASS: ['tests/test_fail_to_pass.py::test_mul'], PASS_TO_PASS: [], gold_resolved: true, empty_resolved: false });
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects when every submission fails the harness (a test that passes without the change)', async () => {
     await srv?.close();
     srv = await startChatServer([{ toolCalls: [write('from calc.ops import add\n\n\ndef test_add():\n    assert add(1, 1) == 2\n'), submit] }]);
     const out = await stageWith(srv, 1).handle(envelope(ready(21)));
     expect(out).toMatchObject({ kind: 'rejected', reason: 'generated-test-rejected', detail: expect.stringContaining('passes at the parent commit') });
-  });
+  }, CONTAINER_TEST_MS);
 
   it('rejects no-tests without an agent, and a PR that changes only tests', async () => {
     expect(await testCreateStage().handle(envelope(ready(22)))).toMatchObject({ kind: 'rejected', reason: 'no-tests' });
@@ -78,5 +80,5 @@ describe('test-create with the Unit-test Creator agent', () => {
       environmentOf(envImage, { language: 'python', runner: 'pytest', workdir: WORKDIR }),
     );
     expect(await testCreateStage().handle(envelope(onlyTests))).toMatchObject({ kind: 'rejected', reason: 'no-code-change' });
-  });
+  }, CONTAINER_TEST_MS);
 });
