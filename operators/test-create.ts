@@ -6,7 +6,7 @@
  * `patch`), and build the command that runs only the changed test files with the environment's runner
  * and an explicit reporter (the whole suite when the PR changes only test helpers or fixtures).
  *
- * Agent path (Scale-SWE's Unit-test Creator, arXiv 2602.09892 §3.3): when the PR changes no test and an
+ * Agent path (Scale-SWE's Unit-test Creator, arXiv 2602.09892): when the PR changes no test and an
  * LLM is configured ({@link testCreatorAgent}), an agent writes `f2p_script` in a sandbox of the
  * environment. Only the harness decides ({@link judgeGeneratedTest}): 3 runs at the parent where the
  * script's tests fail on assertions (not import, syntax or collection errors) — the empty patch does not
