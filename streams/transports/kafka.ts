@@ -515,8 +515,11 @@ export class KafkaGroupConsumer implements GroupConsumer {
       groupId: this.opts.groupId,
       sessionTimeout,
       heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 10)),
-      // Also how long the fetch loop sleeps when every partition is paused: short, so resume is prompt.
-      maxWaitTimeInMs: 500,
+      // The fetch long-poll, and how long the fetch loop sleeps when every partition is paused. A resumed
+      // partition is fetched only when the running poll returns, and that poll often waits the full time on
+      // idle partitions (the retry topic), so this bounds the stall after each resume: 100 ms (500 left the
+      // loop idle ~12 % of the time in bench/stream, 100 ~6 %) at the price of ≤ 10 empty fetches/s when idle.
+      maxWaitTimeInMs: 100,
       allowAutoTopicCreation: false,
     });
     this.consumer = consumer;
