@@ -58,7 +58,9 @@ const PYPROJECT = (deps: string[] = []) => `[build-system]\nrequires = ["setupto
 
 describe.skipIf(!engine)('env-build stage (real engine, generated repositories)', () => {
   const prefix = `swe-stream-test/env-${randomBytes(3).toString('hex')}`;
-  const factory = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'env-build' } });
+  // Unique per run: other processes may run this file against the same engine at the same time.
+  const runLabel = `env-build-${randomBytes(4).toString('hex')}`;
+  const factory = new DockerSandboxFactory({ labels: { 'swe-stream.test': runLabel } });
   let root: string;
   const stage = () => envBuildStage({ sandboxes: factory, repoPath: async (c) => c.clone_url, imagePrefix: prefix, installTimeoutMs: 240_000, suiteTimeoutMs: 120_000 });
   const handle = (s: ReturnType<typeof stage>, c: Candidate): Promise<Outcome<EnvironmentReady>> =>
@@ -72,7 +74,7 @@ describe.skipIf(!engine)('env-build stage (real engine, generated repositories)'
   afterAll(async () => {
     const images = await docker.listImages({ filters: { reference: [`${prefix}-*`] } });
     for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
-    const left = await docker.listContainers({ all: true, filters: { label: ['swe-stream.test=env-build'] } });
+    const left = await docker.listContainers({ all: true, filters: { label: [`swe-stream.test=${runLabel}`] } });
     expect(left).toHaveLength(0);
     await rm(root, { recursive: true, force: true });
   });
@@ -176,7 +178,8 @@ describe.skipIf(!engine)('env-build with the Environment Builder agent (real eng
     const { environmentBuilderAgent } = await import('../../../operators/env/agent.js');
     const prefix = `swe-stream-test/env-${randomBytes(3).toString('hex')}`;
     const root = await mkdtemp(join(tmpdir(), 'swe-stream-envagent-'));
-    const factory = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'env-build-agent' } });
+    const runLabel = `env-build-agent-${randomBytes(4).toString('hex')}`;
+    const factory = new DockerSandboxFactory({ labels: { 'swe-stream.test': runLabel } });
     const testCommand = 'cd /testbed && mkdir -p /tmp/swe-stream && python -m pytest -rA --junitxml=/tmp/swe-stream/report.xml -p no:cacheprovider';
     const install = ['python3 -m venv /opt/venv', 'python -m pip install -q -U pip setuptools wheel', 'python -m pip install -e .', 'python -m pip install pytest six'];
     const srv = await startChatServer([
@@ -214,7 +217,7 @@ describe.skipIf(!engine)('env-build with the Environment Builder agent (real eng
       await srv.close();
       const images = await docker.listImages({ filters: { reference: [`${prefix}-*`] } });
       for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
-      expect(await docker.listContainers({ all: true, filters: { label: ['swe-stream.test=env-build-agent'] } })).toHaveLength(0);
+      expect(await docker.listContainers({ all: true, filters: { label: [`swe-stream.test=${runLabel}`] } })).toHaveLength(0);
       await rm(root, { recursive: true, force: true });
     }
   }, 600_000);
