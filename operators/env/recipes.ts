@@ -76,7 +76,13 @@ function jsInstall(d: Detection, files: string[]): string[] {
       cmds.push('npm install -g corepack@latest && corepack enable', 'export COREPACK_ENABLE_DOWNLOAD_PROMPT=0 COREPACK_NPM_REGISTRY=https://registry.npmjs.org && (yarn install --immutable || yarn install)');
       break;
     default:
-      cmds.push(lock ? 'npm ci --no-audit --no-fund || npm install --no-audit --no-fund' : 'npm install --no-audit --no-fund');
+      // npm ≥ 7 refuses peer-dependency conflicts that npm 6 (which many repositories were written for) let
+      // through (ERESOLVE); --legacy-peer-deps is npm's own way back to the npm 6 behaviour.
+      cmds.push(
+        lock
+          ? 'npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps'
+          : 'npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps',
+      );
   }
   return cmds;
 }

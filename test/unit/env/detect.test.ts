@@ -117,7 +117,7 @@ describe('JavaScript detection and recipes', () => {
     const d = ok(detect(s, 'javascript'));
     expect(d).toMatchObject({ runner: 'jest', runnerArgs: [], packageManager: 'npm', nodeMajor: null });
     const r = buildRecipe(d, s.files, s.contents, BASE);
-    expect(r.installCommands).toEqual(['npm ci --no-audit --no-fund || npm install --no-audit --no-fund']);
+    expect(r.installCommands).toEqual(['npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
     expect(r.testCommand).toContain('jest --ci --maxWorkers=2 --coverage=false --json --outputFile=/tmp/swe-stream/report.json');
     expect(r.reportFormat).toBe('jest-json');
   });
@@ -145,7 +145,7 @@ describe('JavaScript detection and recipes', () => {
     const d = ok(detect(s));
     expect(d).toMatchObject({ runner: 'mocha', runnerArgs: ['--require', '@babel/register', '--recursive'], preTest: ['npm run build'] });
     const r = buildRecipe(d, s.files, s.contents, BASE);
-    expect(r.installCommands).toEqual(['npm install --no-audit --no-fund']);
+    expect(r.installCommands).toEqual(['npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
     expect(r.testCommand).toMatch(/npm run build && mocha --require @babel\/register --recursive --reporter json > \/tmp\/swe-stream\/report\.json$/);
   });
 
