@@ -355,9 +355,14 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     return { built, language: det.language, cacheHit: false };
   }
 
+  // Leftover sandboxes of crashed runs are removed once, before this process builds its first environment.
+  let swept: Promise<number> | null = null;
+
   return {
     name: 'env-build',
     async handle(env: Envelope<PrCandidate>): Promise<Outcome<EnvironmentReady>> {
+      swept ??= deps.sandboxes.sweep();
+      await swept;
       const t0 = now();
       const c = env.value.candidate;
       const { built, language, cacheHit } = await build(c, env.signal);
