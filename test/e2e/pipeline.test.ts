@@ -23,8 +23,9 @@ import { openClickHouse } from '../../streams/sinks/connection.js';
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'bin/swe-stream.js');
+// The embedded defaults: no ClickHouse server even when the test environment points at one.
 const cli = (args: string[], timeout = 1_800_000) =>
-  exec(process.execPath, [CLI, ...args], { cwd: ROOT, timeout, maxBuffer: 64 * 2 ** 20, env: { ...process.env, SWE_STREAM_OFFLINE: '1' } });
+  exec(process.execPath, [CLI, ...args], { cwd: ROOT, timeout, maxBuffer: 64 * 2 ** 20, env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_BUS: 'embedded' } });
 
 let py: GeneratedRepo;
 let js: GeneratedRepo;
