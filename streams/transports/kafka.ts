@@ -75,6 +75,8 @@ export function defaultBrokers(): string[] {
 }
 
 /** kafkajs error names/types that mean "the group is rebalancing or our generation is stale" (non-retriable in kafkajs). */
+/** kafkajs error types that mean our metadata is stale: refresh and retry. */
+const STALE_METADATA_ERRORS = new Set(['NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 'UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
 
 /** The protocol error type of a kafkajs error, following `cause` chains (retriers wrap the original). */
@@ -380,11 +382,21 @@ export class KafkaTransport implements Transport {
   /** Earliest and end offsets per partition (admin ListOffsets). */
   async topicOffsets(topic: string): Promise<PartitionOffsets[]> {
     await this.connect();
-    try {
-      const rows = await this.admin.fetchTopicOffsets(topic);
-      return rows.map((r) => ({ partition: r.partition, low: r.low, high: r.high })).sort((a, b) => a.partition - b.partition);
-    } catch (err) {
-      throw toTransportError(`offsets of topic ${topic}`, err);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rows = await this.admin.fetchTopicOffsets(topic);
+        return rows.map((r) => ({ partition: r.partition, low: r.low, high: r.high })).sort((a, b) => a.partition - b.partition);
+      } catch (err) {
+        // Right after topics are created or leadership moves, the cached metadata names an old leader
+        // (NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION): refresh it and ask again.
+        const type = errorType(err);
+        if (attempt < 5 && type && STALE_METADATA_ERRORS.has(type)) {
+          await this.admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 100 * attempt));
+          continue;
+        }
+        throw toTransportError(`offsets of topic ${topic}`, err);
+      }
     }
   }
 
