@@ -3,7 +3,8 @@
  *
  * 1. `lifecycle`: --iterations (default 20) times: create a container of the offline Python base image
  *    (network off) → first exec (`true`) → remove. Reports create→first-exec and the whole cycle, p50/p95 in
- *    ms. Target: create→first exec ≤ 500 ms p50.
+ *    ms, and the 1-minute load average. Target: create→first exec ≤ 500 ms p50. `lifecycle-pooled`: the same
+ *    with a warm pool of two started containers (the engine's container start is most of the cost).
  * 2. `env-build`: cold vs warm env-build for consecutive PRs of one repository, with a fresh image prefix so
  *    the first build is cold. With `--repo <git dir> --name owner/repo --language python|javascript` it
  *    takes the repository's two most recent merged PRs (older first); without, it generates a small
@@ -18,7 +19,7 @@
 import { parseArgs } from 'node:util';
 import { execFile } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -35,7 +36,7 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
-async function lifecycle(f: DockerSandboxFactory, image: string, n: number): Promise<void> {
+async function lifecycle(f: DockerSandboxFactory, image: string, n: number, label = 'lifecycle'): Promise<void> {
   const first: number[] = [];
   const cycle: number[] = [];
   // One untimed round so image layers are in the page cache, as in a running pipeline.
@@ -54,7 +55,7 @@ async function lifecycle(f: DockerSandboxFactory, image: string, n: number): Pro
     cycle.push(t2 - t0);
   }
   const round = (x: number) => Math.round(x);
-  console.log(JSON.stringify({ bench: 'sandbox', case: 'lifecycle', image, iterations: n, create_to_first_exec_ms: { p50: round(pct(first, 50)), p95: round(pct(first, 95)) }, cycle_ms: { p50: round(pct(cycle, 50)), p95: round(pct(cycle, 95)) }, target_p50_ms: 500 }));
+  console.log(JSON.stringify({ bench: 'sandbox', case: label, load1: +loadavg()[0].toFixed(1), image, iterations: n, create_to_first_exec_ms: { p50: round(pct(first, 50)), p95: round(pct(first, 95)) }, cycle_ms: { p50: round(pct(cycle, 50)), p95: round(pct(cycle, 95)) }, target_p50_ms: 500 }));
 }
 
 function candidate(repo: string, dir: string, parent: string, language: string, n: number): Candidate {
@@ -145,6 +146,13 @@ async function main(): Promise<void> {
   await f.sweep();
   const image = await f.baseImage('python');
   await lifecycle(f, image, Number(values.iterations));
+  // The same with a warm pool of two started containers (DockerSandboxOptions.warmPool).
+  const pooled = new DockerSandboxFactory({ labels: { 'swe-stream.bench': 'sandbox' }, warmPool: 2 });
+  try {
+    await lifecycle(pooled, image, Number(values.iterations), 'lifecycle-pooled');
+  } finally {
+    await pooled.close();
+  }
   if (!values['skip-env']) await envBuild(f, { repo: values.repo, name: values.name, language: values.language });
 }
 

@@ -58,6 +58,13 @@ export interface DockerSandboxOptions {
   labels?: Record<string, string>;
   /** Passed to the base-image builder. */
   images?: EnsureBaseOptions;
+  /**
+   * Keep this many started, network-less containers per image and workdir, so `create` for a test run
+   * skips the engine's container start (hundreds of ms). Default 0. Pooled containers carry the factory's
+   * labels, not the per-create ones; limits given to `create` are applied with a container update.
+   * Call {@link DockerSandboxFactory.close} to remove idle pooled containers.
+   */
+  warmPool?: number;
 }
 
 function engineError(what: string, e: unknown): SandboxError {
@@ -355,6 +362,9 @@ export class DockerSandboxFactory implements SandboxFactory {
   readonly docker: Docker;
   private readonly caBundle: string | null;
   private readonly owner = `${hostname()}:${process.pid}`;
+  private readonly pool = new Map<string, Docker.Container[]>();
+  private readonly refilling = new Set<string>();
+  private closed = false;
 
   constructor(private readonly opts: DockerSandboxOptions = {}) {
     this.docker = opts.docker ?? new Docker();
@@ -366,6 +376,33 @@ export class DockerSandboxFactory implements SandboxFactory {
 
   async create(o: CreateOptions): Promise<Sandbox> {
     if (o.signal?.aborted) throw new SandboxError('aborted before create', true);
+    const pooled = this.poolSize > 0 && !o.network ? this.takePooled(o) : null;
+    let container: Docker.Container;
+    if (pooled) {
+      container = pooled;
+      // Limits are updatable on a running container; labels are not (a pooled container keeps the factory's).
+      if (o.memoryBytes !== undefined || o.nanoCpus !== undefined || o.pidsLimit !== undefined) {
+        const memory = o.memoryBytes ?? this.opts.memoryBytes ?? 4 * 1024 ** 3;
+        try {
+          await container.update({ Memory: memory, MemorySwap: memory, NanoCpus: o.nanoCpus ?? this.opts.nanoCpus ?? 2e9, PidsLimit: o.pidsLimit ?? this.opts.pidsLimit ?? 1024 });
+        } catch (e) {
+          await container.remove({ force: true }).catch(() => undefined);
+          throw engineError('update pooled container limits', e);
+        }
+      }
+    } else {
+      container = await this.startContainer(o, { ...(this.opts.labels ?? {}), ...(o.labels ?? {}) });
+    }
+    if (this.poolSize > 0 && !o.network) this.refill(o);
+    const sb = new DockerSandbox(this.docker, container, sandboxEnv(this.caBundle !== null), o.workdir, o.signal);
+    if (o.signal?.aborted) {
+      await sb.destroy();
+      throw new SandboxError('aborted during create', true);
+    }
+    return sb;
+  }
+
+  private async startContainer(o: CreateOptions, labels: Record<string, string>): Promise<Docker.Container> {
     const memory = o.memoryBytes ?? this.opts.memoryBytes ?? 4 * 1024 ** 3;
     const binds = this.caBundle ? [`${this.caBundle}:${CA_BUNDLE}:ro`] : [];
     let container: Docker.Container;
@@ -374,7 +411,7 @@ export class DockerSandboxFactory implements SandboxFactory {
         Image: o.image,
         Cmd: ['sleep', 'infinity'],
         WorkingDir: o.workdir,
-        Labels: { ...(this.opts.labels ?? {}), ...(o.labels ?? {}), [LABEL]: '1', [OWNER_LABEL]: this.owner },
+        Labels: { ...labels, [LABEL]: '1', [OWNER_LABEL]: this.owner },
         Env: [],
         HostConfig: {
           Init: true,
@@ -394,18 +431,58 @@ export class DockerSandboxFactory implements SandboxFactory {
     } catch (e) {
       throw engineError(`create container from ${o.image}`, e);
     }
-    const sb = new DockerSandbox(this.docker, container, sandboxEnv(this.caBundle !== null), o.workdir, o.signal);
     try {
       await container.start();
     } catch (e) {
-      await sb.destroy().catch(() => undefined);
+      await container.remove({ force: true }).catch(() => undefined);
       throw engineError('start container', e);
     }
-    if (o.signal?.aborted) {
-      await sb.destroy();
-      throw new SandboxError('aborted during create', true);
-    }
-    return sb;
+    return container;
+  }
+
+  private get poolSize(): number {
+    return this.opts.warmPool ?? 0;
+  }
+
+  private poolKey(o: CreateOptions): string {
+    return `${o.image}\0${o.workdir ?? ''}`;
+  }
+
+  private takePooled(o: CreateOptions): Docker.Container | null {
+    return this.pool.get(this.poolKey(o))?.shift() ?? null;
+  }
+
+  /** Top the pool of `o`'s image/workdir up to warmPool started, network-less containers, in the background. */
+  private refill(o: CreateOptions): void {
+    const key = this.poolKey(o);
+    if (this.refilling.has(key)) return;
+    this.refilling.add(key);
+    const spec: CreateOptions = { image: o.image, workdir: o.workdir, network: false };
+    void (async () => {
+      try {
+        const list = this.pool.get(key) ?? [];
+        this.pool.set(key, list);
+        while (!this.closed && list.length < this.poolSize) {
+          const c = await this.startContainer(spec, { ...(this.opts.labels ?? {}), 'swe-stream.pool': '1' });
+          // close() may have run while this one was starting: it must not outlive the factory.
+          if (this.closed) {
+            await c.remove({ force: true }).catch(() => undefined);
+            break;
+          }
+          list.push(c);
+        }
+      } catch (e) {
+        log.warn({ image: o.image, err: (e as Error).message }, 'warm pool refill failed');
+      } finally {
+        this.refilling.delete(key);
+      }
+    })();
+  }
+
+  /** Remove the warm pool's idle containers. Sandboxes handed out are the caller's to destroy. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const list of this.pool.values()) for (const c of list.splice(0)) await c.remove({ force: true }).catch(() => undefined);
   }
 
   async imageId(ref: string): Promise<string | null> {

@@ -178,6 +178,33 @@ except OSError as e:
     expect(await gone(live.id)).toBe(false);
   });
 
+  it('a warm pool hands out started containers with the requested limits and removes idle ones on close', async () => {
+    const pooled = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'containment-pool' }, warmPool: 1 });
+    try {
+      const first = await pooled.create({ image, network: false, workdir: '/testbed' });
+      await first.destroy();
+      // Wait for the refill (a condition, not a time).
+      for (let i = 0; i < 400; i++) {
+        const idle = await docker.listContainers({ filters: { label: ['swe-stream.pool=1', 'swe-stream.test=containment-pool'] } });
+        if (idle.length === 1) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const sb = await pooled.create({ image, network: false, workdir: '/testbed', pidsLimit: 77 });
+      created.push(sb);
+      const r = await sb.exec('cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max', { timeoutMs: 10_000 });
+      expect(r.stdout.trim()).toBe('77');
+    } finally {
+      await pooled.close();
+    }
+    // Only the handed-out sandbox remains (destroyed in afterAll); the idle refill is gone.
+    let left = 2;
+    for (let i = 0; i < 200 && left > 1; i++) {
+      left = (await docker.listContainers({ all: true, filters: { label: ['swe-stream.pool=1', 'swe-stream.test=containment-pool'] } })).length;
+      if (left > 1) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(left).toBeLessThanOrEqual(1);
+  });
+
   it('commit produces a labelled image', async () => {
     const sb = await make();
     await sb.writeFile('/testbed/f.txt', 'committed');
