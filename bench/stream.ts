@@ -8,7 +8,13 @@
  * on the embedded log and on Kafka (--transports embedded,kafka). Each run counts from the first record
  * admitted to the last input committed, including decode, encode, outputs, stage outcomes and commits.
  * Prints one JSON line per configuration:
- *   {"bench":"stream","transport":"embedded","stage":"passthrough","records":N,"seconds":S,"records_per_s":R}
+ *   {"bench":"stream","transport":"embedded","stage":"passthrough","records":N,"seconds":S,"records_per_s":R,
+ *    "cpu_s":C,"records_per_cpu_s":RC,"load1":L,"rss_mb":M}
+ * `cpu_s` is this process's user+system CPU over the same span (not the Kafka broker's), and `load1` the
+ * 1-minute load average at the end: on a shared machine wall-clock figures swing with other jobs, CPU per
+ * record much less, so compare runs by both.
+ * Options: --records N, --transports a,b, --stages a,b, --window (per partition, default 4096),
+ * --concurrency (default 64), --file (the GH Archive hour).
  * Targets (2 cores): embedded ≥ 50,000/s, Kafka ≥ 20,000/s, merged-gate ≥ 80 % of passthrough.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -17,6 +17,14 @@
  *   goes to `<input>.dlq` with the original topic/partition/offset, attempts and error class.
  * - Exactly one StageOutcome per input record (a retry is not an end; its final attempt writes the outcome),
  *   keyed by a deterministic outcome_id so a replay changes nothing downstream.
+ *
+ * How it stays cheap per record (bench/stream): with a serde that has `decodeSync`/`encodeSync` (the embedded
+ * one) a record costs no promise of the runtime's own — only the stage's `handle` promise; outcomes of one
+ * macrotask are handed to the transport as ONE batch (`GroupConsumer.completeMany`: one SQLite transaction,
+ * or one coalesced Kafka produce), with a commit per partition riding along when the batch moves the low
+ * watermark, so in-order batches need no processed marks and no separate commit. Serdes without the sync half
+ * (the registry serde) take one promise per decode and per record's encodes; transports without
+ * `completeMany` get one `complete` per record and commits through `commit`.
  */
 import { Subject, type Subscription } from 'rxjs';
 import * as nodeCrypto from 'node:crypto';

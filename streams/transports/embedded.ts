@@ -6,7 +6,8 @@
  *
  * Writes are group-committed: completions, commits and produces issued in the same tick share one
  * transaction (their promises resolve after it commits), which is what makes ≥ 50,000 records/s possible
- * on SQLite. Durability: WAL with synchronous=NORMAL survives a process crash (kill -9); an OS crash may
+ * on SQLite. A runtime batch (`completeMany`) is one queue entry; a processed mark is written only for an
+ * offset that no commit of the same transaction covers (none in the in-order case). Durability: WAL with synchronous=NORMAL survives a process crash (kill -9); an OS crash may
  * lose the last transactions (SQLite docs, "WAL mode"), which matches the promise made here.
  */
 import Database from 'better-sqlite3';
