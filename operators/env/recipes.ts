@@ -33,7 +33,7 @@ export interface Recipe {
   workdir: string;
   /** run in order with the network on; the first non-zero exit fails the install */
   installCommands: string[];
-  /** run before the test command in a fresh container of the environment image (none needed by rule recipes) */
+  /** shell lines run before any test command in the environment image (see {@link jsPreCommands}); Python needs none (the venv is on PATH through /etc/profile.d) */
   preCommands: string[];
   /** whole suite, network off; writes {@link reportPath} and prints a text log (the parse fallback) */
   testCommand: string;
@@ -87,9 +87,40 @@ function jsInstall(d: Detection, files: string[]): string[] {
   return cmds;
 }
 
-function jsTestCommand(d: Detection, reportPath: string): string {
-  const args = d.runnerArgs.map(q).join(' ');
-  const env = Object.entries(d.runnerEnv).map(([k, v]) => `export ${k}=${q(v)}`).join(' && ');
+/** Mocha `--require X` / `-r X` / `--require=X` values of a runner's arguments. */
+function mochaRequires(args: string[]): { requires: string[]; rest: string[] } {
+  const requires: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if ((a === '--require' || a === '-r') && i + 1 < args.length) requires.push(args[++i]);
+    else if (a.startsWith('--require=')) requires.push(a.slice('--require='.length));
+    else rest.push(a);
+  }
+  return { requires, rest };
+}
+
+/**
+ * Shell lines every test run in the environment needs before the runner's own command (Environment.
+ * pre_commands; the verify harness runs them before the selected-tests command, in the same shell): the
+ * local bin directory on PATH, the variables the repository's test script sets, mocha's `--require`
+ * hooks as NODE_OPTIONS (so any mocha command line gets them, e.g. validator.js's @babel/register), and the
+ * build steps of `pretest` (tests that import built files must see the patched sources built).
+ */
+export function jsPreCommands(d: Detection): string[] {
+  const out = ['export PATH="$PWD/node_modules/.bin:$PATH"'];
+  for (const [k, v] of Object.entries(d.runnerEnv)) out.push(`export ${k}=${q(v)}`);
+  if (d.runner === 'mocha') {
+    // node resolves a bare --require name as a package; a path needs ./ (mocha itself accepts both).
+    const reqs = mochaRequires(d.runnerArgs).requires.map((r) => (!r.startsWith('@') && !r.startsWith('.') && /[/\\]|\.[cm]?[jt]s$/.test(r) ? `./${r}` : r));
+    if (reqs.length) out.push(`export NODE_OPTIONS=${q(reqs.map((r) => `--require ${r}`).join(' '))}`);
+  }
+  out.push(...d.preTest);
+  return out;
+}
+
+function jsTestCommand(d: Detection, reportPath: string, pre: string[]): string {
+  const args = (d.runner === 'mocha' ? mochaRequires(d.runnerArgs).rest : d.runnerArgs).map(q).join(' ');
   let run: string;
   switch (d.runner) {
     case 'jest':
@@ -112,7 +143,8 @@ function jsTestCommand(d: Detection, reportPath: string): string {
   }
   if (d.runner !== 'node-test') run = run.replace(/\s+/g, ' ');
   if (d.packageManager === 'yarn-berry' && d.runner !== 'node-test') run = `yarn ${run}`;
-  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, 'export PATH="$PWD/node_modules/.bin:$PATH"', ...d.preTest, ...(env ? [env] : []), d.runner === 'node-test' ? `{ ${run}; }` : run];
+  // The whole-suite check runs exactly what later test runs get: pre-commands, then the runner.
+  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, ...pre, d.runner === 'node-test' ? `{ ${run}; }` : run];
   return steps.join(' && ');
 }
 
@@ -160,6 +192,7 @@ export function buildRecipe(d: Detection, files: string[], contents: Record<stri
   const python = d.language === 'python';
   const reportFormat: ReportFormat = d.runner === 'jest' ? 'jest-json' : d.runner === 'mocha' ? 'mocha-json' : 'junit';
   const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : 'json'}`;
+  const pre = python ? [] : jsPreCommands(d);
   const base = {
     language: d.language,
     baseImage,
@@ -169,8 +202,8 @@ export function buildRecipe(d: Detection, files: string[], contents: Record<stri
     reportPath,
     workdir: WORKDIR,
     installCommands: python ? pythonInstall(d) : jsInstall(d, files),
-    preCommands: [] as string[],
-    testCommand: python ? pythonTestCommand(reportPath) : jsTestCommand(d, reportPath),
+    preCommands: pre,
+    testCommand: python ? pythonTestCommand(reportPath) : jsTestCommand(d, reportPath, pre),
     nodeVersion: python ? null : String(d.nodeMajor ?? 18),
     pythonVersion: python ? '3.11' : null,
     manifests: d.manifests,

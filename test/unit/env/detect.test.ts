@@ -119,6 +119,7 @@ describe('JavaScript detection and recipes', () => {
     const r = buildRecipe(d, s.files, s.contents, BASE);
     expect(r.installCommands).toEqual(['npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
     expect(r.testCommand).toContain('jest --ci --maxWorkers=2 --coverage=false --json --outputFile=/tmp/swe-stream/report.json');
+    expect(r.preCommands).toEqual(['export PATH="$PWD/node_modules/.bin:$PATH"']);
     expect(r.reportFormat).toBe('jest-json');
   });
 
@@ -146,7 +147,9 @@ describe('JavaScript detection and recipes', () => {
     expect(d).toMatchObject({ runner: 'mocha', runnerArgs: ['--require', '@babel/register', '--recursive'], preTest: ['npm run build'] });
     const r = buildRecipe(d, s.files, s.contents, BASE);
     expect(r.installCommands).toEqual(['npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
-    expect(r.testCommand).toMatch(/npm run build && mocha --require @babel\/register --recursive --reporter json > \/tmp\/swe-stream\/report\.json$/);
+    // The repository's mocha hooks and build reach every later test run through pre_commands.
+    expect(r.preCommands).toEqual(['export PATH="$PWD/node_modules/.bin:$PATH"', "export NODE_OPTIONS='--require @babel/register'", 'npm run build']);
+    expect(r.testCommand).toMatch(/export NODE_OPTIONS='--require @babel\/register' && npm run build && mocha --recursive --reporter json > \/tmp\/swe-stream\/report\.json$/);
   });
 
   it('package managers from packageManager and lockfiles; vitest with the junit reporter', () => {
