@@ -176,12 +176,11 @@ async function readReport(sb: Sandbox): Promise<string | null> {
 }
 
 /**
- * Bring the work tree to the run's starting state in one exec: optionally reset it (see
+ * Shell lines that bring the work tree to a run's starting state: optionally reset it (see
  * {@link resetCheckout}), apply the spec's patches in order, copy its files in. Patch and file texts are
- * copied into the sandbox once and reused by later runs: per run this costs one engine round trip.
- * @returns the name of the patch that did not apply and the tools' output, or null
+ * copied into the sandbox once and reused by later runs.
  */
-async function prepareRun(sb: Sandbox, spec: RunSpec, reset: boolean): Promise<{ failed: string; output: string } | null> {
+async function prepareLines(sb: Sandbox, spec: RunSpec, reset: boolean): Promise<string[]> {
   const lines = [`mkdir -p ${SCRATCH}`];
   if (reset) lines.push('set -e', ...RESET_LINES, 'set +e');
   lines.push(`rm -rf ${REPORT_PATH}*`);
@@ -191,40 +190,74 @@ async function prepareRun(sb: Sandbox, spec: RunSpec, reset: boolean): Promise<{
   }
   for (const f of spec.files ?? []) {
     const abs = f.path.startsWith('/') ? f.path : `${spec.workdir.replace(/\/$/, '')}/${f.path}`;
-    lines.push(`mkdir -p ${shq(abs.slice(0, abs.lastIndexOf('/')))} && cp ${await stage(sb, 'file', f.path, f.content)} ${shq(abs)}`);
+    lines.push(`mkdir -p ${shq(abs.slice(0, abs.lastIndexOf('/')))} && cp ${await stage(sb, 'file', f.path, f.content)} ${shq(abs)} || exit 4`);
   }
-  const r = await sh(sb, lines.join('\n'), { cwd: spec.workdir, signal: spec.signal });
-  const out = r.stdout + r.stderr;
-  const m = /swe-stream-apply-failed:(.*)/.exec(out);
-  if (m) return { failed: m[1]!.trim(), output: out.slice(-2000) };
-  if (r.exitCode !== 0) throw new StageError(`preparing the work tree failed (exit ${r.exitCode}): ${out.slice(-500)}`, { retriable: true, name: 'PrepareError' });
-  return null;
+  return lines;
 }
+
+const M_START = '@@swe-stream-tests-start@@';
+const M_END = '@@swe-stream-tests-end@@';
+const M_REPORT = '@@swe-stream-report@@';
 
 /**
  * Apply the spec's patches and files to the work tree (after a reset when `opts.reset`), run the test
- * command, and parse what it left. Never throws for test failures, patch failures or timeouts — those
- * are in the evidence; throws for sandbox engine failures (SandboxError, retriable as the engine says)
- * and a reset that fails (StageError, retriable).
+ * command, and parse what it left — all in one exec, because each engine round trip costs as much as a
+ * small test file's run: the script times the test command itself (the tests' own time excludes the
+ * preparation) and prints the report after the log, between markers. When the output was cut (the tail
+ * is kept) and the report with it, the report is read back from the sandbox.
+ * Never throws for test failures, patch failures or timeouts — those are in the evidence; throws for
+ * sandbox engine failures (SandboxError, retriable as the engine says) and a failing reset (StageError).
  */
 export async function runOnce(sb: Sandbox, spec: RunSpec, opts: { reset?: boolean } = {}): Promise<RunEvidence> {
-  const bad = await prepareRun(sb, spec, opts.reset ?? false);
-  if (bad) {
-    return { results: [], exitCode: 1, timedOut: false, patchApplied: false, durationMs: 0, log: bad.output, report: null, applyError: `${bad.failed}: ${bad.output}`, source: 'none' };
+  const script = [
+    ...(await prepareLines(sb, spec, opts.reset ?? false)),
+    `echo ${M_START}`,
+    `__t0=$(date +%s%N)`,
+    '(',
+    ...spec.preCommands,
+    spec.testCommand,
+    ')',
+    `__rc=$?`,
+    `__t1=$(date +%s%N)`,
+    `printf '\n${M_END} %s %s\n' "$__rc" "$(( (__t1 - __t0) / 1000000 ))"`,
+    `if [ -f ${REPORT_PATH} ]; then echo ${M_REPORT}; cat ${REPORT_PATH}; fi`,
+    `exit $__rc`,
+  ].join('\n');
+  const r = await sb.exec(script, { timeoutMs: spec.timeoutMs, cwd: spec.workdir, signal: spec.signal, maxOutputBytes: 8 << 20 });
+  const failed = /swe-stream-apply-failed:(.*)/.exec(r.stdout);
+  const start = r.stdout.indexOf(M_START + '\n');
+  if (failed && start < 0) {
+    const out = (r.stdout + r.stderr).slice(-2000);
+    return { results: [], exitCode: 1, timedOut: false, patchApplied: false, durationMs: 0, log: out, report: null, applyError: `${failed[1]!.trim()}: ${out}`, source: 'none' };
   }
-  const script = [...spec.preCommands, spec.testCommand].join('\n');
-  const r = await sb.exec(script, { timeoutMs: spec.timeoutMs, cwd: spec.workdir, signal: spec.signal, maxOutputBytes: 4 << 20 });
-  const report = await readReport(sb);
-  const log = r.stdout + (r.stderr ? '\n' + r.stderr : '');
+  if (start < 0 && !r.truncated && !r.timedOut) {
+    throw new StageError(`preparing the work tree failed (exit ${r.exitCode}): ${(r.stdout + r.stderr).slice(-500)}`, { retriable: true, name: 'PrepareError' });
+  }
+  const endAt = r.stdout.lastIndexOf(`\n${M_END} `);
+  let exitCode = r.exitCode;
+  let durationMs = r.durationMs;
+  let report: string | null = null;
+  let stdout = r.stdout.slice(start >= 0 ? start + M_START.length + 1 : 0);
+  if (endAt >= 0) {
+    const tail = r.stdout.slice(endAt + M_END.length + 2);
+    const m = /^(\d+) (\d+)\n/.exec(tail);
+    if (m) { exitCode = Number(m[1]); durationMs = Number(m[2]); }
+    const rep = tail.indexOf(M_REPORT + '\n');
+    if (rep >= 0) report = tail.slice(rep + M_REPORT.length + 1);
+    stdout = r.stdout.slice(start >= 0 ? start + M_START.length + 1 : 0, endAt);
+  }
+  // Output cut before the report's end (or a killed run): read what the runner left on disk.
+  if (report === null && (r.truncated || r.timedOut || endAt < 0)) report = await readReport(sb);
+  const log = stdout + (r.stderr ? '\n' + r.stderr : '');
   const ctx = { workdir: spec.workdir };
   const fromReport: TestResult[] = report !== null ? spec.runner.parse(report, '', ctx) : [];
   const results = fromReport.length ? spec.runner.parse(report, log, ctx) : spec.runner.parse(null, log, ctx);
   return {
     results,
-    exitCode: r.exitCode,
+    exitCode,
     timedOut: r.timedOut,
     patchApplied: true,
-    durationMs: r.durationMs,
+    durationMs,
     log,
     report,
     source: fromReport.length ? 'report' : results.length ? 'log' : 'none',
