@@ -69,11 +69,16 @@ const stages: Record<string, Stage<PullRequestEvent, PullRequestEvent>> = {
 };
 
 async function preload(t: Transport, serde: Serde, events: PullRequestEvent[], n: number): Promise<void> {
+  // Repetition r renumbers PR k as k + r × stride: distinct PR ids, and `number` (an Avro int) stays below
+  // 2^31 for 1,000,000 records (a stride of 1,000,000 overflowed after ~787,000).
+  const stride = Math.max(...events.map((e) => e.number)) + 1;
+  if (Math.ceil(n / events.length) * stride >= 2 ** 31) throw new Error(`--records ${n} would overflow PR numbers (Avro int)`);
   let batch: ProduceRecord[] = [];
   for (let i = 0; i < n; i++) {
     const base = events[i % events.length]!;
     const rep = Math.floor(i / events.length);
-    const ev = rep === 0 ? base : { ...base, number: base.number + rep * 1_000_000, pr_id: `${base.repo}#${base.number + rep * 1_000_000}` };
+    const number = base.number + rep * stride;
+    const ev = rep === 0 ? base : { ...base, number, pr_id: `${base.repo}#${number}` };
     const enc = await serde.encode(IN, ev);
     batch.push({ topic: IN, key: ev.pr_id, value: enc.value, headers: enc.headers });
     if (batch.length === 5000) {
