@@ -136,7 +136,8 @@ export async function snapshotAt(gitDir: string, commit: string, signal?: AbortS
   const files = (await git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit], { cwd: gitDir, signal })).split('\0').filter(Boolean);
   const contents: Record<string, string> = {};
   for (const p of manifestPaths(files)) contents[p] = await git(['show', `${commit}:${p}`], { cwd: gitDir, signal, maxBuffer: 64 << 20 });
-  return { files, contents };
+  const commitDate = (await git(['show', '-s', '--format=%cI', commit], { cwd: gitDir, signal })).trim();
+  return { files, contents, commitDate };
 }
 
 interface SuiteRun {

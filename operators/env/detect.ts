@@ -19,6 +19,8 @@ export interface RepoSnapshot {
   files: string[];
   /** contents of the files {@link manifestPaths} selected (missing key = not read / absent) */
   contents: Record<string, string>;
+  /** committer date of the commit (ISO 8601), for tools pinned to what existed then */
+  commitDate?: string | null;
 }
 
 export type Language = 'python' | 'javascript' | 'typescript';
@@ -47,6 +49,8 @@ export interface Detection {
   toxDeps: string[];
   /** Python only: whether `pip install -e .` applies (pyproject with a build system or [project], setup.py, setup.cfg [metadata]) */
   installable: boolean;
+  /** Python only: install `pytest<N` — the pytest major current at the commit date (null: latest) */
+  pytestBelow: number | null;
   /** files whose contents decide the environment (hashed into the recipe hash) */
   manifests: string[];
 }
@@ -55,6 +59,21 @@ export interface Detection {
 export interface DetectFailure {
   reason: 'no-test-suite' | 'unsupported-language';
   detail: string;
+}
+
+/**
+ * First-release dates of pytest majors (PyPI upload times of 6.0.0 … 9.0.0). A commit older than a major
+ * gets the previous one: new majors turn deprecations into errors (9.0: non-Collection iterables in
+ * parametrize), and suites with `filterwarnings = error` (click's) then fail to collect at old commits.
+ */
+export const PYTEST_MAJORS: Array<[string, number]> = [['2020-07-28', 6], ['2022-02-04', 7], ['2024-01-27', 8], ['2025-11-08', 9]];
+
+/** `N` such that `pytest<N` was the newest pytest at `date` (ISO 8601), or null when the newest major already existed. */
+export function pytestBelowFor(date: string | null | undefined): number | null {
+  if (!date) return null;
+  const d = date.slice(0, 10);
+  for (const [released, major] of PYTEST_MAJORS) if (d < released) return major;
+  return null;
 }
 
 /** The Python version of the base image (Debian bookworm). */
@@ -167,6 +186,7 @@ function detectPython(snap: RepoSnapshot): Detection | DetectFailure {
     groups: [...new Set(pickNames(groupsAvail))],
     toxDeps,
     installable,
+    pytestBelow: pytestBelowFor(snap.commitDate),
     manifests: manifestPaths(snap.files).filter((f) => PY_MANIFEST_RE.test(f)).sort(),
   };
 }
@@ -418,6 +438,7 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
     groups: [],
     toxDeps: [],
     installable: false,
+    pytestBelow: null,
     manifests: manifestPaths(snap.files).filter((f) => JS_MANIFEST_RE.test(f) && !/^(jest|vitest)\.config\.|^\.mocharc\.|^tsconfig\.json$/.test(f)).sort(),
   };
 }

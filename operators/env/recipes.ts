@@ -54,8 +54,9 @@ function pythonInstall(d: Detection): string[] {
   // PEP 735 groups need pip ≥ 25.1 (`--group`), which the upgrade above provides.
   for (const g of d.groups) cmds.push(`python -m pip install --group ${q(g)}`);
   if (d.toxDeps.length) cmds.push(`python -m pip install ${d.toxDeps.map(q).join(' ')}`);
-  // The harness always drives Python suites through pytest (it collects unittest cases too).
-  cmds.push('python -m pip install pytest');
+  // The harness always drives Python suites through pytest (it collects unittest cases too), in the major
+  // that was current at the commit (detect.ts PYTEST_MAJORS).
+  cmds.push(d.pytestBelow === null ? 'python -m pip install pytest' : `python -m pip install 'pytest<${d.pytestBelow}'`);
   return cmds;
 }
 

@@ -70,6 +70,18 @@ describe('Python detection and recipes', () => {
     expect(r.hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('pins pytest to the major current at the commit date', () => {
+    const files = ['x/__init__.py', 'tests/test_x.py'];
+    const mk = (commitDate: string | null) => {
+      const s = { files: ['setup.py', ...files], contents: { 'setup.py': 'from setuptools import setup\nsetup(name="x")\n' }, commitDate };
+      return buildRecipe(ok(detect(s)), s.files, s.contents, BASE).installCommands.at(-1);
+    };
+    expect(mk('2025-06-01T10:00:00+02:00')).toBe("python -m pip install 'pytest<9'");
+    expect(mk('2021-01-01T00:00:00Z')).toBe("python -m pip install 'pytest<7'");
+    expect(mk('2026-01-01T00:00:00Z')).toBe('python -m pip install pytest');
+    expect(mk(null)).toBe('python -m pip install pytest');
+  });
+
   it('PEP 735 dependency groups and test extras are installed (click layout)', () => {
     const s = snap(
       {
