@@ -51,6 +51,8 @@ export interface Detection {
   installable: boolean;
   /** Python only: install `pytest<N` — the pytest major current at the commit date (null: latest) */
   pytestBelow: number | null;
+  /** Python only: the exact pytest version the repository's uv.lock / poetry.lock pins (wins over pytestBelow) */
+  pytestPin: string | null;
   /** files whose contents decide the environment (hashed into the recipe hash) */
   manifests: string[];
 }
@@ -81,12 +83,14 @@ export const BASE_PYTHON = { major: 3, minor: 11 };
 /** The Node major of the base image (Debian bookworm's nodejs). */
 export const BASE_NODE_MAJOR = 18;
 
+/** Lockfiles read for the pytest version they pin (not hashed whole: they change with every dependency bump). */
+const PY_LOCK_RE = /^(uv\.lock|poetry\.lock)$/;
 const PY_MANIFEST_RE = /^(pyproject\.toml|setup\.py|setup\.cfg|tox\.ini|pytest\.ini|Pipfile|(requirements|reqs)[^/]*\.(txt|in)|[^/]*requirements[^/]*\.txt|requirements\/[^/]+\.(txt|in))$/;
 const JS_MANIFEST_RE = /^(package\.json|package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|\.nvmrc|\.node-version|\.yarnrc\.yml|\.mocharc\.[a-z]+|jest\.config\.[a-z]+|vitest\.config\.[a-z]+|tsconfig\.json)$/;
 
 /** Which of `files` detection needs to read (root manifests only; sub-packages of monorepos are not handled). */
 export function manifestPaths(files: string[]): string[] {
-  return files.filter((f) => PY_MANIFEST_RE.test(f) || JS_MANIFEST_RE.test(f));
+  return files.filter((f) => PY_MANIFEST_RE.test(f) || JS_MANIFEST_RE.test(f) || PY_LOCK_RE.test(f));
 }
 
 /** Test files by the runners' default discovery conventions (pytest `test_*.py`/`*_test.py`; jest/vitest/mocha `*.test.*`, `*.spec.*`, `test/`, `__tests__/`). */
@@ -187,8 +191,15 @@ function detectPython(snap: RepoSnapshot): Detection | DetectFailure {
     toxDeps,
     installable,
     pytestBelow: pytestBelowFor(snap.commitDate),
+    pytestPin: lockedVersion(c['uv.lock'] ?? c['poetry.lock'] ?? '', 'pytest'),
     manifests: manifestPaths(snap.files).filter((f) => PY_MANIFEST_RE.test(f)).sort(),
   };
+}
+
+/** Version of package `name` in a uv.lock or poetry.lock (`[[package]]` tables: `name = "x"` then `version = "v"`), or null. */
+export function lockedVersion(lock: string, name: string): string | null {
+  const m = new RegExp(`\\[\\[package\\]\\]\\s*\\nname\\s*=\\s*"${name}"\\s*\\nversion\\s*=\\s*"([^"]+)"`).exec(lock);
+  return m ? m[1] : null;
 }
 
 /** `deps =` of tox.ini's [testenv]: plain requirement lines only (no -r files, no {substitutions}, no conditional factors). */
@@ -439,6 +450,7 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
     toxDeps: [],
     installable: false,
     pytestBelow: null,
+    pytestPin: null,
     manifests: manifestPaths(snap.files).filter((f) => JS_MANIFEST_RE.test(f) && !/^(jest|vitest)\.config\.|^\.mocharc\.|^tsconfig\.json$/.test(f)).sort(),
   };
 }

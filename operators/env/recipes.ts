@@ -56,7 +56,7 @@ function pythonInstall(d: Detection): string[] {
   if (d.toxDeps.length) cmds.push(`python -m pip install ${d.toxDeps.map(q).join(' ')}`);
   // The harness always drives Python suites through pytest (it collects unittest cases too), in the major
   // that was current at the commit (detect.ts PYTEST_MAJORS).
-  cmds.push(d.pytestBelow === null ? 'python -m pip install pytest' : `python -m pip install 'pytest<${d.pytestBelow}'`);
+  cmds.push(d.pytestPin ? `python -m pip install 'pytest==${d.pytestPin}'` : d.pytestBelow === null ? 'python -m pip install pytest' : `python -m pip install 'pytest<${d.pytestBelow}'`);
   return cmds;
 }
 

@@ -80,6 +80,12 @@ describe('Python detection and recipes', () => {
     expect(mk('2021-01-01T00:00:00Z')).toBe("python -m pip install 'pytest<7'");
     expect(mk('2026-01-01T00:00:00Z')).toBe('python -m pip install pytest');
     expect(mk(null)).toBe('python -m pip install pytest');
+    // A lockfile's pin wins (click keeps pytest in uv.lock).
+    const s = { files: ['setup.py', 'uv.lock', ...files], contents: { 'setup.py': '', 'uv.lock': 'version = 1\n\n[[package]]\nname = "pytest"\nversion = "8.3.5"\nsource = { registry = "https://pypi.org/simple" }\n' }, commitDate: '2026-01-01T00:00:00Z' };
+    const d = ok(detect(s));
+    expect(d.pytestPin).toBe('8.3.5');
+    expect(d.manifests).not.toContain('uv.lock');
+    expect(buildRecipe(d, s.files, s.contents, BASE).installCommands.at(-1)).toBe("python -m pip install 'pytest==8.3.5'");
   });
 
   it('PEP 735 dependency groups and test extras are installed (click layout)', () => {
@@ -189,7 +195,7 @@ describe('JavaScript detection and recipes', () => {
   });
 
   it('asks only for root manifests', () => {
-    expect(manifestPaths(['package.json', 'packages/a/package.json', 'requirements-dev.txt', 'src/x.py', '.nvmrc', 'jest.config.js'])).toEqual(['package.json', 'requirements-dev.txt', '.nvmrc', 'jest.config.js']);
+    expect(manifestPaths(['package.json', 'packages/a/package.json', 'requirements-dev.txt', 'src/x.py', '.nvmrc', 'jest.config.js', 'uv.lock'])).toEqual(['package.json', 'requirements-dev.txt', '.nvmrc', 'jest.config.js', 'uv.lock']);
   });
 });
 
