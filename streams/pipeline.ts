@@ -79,7 +79,15 @@ export class Pipeline {
   async drained(): Promise<boolean> {
     let idle = true;
     for (const [name, g] of this.groups()) {
-      const lag = await this.lagOf(g.group, g.topics);
+      let lag: number;
+      try {
+        lag = await this.lagOf(g.group, g.topics);
+      } catch (e) {
+        // Offsets unavailable for a moment (leader election, topic just created): not idle, ask again later.
+        if ((e as { retriable?: boolean }).retriable !== true) throw e;
+        log.warn({ group: g.group, err: (e as Error).message }, 'lag unavailable; checking again');
+        return false;
+      }
       this.o.observer?.lag?.(name, lag);
       if (g.inFlight > 0 || lag > 0) idle = false;
     }
