@@ -52,7 +52,25 @@ const judgeLog = logger({ component: 'filter', part: 'judge' });
 export const FILTER_REASONS = [
   'not-merged', 'bot-author', 'license-not-permissive', 'repo-unavailable', 'commits-missing', 'binary-or-vendored-only',
   'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate', 'judge-rejected',
+  'branch-sync',
 ] as const;
+
+/** Long-lived branch names: a PR whose head is one of these (in the same repository) syncs branches. */
+const LONG_LIVED_BRANCH = /^(main|master|dev|develop|development|next|staging|stable|trunk|release|releases?[-/].+|v?\d+(\.\d+)*\.x)$/i;
+
+/**
+ * True for a merge of one long-lived branch into another ("Merge pull request #3113 from iamkun/dev", titled
+ * "D2M"): it bundles many already-merged changes, so it is not one task. Seen in dayjs, where such release
+ * merges made up most of the recent merge commits. `headRef` is `owner/branch` (git history) or `branch`.
+ */
+export function isBranchSync(repo: string, headRef: string | null | undefined): boolean {
+  if (!headRef) return false;
+  const slash = headRef.indexOf('/');
+  const owner = slash > 0 && !LONG_LIVED_BRANCH.test(headRef) ? headRef.slice(0, slash) : null;
+  const branch = owner ? headRef.slice(slash + 1) : headRef;
+  if (owner && owner.toLowerCase() !== repo.split('/')[0]!.toLowerCase()) return false;
+  return LONG_LIVED_BRANCH.test(branch);
+}
 export type FilterReason = (typeof FILTER_REASONS)[number];
 
 /**
@@ -175,6 +193,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     if (ev.merged === false) return reject('not-merged', `action ${ev.action}, merged=false`, meta);
     if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
     if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
+    if (isBranchSync(ev.repo, ev.head_ref)) return reject('branch-sync', `merges the long-lived branch ${ev.head_ref}`, meta);
     if (isPermissiveLicense(ev.license) === false) return reject('license-not-permissive', `license ${ev.license}`, meta);
 
     // 4: the mirror.
