@@ -219,10 +219,26 @@ export class StageRuntime<I, O> {
     return this.fatal;
   }
 
+  /**
+   * The stage with its start time stamped on the entry when the handler really starts, so outcome durations
+   * measure the stage's own work, not the wait for a concurrency slot in mergeMap's queue.
+   */
+  private timedStage(): Stage<I, O> {
+    const stage = this.o.stage;
+    return {
+      name: stage.name,
+      handle: (env) => {
+        const e = this.parts.get(tpKey(env.origin))?.byOffset.get(env.origin.offset);
+        if (e) e.startedAt = this.o.now();
+        return stage.handle(env);
+      },
+    };
+  }
+
   /** Join the group and start processing. @throws TransportError when the bus is unreachable. */
   async start(): Promise<void> {
     this.sub = this.input$
-      .pipe(fromStage(this.o.stage, this.o.concurrency))
+      .pipe(fromStage(this.timedStage(), this.o.concurrency))
       .subscribe({
         next: (env) => {
           // Never throw into RxJS (it would rethrow asynchronously, outside any handler).
