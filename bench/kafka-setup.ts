@@ -1,7 +1,8 @@
 /**
  * Kafka side of the benchmarks: a transport on the broker (SWE_STREAM_KAFKA_BROKERS, default
- * 127.0.0.1:9092) and the registry serde (SWE_STREAM_REGISTRY_URL), with the benchmark's topics deleted
- * first so every run starts from empty topics.
+ * 127.0.0.1:9092) and the registry serde (SWE_STREAM_REGISTRY_URL), with the benchmark's own topics deleted
+ * first so every run starts from empty topics. Only `bench.*` topics are ever deleted: the pipeline's topics
+ * (stage.outcomes above all) may hold a real run's records on the same broker.
  */
 import { Kafka, logLevel } from 'kafkajs';
 import { mkdtempSync } from 'node:fs';
@@ -18,7 +19,7 @@ export async function openKafkaBench(topics: string[]): Promise<{ t: Transport; 
   const admin = new Kafka({ brokers, clientId: 'swe-stream-bench', logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   const existing = new Set(await admin.listTopics());
-  const drop = [...topics, 'stage.outcomes', ...topics.flatMap((t) => [`${t}.dlq`, `${t}.retry.filter`])].filter((t) => existing.has(t));
+  const drop = [...topics, ...topics.flatMap((t) => [`${t}.dlq`, `${t}.retry.filter`])].filter((t) => existing.has(t));
   if (drop.length) await admin.deleteTopics({ topics: drop, timeout: 30_000 });
   // Deletion is asynchronous on the broker: wait until the names are gone before they are created again.
   for (let i = 0; i < 100; i++) {

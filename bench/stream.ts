@@ -49,8 +49,11 @@ const { values: args } = parseArgs({
 
 const IN = 'bench.in';
 const OUT = 'bench.out';
+/** Outcomes go to a bench topic: the pipeline's stage.outcomes may hold a real run's records on the same broker. */
+const OUTCOMES = 'bench.outcomes';
 registerTopic(IN, 'PullRequestEvent');
 registerTopic(OUT, 'PullRequestEvent');
+registerTopic(OUTCOMES, 'StageOutcome');
 
 /** The hour's PullRequestEvent records, through the real gharchive source. */
 async function loadEvents(file: string): Promise<PullRequestEvent[]> {
@@ -97,7 +100,7 @@ async function committedTotal(t: Transport, group: string, topic: string): Promi
 
 async function runOne(t: Transport, serde: Serde, stageName: string, n: number, transport: string): Promise<void> {
   const group = `bench.${stageName}.${Date.now()}`;
-  const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: Number(args.concurrency), window: Number(args.window), groupId: group, topics: { input: IN, output: OUT } });
+  const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: Number(args.concurrency), window: Number(args.window), groupId: group, topics: { input: IN, output: OUT, outcomes: OUTCOMES } });
   const start = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
   await rt.start();
@@ -117,7 +120,7 @@ async function runOne(t: Transport, serde: Serde, stageName: string, n: number, 
 async function openTransport(kind: string, dir: string): Promise<{ t: Transport; serde: Serde }> {
   if (kind === 'embedded') return { t: new EmbeddedTransport({ path: join(dir, 'log.db') }), serde: new EmbeddedSerde() };
   const { openKafkaBench } = await import('./kafka-setup.js');
-  return openKafkaBench([IN, OUT]);
+  return openKafkaBench([IN, OUT, OUTCOMES]);
 }
 
 const events = await loadEvents(args.file!);
@@ -127,7 +130,7 @@ for (const kind of args.transports!.split(',')) {
   for (const stageName of args.stages!.split(',')) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-stream-'));
     const { t, serde } = await openTransport(kind, dir);
-    const topics = [IN, OUT, `${IN}.retry.filter`, `${IN}.dlq`, 'stage.outcomes'];
+    const topics = [IN, OUT, `${IN}.retry.filter`, `${IN}.dlq`, OUTCOMES];
     await t.ensureTopics(topics.map((name) => ({ name, partitions: 3 })));
     await preload(t, serde, events, n);
     await runOne(t, serde, stageName, n, kind);

@@ -78,7 +78,7 @@ export interface StageRuntimeOptions<I, O> {
   /** Kafka session timeout (ms) of this member. The poll loop never waits on a stage, so long work does not need a long timeout. */
   sessionTimeoutMs?: number;
   /** Override the topology's topics (benchmarks, custom pipelines); topics must be known to streams/topics.ts. */
-  topics?: { input: string; output: string };
+  topics?: { input: string; output: string; /** default stage.outcomes */ outcomes?: string };
 }
 
 type EntryStatus = 'queued' | 'running' | 'completing' | 'durable';
@@ -656,7 +656,7 @@ export class StageRuntime<I, O> {
       tokens_out: meta?.tokensOut ?? 0,
       cost_usd: meta?.costUsd ?? 0,
     };
-    return { topic: 'stage.outcomes', key: rec.key, value: rec };
+    return { topic: this.o.topics?.outcomes ?? 'stage.outcomes', key: rec.key, value: rec };
   }
 
   private retryRecord(e: Entry, attempt: number, error: { name: string; message: string }): ProduceRecord {
