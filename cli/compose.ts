@@ -11,6 +11,7 @@ import { filterStage } from '../operators/filter.js';
 import { statementStage } from '../operators/statement.js';
 import { agentLlm } from '../operators/llm/client.js';
 import { envBuildStage } from '../operators/env-build.js';
+import { environmentBuilderAgent } from '../operators/env/agent.js';
 import { testCreateStage, testCreatorAgent } from '../operators/test-create.js';
 import { verifyStage } from '../operators/verify.js';
 import { distillStage } from '../operators/distill.js';
@@ -60,13 +61,16 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
         languages: cfg.filter.languages,
         testCreator: deps.llm('test-creator') !== null,
       });
-    case 'env-build':
+    case 'env-build': {
+      const llm = deps.llm('environment-builder');
       return envBuildStage({
+        agent: llm ? environmentBuilderAgent(llm) : null,
         sandboxes: deps.sandboxes,
         repoPath: (c, signal) => deps.mirrors.ensure(c.repo, c.clone_url, { want: [c.parent_commit], signal }).then((m) => m.path),
         installTimeoutMs: cfg.sandbox.installTimeoutMs,
         suiteTimeoutMs: cfg.sandbox.testTimeoutMs,
       });
+    }
     case 'test-create': {
       const llm = deps.llm('test-creator');
       return testCreateStage({ createTest: llm ? testCreatorAgent({ llm, sandboxes: deps.sandboxes }) : undefined });
