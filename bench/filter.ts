@@ -36,6 +36,7 @@ import type { PullRequestEvent } from '../schemas/types.gen.js';
 import { openSource } from '../streams/sources/index.js';
 import { MirrorCache } from '../operators/git/mirror.js';
 import { filterStage } from '../operators/filter.js';
+import { preloadEvents, committedTotal, repeater } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -64,20 +65,15 @@ async function loadEvents(file: string): Promise<PullRequestEvent[]> {
   return out;
 }
 
-function nth(events: PullRequestEvent[], i: number): PullRequestEvent {
-  const base = events[i % events.length]!;
-  const rep = Math.floor(i / events.length);
-  return rep === 0 ? base : { ...base, number: base.number + rep * 1_000_000, pr_id: `${base.repo}#${base.number + rep * 1_000_000}` };
-}
-
 async function runDirect(events: PullRequestEvent[], n: number): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-filter-'));
   const stage = filterStage({ mirrors: new MirrorCache({ dataDir, network: false }), dataDir });
   const outcomes: Record<string, number> = {};
   const signal = new AbortController().signal;
+  const nth = repeater(events, n);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
-    const ev = nth(events, i);
+    const ev = nth(i);
     const env: Envelope<PullRequestEvent> = { key: ev.pr_id, value: ev, origin: { topic: 'pr.events', partition: 0, offset: String(i) }, attempt: 1, signal };
     const o = await stage.handle(env);
     const k = o.kind === 'rejected' ? o.reason : o.kind;
@@ -99,26 +95,6 @@ function runTopics(): { input: string; output: string; all: string[] } {
   return { input, output, all: [input, output, `${input}.retry.filter`, `${input}.dlq`, 'stage.outcomes'] };
 }
 
-async function preload(t: Transport, serde: Serde, topic: string, events: PullRequestEvent[], n: number): Promise<void> {
-  let batch: ProduceRecord[] = [];
-  for (let i = 0; i < n; i++) {
-    const ev = nth(events, i);
-    const enc = await serde.encode(topic, ev);
-    batch.push({ topic, key: ev.pr_id, value: enc.value, headers: enc.headers });
-    if (batch.length === 5000) {
-      await t.produce(batch);
-      batch = [];
-    }
-  }
-  if (batch.length) await t.produce(batch);
-}
-
-async function committedTotal(t: Transport, group: string, topic: string): Promise<bigint> {
-  let sum = 0n;
-  for (const c of await t.groupOffsets(group, [topic])) sum += BigInt(c.offset);
-  return sum;
-}
-
 async function runTransport(kind: string, events: PullRequestEvent[], n: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-filter-rt-'));
   const topics = runTopics();
@@ -134,7 +110,7 @@ async function runTransport(kind: string, events: PullRequestEvent[], n: number)
   } else throw new Error(`unknown transport ${kind}`);
   try {
     await t.ensureTopics(topics.all.map((name) => ({ name, partitions: 3 })));
-    await preload(t, serde, topics.input, events, n);
+    await preloadEvents(t, serde, topics.input, events, n);
   } catch (err) {
     emit({ transport: kind, skipped: `transport unavailable: ${(err as Error).message}` });
     await t.close().catch(() => undefined);

@@ -35,6 +35,7 @@ import type { Serde } from '../streams/serde.js';
 import type { PullRequestEvent } from '../schemas/types.gen.js';
 import { openSource } from '../streams/sources/index.js';
 import { MirrorCache } from '../operators/git/mirror.js';
+import { preloadEvents, committedTotal } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -71,33 +72,6 @@ const stages: Record<string, Stage<PullRequestEvent, PullRequestEvent>> = {
   'merged-gate': { name: 'filter', handle: async (env) => (env.value.merged ? accept(env.value, { repo: env.value.repo }) : reject('not-merged')) },
 };
 
-async function preload(t: Transport, serde: Serde, events: PullRequestEvent[], n: number): Promise<void> {
-  // Repetition r renumbers PR k as k + r × stride: distinct PR ids, and `number` (an Avro int) stays below
-  // 2^31 for 1,000,000 records (a stride of 1,000,000 overflowed after ~787,000).
-  const stride = Math.max(...events.map((e) => e.number)) + 1;
-  if (Math.ceil(n / events.length) * stride >= 2 ** 31) throw new Error(`--records ${n} would overflow PR numbers (Avro int)`);
-  let batch: ProduceRecord[] = [];
-  for (let i = 0; i < n; i++) {
-    const base = events[i % events.length]!;
-    const rep = Math.floor(i / events.length);
-    const number = base.number + rep * stride;
-    const ev = rep === 0 ? base : { ...base, number, pr_id: `${base.repo}#${number}` };
-    const enc = await serde.encode(IN, ev);
-    batch.push({ topic: IN, key: ev.pr_id, value: enc.value, headers: enc.headers });
-    if (batch.length === 5000) {
-      await t.produce(batch);
-      batch = [];
-    }
-  }
-  if (batch.length) await t.produce(batch);
-}
-
-async function committedTotal(t: Transport, group: string, topic: string): Promise<bigint> {
-  let sum = 0n;
-  for (const c of await t.groupOffsets(group, [topic])) sum += BigInt(c.offset);
-  return sum;
-}
-
 async function runOne(t: Transport, serde: Serde, stageName: string, n: number, transport: string): Promise<void> {
   const group = `bench.${stageName}.${Date.now()}`;
   const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: Number(args.concurrency), window: Number(args.window), groupId: group, topics: { input: IN, output: OUT, outcomes: OUTCOMES } });
@@ -132,7 +106,7 @@ for (const kind of args.transports!.split(',')) {
     const { t, serde } = await openTransport(kind, dir);
     const topics = [IN, OUT, `${IN}.retry.filter`, `${IN}.dlq`, OUTCOMES];
     await t.ensureTopics(topics.map((name) => ({ name, partitions: 3 })));
-    await preload(t, serde, events, n);
+    await preloadEvents(t, serde, IN, events, n);
     await runOne(t, serde, stageName, n, kind);
     await t.close();
     rmSync(dir, { recursive: true, force: true });
