@@ -85,7 +85,10 @@ export interface ScanOptions {
  */
 export async function scanMergedPrs(repo: Mirror, opts: ScanOptions = {}): Promise<MergedPr[]> {
   const rev = opts.after ? `${opts.after}..${opts.rev ?? 'HEAD'}` : (opts.rev ?? 'HEAD');
-  const commits = await repo.log(rev, { firstParent: true, since: opts.since, signal: opts.signal });
+  // git reads a bare date as that day at the CURRENT time of day (approxidate), so `since=2024-01-02` would
+  // drop PRs merged that morning depending on when the scan runs: pin it to midnight UTC.
+  const since = opts.since && /^\d{4}-\d{2}-\d{2}$/.test(opts.since) ? `${opts.since}T00:00:00Z` : opts.since;
+  const commits = await repo.log(rev, { firstParent: true, since, signal: opts.signal });
   const heads = await repo.pullHeads();
   const out: MergedPr[] = [];
   const seen = new Set<number>();
