@@ -36,9 +36,10 @@ describe.skipIf(!haveDocker)('agent loop in a Docker sandbox', () => {
 
   it('runs bash/read_file/write_file in the container, times out a command, and collects the diff', async () => {
     srv = await startChatServer([
-      { toolCalls: [{ name: 'bash', arguments: { command: 'python3 -c "import calc; print(calc.add(2, 3))"' } }] },
+      // -B: the rewrite below keeps the file's size, so within one second a cached .pyc would still look fresh.
+      { toolCalls: [{ name: 'bash', arguments: { command: 'python3 -B -c "import calc; print(calc.add(2, 3))"' } }] },
       { toolCalls: [{ name: 'read_file', arguments: { path: 'calc.py' } }] },
-      { toolCalls: [{ name: 'write_file', arguments: { path: 'calc.py', content: 'def add(a, b):\n    return a + b\n' } }, { name: 'bash', arguments: { command: 'python3 -c "import calc; print(calc.add(2, 3))"' } }] },
+      { toolCalls: [{ name: 'write_file', arguments: { path: 'calc.py', content: 'def add(a, b):\n    return a + b\n' } }, { name: 'bash', arguments: { command: 'python3 -B -c "import calc; print(calc.add(2, 3))"' } }] },
       { toolCalls: [{ name: 'bash', arguments: { command: 'sleep 20' } }] },
       { toolCalls: [{ name: 'bash', arguments: { command: 'getent hosts example.com || echo no-network' } }] },
       { toolCalls: [{ name: 'submit', arguments: { summary: 'fixed add' } }] },
