@@ -104,5 +104,5 @@ describe('swe-stream worker processes on Kafka', () => {
     }
     expect(counts.filter).toBe(repo.prs.length);
     expect(counts.distill).toBe(fixPrs);
-  });
+  }, 1_800_000); // cold environment builds and verification of two PRs on a busy 2-core machine
 });
