@@ -1,7 +1,6 @@
 // The agent loop and the solver's diff collection on the REAL Docker sandbox (operators/sandbox/docker.ts):
 // a scripted model edits a git repository inside a network-less container of the offline python base image.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
 import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
 import type { Sandbox } from '../../../operators/sandbox/types.js';
 import { runAgent } from '../../../operators/agents/loop.js';
@@ -10,8 +9,9 @@ import { slicedTask, stated, envelope } from '../statement/fixture.js';
 import { createLlmClient } from '../../../operators/llm/client.js';
 import { agentLlmSchema } from '../../../operators/llm/config.js';
 import { startChatServer, type ChatServer } from '../../helpers/chat-server.js';
+import { dockerEngineAvailable } from '../../helpers/docker.js';
 
-const haveDocker = !!process.env.DOCKER_HOST || existsSync('/var/run/docker.sock');
+const haveDocker = await dockerEngineAvailable();
 
 describe.skipIf(!haveDocker)('agent loop in a Docker sandbox', () => {
   let factory: DockerSandboxFactory;

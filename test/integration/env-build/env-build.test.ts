@@ -18,15 +18,11 @@ import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
 import { envBuildStage, ENV_LABELS } from '../../../operators/env-build.js';
 import type { Candidate, EnvironmentReady, PrCandidate } from '../../../schemas/types.gen.js';
 import type { Outcome } from '../../../streams/types.js';
+import { dockerEngineAvailable } from '../../helpers/docker.js';
 
 const run = promisify(execFile);
 const docker = new Docker();
-let engine = true;
-try {
-  await docker.ping();
-} catch {
-  engine = false;
-}
+const engine = await dockerEngineAvailable();
 
 /** A one-branch repository; each entry of `commits` is the files written before that commit. Returns the shas. */
 async function makeRepo(dir: string, commits: Array<Record<string, string>>): Promise<string[]> {

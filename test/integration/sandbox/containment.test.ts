@@ -11,14 +11,10 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { DockerSandboxFactory, LABEL, OWNER_LABEL } from '../../../operators/sandbox/docker.js';
 import type { Sandbox } from '../../../operators/sandbox/types.js';
+import { dockerEngineAvailable } from '../../helpers/docker.js';
 
 const docker = new Docker();
-let engine = true;
-try {
-  await docker.ping();
-} catch {
-  engine = false;
-}
+const engine = await dockerEngineAvailable();
 
 async function gone(id: string): Promise<boolean> {
   try {
