@@ -25,7 +25,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
 import { envBuildStage } from '../operators/env-build.js';
-import { openLocalRepo, scanMergedPrs } from '../operators/git/prs.js';
+import { openLocalRepo, scanMergedPrs } from '../operators/pr/history.js';
 import type { Candidate } from '../schemas/types.gen.js';
 
 const run = promisify(execFile);

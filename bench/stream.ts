@@ -33,8 +33,8 @@ import type { Stage } from '../streams/stage.js';
 import type { Transport, ProduceRecord } from '../streams/transport.js';
 import type { Serde } from '../streams/serde.js';
 import type { PullRequestEvent } from '../schemas/types.gen.js';
-import { openSource } from '../streams/sources/index.js';
-import { MirrorCache } from '../operators/git/mirror.js';
+import { openSource } from '../connectors/sources/index.js';
+import { MirrorCache } from '../operators/pr/mirror.js';
 import { preloadEvents, committedTotal } from './common.js';
 
 const { values: args } = parseArgs({

@@ -19,7 +19,7 @@ import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
 import { testCreateStage } from '../operators/test-create.js';
 import { verifyStage } from '../operators/verify.js';
 import { getRunner } from '../operators/runners/index.js';
-import { prepareCheckout, resetCheckout, runOnce } from '../operators/runners/harness.js';
+import { prepareCheckout, resetCheckout, runOnce } from '../operators/harness/runs.js';
 import type { TestsReady } from '../schemas/types.gen.js';
 import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from '../test/integration/verify/helpers.js';
 

@@ -4,7 +4,7 @@
  * otherwise they must have been registered at deploy (`swe-stream schemas register`).
  */
 import { join } from 'node:path';
-import type { Config } from '../streams/config.js';
+import type { Config } from './config.js';
 import { KafkaTransport } from '../streams/transports/kafka.js';
 import { RegistrySerde, registerSchemas } from '../streams/serde-registry.js';
 import { allTopics } from '../streams/topics.js';

@@ -8,7 +8,7 @@ import type { Transport } from '../streams/transport.js';
 import type { Serde } from '../streams/serde.js';
 import { EmbeddedTransport } from '../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../streams/serde-embedded.js';
-import type { Config } from '../streams/config.js';
+import type { Config } from './config.js';
 
 export interface Bus {
   transport: Transport;

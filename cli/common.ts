@@ -1,6 +1,6 @@
 /** Flags and configuration shared by every command. */
 import { Command, Option } from 'commander';
-import { loadConfig, ConfigError, type Config } from '../streams/config.js';
+import { loadConfig, ConfigError, type Config } from './config.js';
 import { STAGE_NAMES, type StageName } from '../streams/topics.js';
 
 /** Options every command shares, as parsed by commander. */

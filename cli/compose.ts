@@ -3,10 +3,10 @@
  * cache, Docker sandbox, LLM clients). Only cli/ knows both the operators and the transports.
  */
 import { join } from 'node:path';
-import type { Config } from '../streams/config.js';
+import type { Config } from './config.js';
 import type { Stage } from '../streams/stage.js';
 import type { StageName } from '../streams/topics.js';
-import { MirrorCache } from '../operators/git/mirror.js';
+import { MirrorCache } from '../operators/pr/mirror.js';
 import { filterStage } from '../operators/filter.js';
 import { statementStage } from '../operators/statement.js';
 import { agentLlm } from '../operators/llm/client.js';
@@ -15,7 +15,7 @@ import { environmentBuilderAgent } from '../operators/env/agent.js';
 import { testCreateStage, testCreatorAgent } from '../operators/test-create.js';
 import { verifyStage } from '../operators/verify.js';
 import { distillStage } from '../operators/distill.js';
-import { evaluate } from '../operators/evaluate.js';
+import { evaluate } from '../operators/harness/evaluate.js';
 import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
 import type { SandboxFactory } from '../operators/sandbox/types.js';
 

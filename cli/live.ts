@@ -2,7 +2,7 @@
  * What a running job shows: Prometheus metrics (always recorded; served when --metrics-port is set), a live
  * per-stage progress display on a terminal, and nothing but JSON logs otherwise.
  */
-import type { Config } from '../streams/config.js';
+import type { Config } from './config.js';
 import type { Pipeline } from '../streams/pipeline.js';
 import type { RuntimeObserver } from '../streams/runtime.js';
 import * as m from '../streams/metrics.js';

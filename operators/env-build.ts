@@ -31,7 +31,7 @@ import { checkoutInto } from './sandbox/repo.js';
 import { detect, manifestPaths, type RepoSnapshot } from './env/detect.js';
 import { buildRecipe, type Recipe } from './env/recipes.js';
 import { getRunner, type TestResult } from './runners/index.js';
-import { git } from './git/exec.js';
+import { git } from './pr/git-exec.js';
 
 const log = logger({ component: 'env-build', stage: 'env-build' });
 
@@ -53,26 +53,11 @@ export const ENV_LABELS = {
 /** A way to turn a report + text log into results; default: operators/runners `getRunner(runner).parse`. */
 export type ParseReport = (runner: string, report: string | null, logText: string) => TestResult[];
 
-/** What the Environment Builder agent path needs (wired by the composition root when an LLM is configured). */
-export interface EnvAgent {
-  /**
-   * Explore the repository in `sandbox` (network on, checkout at /testbed) and propose a recipe. Returns
-   * null when the agent gave up. The stage replays the recipe from a clean base image before accepting it.
-   */
-  propose(input: { sandbox: Sandbox; candidate: Candidate; rulesRecipe: Recipe | null; failure: { reason: string; detail: string }; signal: AbortSignal; testFiles?: string[] }): Promise<{
-    recipe: Pick<Recipe, 'installCommands' | 'testCommand' | 'runner' | 'reportPath'> | null;
-    model: string | null;
-    promptVersion: string | null;
-    tokensIn: number;
-    tokensOut: number;
-    costUsd: number;
-    /** how the agent run ended (Trajectory.exit_status vocabulary), for logs */
-    exitStatus?: string;
-    steps?: number;
-  }>;
-}
 
 /** Dependencies and limits of the stage. Durations in ms, sizes in bytes. */
+export type { EnvAgent } from './env/agent.js';
+import type { EnvAgent } from './env/agent.js';
+
 export interface EnvBuildDeps {
   sandboxes: SandboxFactory;
   /**

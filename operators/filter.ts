@@ -6,7 +6,7 @@
  * without clones):
  *  1. `not-merged`            — merged === false, or an event that is not a close/merge (trimmed events
  *                               closing without saying merged are settled from git in step 5);
- *  2. `bot-author`            — Dependabot, Renovate, `[bot]` accounts… (operators/classify.ts);
+ *  2. `bot-author`            — Dependabot, Renovate, `[bot]` accounts… (operators/pr/classify.ts);
  *  3. `license-not-permissive`— when the event knows the licence (GH Archive/API repo.license);
  *  4. mirror: `repo-unavailable` (rejected: the repository does not exist / cannot be reached with the
  *     network disabled — a normal end, retrying cannot help), `clone-failed` (failed, retriable: network,
@@ -21,7 +21,7 @@
  *     `too-large` (more than `maxFiles` files or `maxChangedLines` added+removed lines, default 15 / 1000,
  *     counting non-vendored files except lockfiles), `no-tests` (no test file changed and no LLM test
  *     creator configured);
- *  7. full diff → hunks, patch hash (operators/patch.ts patchHash over the code and test files);
+ *  7. full diff → hunks, patch hash (operators/pr/patch.ts patchHash over the code and test files);
  *     `duplicate` when another PR with the same patch hash was seen first (a durable seen-set in SQLite,
  *     `<dataDir>/filter/seen.sqlite`; the same pr_id seen again is not its own duplicate, so replays are
  *     idempotent).
@@ -39,12 +39,12 @@ import type { ChangedFile, LinkedIssue, PrCandidate, PullRequestEvent } from '..
 import type { Envelope, Outcome } from '../streams/types.js';
 import { accept, fail, reject, StageError } from '../streams/types.js';
 import type { Stage } from '../streams/stage.js';
-import { parseDiff, joinDiff, patchHash, type FileDiff } from './patch.js';
-import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './git/mirror.js';
-import { findMergedPr } from './git/prs.js';
+import { parseDiff, joinDiff, patchHash, type FileDiff } from './pr/patch.js';
+import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './pr/mirror.js';
+import { findMergedPr } from './pr/history.js';
 import type { ChatResult, LlmClient } from './llm/client.js';
 import { logger } from '../streams/log.js';
-import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './classify.js';
+import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './pr/classify.js';
 
 const judgeLog = logger({ component: 'filter', part: 'judge' });
 

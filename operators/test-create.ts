@@ -19,10 +19,10 @@ import type { Candidate, EnvironmentReady, Provenance, TestSpec, TestsReady } fr
 import type { Stage } from '../streams/stage.js';
 import { accept, reject } from '../streams/types.js';
 import type { Envelope, Outcome } from '../streams/types.js';
-import { joinDiff, parseDiff, type FileDiff } from './patch.js';
+import { joinDiff, parseDiff, type FileDiff } from './pr/patch.js';
 import { getRunner, type Runner } from './runners/index.js';
-import { REPORT_PATH, prepareCheckout, runRepeated, type RunEvidence } from './runners/harness.js';
-import { invalidReason, isPass } from './grading.js';
+import { REPORT_PATH, prepareCheckout, runRepeated, type RunEvidence } from './harness/runs.js';
+import { invalidReason, isPass } from './harness/grading.js';
 import type { SandboxFactory } from './sandbox/types.js';
 import type { LlmClient } from './llm/client.js';
 import { renderPrompt } from './llm/prompts.js';

@@ -11,15 +11,15 @@
  *   the before runs), the task container is stripped while the after runs go, and containers are
  *   removed in the background.
  * - Only the selected test files run (TestSpec.test_command), reporter explicit, text log kept.
- * - Statuses are combined by operators/grading.ts; rejections: `patch-does-not-apply`, `timeout`,
+ * - Statuses are combined by operators/harness/grading.ts; rejections: `patch-does-not-apply`, `timeout`,
  *   `invalid-run`, `flaky-f2p`, `pass-to-fail`, `no-f2p`, and `release-check` when the task image does
  *   not grade gold → resolved, empty → not resolved.
  * - Early stop: once no test can still become FAIL_TO_PASS (none failed in every before run and passed
  *   in every after run so far) the remaining runs are skipped and the task is rejected (`no-f2p`, or
  *   `pass-to-fail` when the runs so far show one); an invalid run (patch, timeout, nothing parsed) ends
  *   verification at once, since any invalid run rejects.
- * - Then the task container is committed as the task image (operators/task-image.ts) and the release
- *   check runs in that same container — the image's exact state — through operators/evaluate.ts
+ * - Then the task container is committed as the task image (operators/harness/task-image.ts) and the release
+ *   check runs in that same container — the image's exact state — through operators/harness/evaluate.ts
  *   `evaluateInstance`, the code a user's evaluation runs.
  */
 import type { Provenance, TaskVerified, TestsReady, Verification } from '../schemas/types.gen.js';
@@ -27,11 +27,11 @@ import type { Stage } from '../streams/stage.js';
 import { accept, reject } from '../streams/types.js';
 import type { Envelope, Outcome, OutcomeMeta } from '../streams/types.js';
 import type { Sandbox, SandboxFactory } from './sandbox/types.js';
-import { gradeVerification, invalidReason, isFail, isPass, releaseCheck, type RunRecord } from './grading.js';
+import { gradeVerification, invalidReason, isFail, isPass, releaseCheck, type RunRecord } from './harness/grading.js';
 import { getRunner, type Runner } from './runners/index.js';
-import { destroyLater, prepareCheckout, resetCheckout, runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './runners/harness.js';
-import { commitTaskImage, stripToTask } from './task-image.js';
-import { evaluateInstance } from './evaluate.js';
+import { destroyLater, prepareCheckout, resetCheckout, runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './harness/runs.js';
+import { commitTaskImage, stripToTask } from './harness/task-image.js';
+import { evaluateInstance } from './harness/evaluate.js';
 import { logger } from '../streams/log.js';
 
 const log = logger({ component: 'verify' });

@@ -6,7 +6,7 @@
 import type { Transport } from './transport.js';
 import type { Serde } from './serde.js';
 import type { Stage } from './stage.js';
-import type { Source } from './sources/types.js';
+import type { Source, SourceTarget } from './source.js';
 import { StageRuntime, type RuntimeObserver } from './runtime.js';
 import { SinkRunner, type Sink } from './sink-runner.js';
 import { runSource, type SourceStats } from './source-runner.js';
@@ -19,7 +19,9 @@ export interface PipelineOptions {
   partitions: number;
   /** Stages with their concurrency. */
   stages: Array<{ stage: Stage<any, any>; concurrency: number }>;
-  sources: Source[];
+  sources: Source<any>[];
+  /** Where the sources write (topic, dead-letter topic, key of an event). */
+  sourceTarget: SourceTarget<any>;
   /** Keep sources open (webhook, polling) instead of stopping when exhausted. */
   follow: boolean;
   sink?: Sink;
@@ -56,7 +58,7 @@ export class Pipeline {
         const st: SourceStats = { uri: src.uri, events: 0, skipped: {}, bad: {}, done: false };
         this.sourceStats.push(st);
         try {
-          await runSource(src, this.o.transport, this.o.serde, { signal: this.ac.signal, follow: this.o.follow }, st);
+          await runSource(src, this.o.transport, this.o.serde, { signal: this.ac.signal, follow: this.o.follow, target: this.o.sourceTarget }, st);
         } catch (e) {
           if (!this.ac.signal.aborted) {
             this.sourceError ??= e;

@@ -1,11 +1,11 @@
 /**
- * Drives one {@link Source} into the pr.events topic: events are encoded and produced in batches keyed by
- * pr_id, the source cursor is written with each batch (one transaction on the embedded log, so a crash
+ * Drives one {@link Source} into its target topic: events are encoded and produced in batches keyed by
+ * the target's key function, the source cursor is written with each batch (one transaction on the embedded log, so a crash
  * between produce and cursor save can neither lose nor repeat an event), `ack()`s are called once their
  * record is durable (the webhook answers 202 only then), malformed items are dead-lettered to
- * `pr.events.dlq` with their origin (`file:line`), and other event types are counted.
+ * the target's dead-letter topic with their origin (`file:line`), and other event types are counted.
  */
-import type { Source, SourceItem } from './sources/types.js';
+import type { Source, SourceItem, SourceTarget } from './source.js';
 import type { Transport, ProduceRecord } from './transport.js';
 import type { Serde } from './serde.js';
 import type { DeadLetter } from '../schemas/types.gen.js';
@@ -36,7 +36,7 @@ const log = logger({ component: 'source-runner' });
  * Run a source until it is exhausted (follow=false) or the signal aborts.
  * @throws TransportError / SerdeError when records cannot be written (the caller stops the job).
  */
-export async function runSource(source: Source, transport: Transport, serde: Serde, opts: SourceRunOptions, stats?: SourceStats): Promise<SourceStats> {
+export async function runSource<T>(source: Source<T>, transport: Transport, serde: Serde, opts: SourceRunOptions & { target: SourceTarget<T> }, stats?: SourceStats): Promise<SourceStats> {
   const st: SourceStats = stats ?? { uri: source.uri, events: 0, skipped: {}, bad: {}, done: false };
   const batchSize = opts.batchSize ?? 500;
   const linger = opts.lingerMs ?? 200;
@@ -69,10 +69,11 @@ export async function runSource(source: Source, transport: Transport, serde: Ser
     return chain;
   };
 
-  const add = async (item: SourceItem) => {
+  const { topic, dlqTopic, keyOf } = opts.target;
+  const add = async (item: SourceItem<T>) => {
     if (item.kind === 'event') {
-      const enc = await serde.encode('pr.events', item.event);
-      batch.push({ topic: 'pr.events', key: item.event.pr_id, value: enc.value, headers: enc.headers });
+      const enc = await serde.encode(topic, item.event);
+      batch.push({ topic, key: keyOf(item.event), value: enc.value, headers: enc.headers });
       if (item.ack) acks.push(item.ack);
       st.events++;
     } else if (item.kind === 'skipped') {
@@ -93,8 +94,8 @@ export async function runSource(source: Source, transport: Transport, serde: Ser
         value: item.raw ?? null,
         ts_ms: Date.now(),
       };
-      const enc = await serde.encode('pr.events.dlq', dl);
-      batch.push({ topic: 'pr.events.dlq', key: item.origin, value: enc.value, headers: enc.headers });
+      const enc = await serde.encode(dlqTopic, dl);
+      batch.push({ topic: dlqTopic, key: item.origin, value: enc.value, headers: enc.headers });
     }
     if (item.cursor !== undefined) lastCursor = item.cursor;
   };

@@ -9,9 +9,9 @@ import { promisify } from 'node:util';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import Docker from 'dockerode';
 import { commonOptions, configFrom, type CommonFlags } from '../common.js';
-import type { Config } from '../../streams/config.js';
+import type { Config } from '../config.js';
 import { openBus } from '../bus.js';
-import { openClickHouse } from '../../streams/sinks/connection.js';
+import { openClickHouse } from '../../connectors/sinks/connection.js';
 import { AGENT_NAMES } from '../../operators/llm/config.js';
 import { resolveAgentConfig } from '../../operators/llm/config.js';
 

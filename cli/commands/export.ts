@@ -1,12 +1,12 @@
 /**
  * `swe-stream export --format scale-swe|swe-bench --out FILE.jsonl|FILE.parquet [--since TIME]`: the
- * released dataset rows (streams/sinks/dataset.ts). Exit codes: 0 written, 2 usage error (unknown format
+ * released dataset rows (connectors/dataset/export.ts). Exit codes: 0 written, 2 usage error (unknown format
  * — the message lists the formats —, unsupported extension, bad --since).
  */
 import type { Command } from 'commander';
-import { openClickHouse } from '../../streams/sinks/connection.js';
-import { checkExportOptions, exportDataset, ExportUsageError, EXPORT_FORMATS } from '../../streams/sinks/dataset.js';
-import { write, type AnalyticsContext, type CommandIo } from '../../streams/analytics/context.js';
+import { openClickHouse } from '../../connectors/sinks/connection.js';
+import { checkExportOptions, exportDataset, ExportUsageError, EXPORT_FORMATS } from '../../connectors/dataset/export.js';
+import { write, type AnalyticsContext, type CommandIo } from '../../connectors/analytics/context.js';
 import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'export' });

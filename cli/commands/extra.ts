@@ -1,18 +1,25 @@
 /**
- * Registers the analytics and dataset commands (report, export, query — streams/analytics) and
+ * Registers the analytics and dataset commands (report, export, query — connectors/analytics) and
  * `evaluate` (grading predictions on our tasks, SWE-bench style), each with the common options.
  */
 import type { Command } from 'commander';
 import { register as registerReport } from './report.js';
 import { register as registerExport } from './export.js';
 import { register as registerQuery } from './query.js';
-import { analyticsContextFrom } from '../../streams/analytics/context.js';
+import type { AnalyticsContext } from '../../connectors/analytics/context.js';
+import type { Config } from '../config.js';
 import { commonOptions, configFrom, type CommonFlags } from '../common.js';
 import { openBus } from '../bus.js';
 import { Deps } from '../compose.js';
-import { evaluatePredictionsFile } from '../../operators/evaluate.js';
+import { evaluatePredictionsFile } from '../../operators/harness/evaluate.js';
 import type { TaskStated } from '../../schemas/types.gen.js';
 import { readTopic } from '../../streams/read.js';
+
+
+/** The analytics target of a resolved configuration. */
+function analyticsContextFrom(cfg: Config): AnalyticsContext {
+  return { dataDir: cfg.dataDir, clickhouseUrl: cfg.clickhouse.url, database: cfg.clickhouse.database };
+}
 
 export function registerExtra(program: Command): void {
   for (const reg of [registerReport, registerExport, registerQuery]) {

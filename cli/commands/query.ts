@@ -6,10 +6,10 @@
  */
 import type { Command } from 'commander';
 import { createClient, ClickHouseLogLevel } from '@clickhouse/client';
-import { openClickHouse, toStoreError, ClickHouseStoreError, PinoClientLogger } from '../../streams/sinks/connection.js';
-import { assertReadOnly, ReadOnlyViolation } from '../../streams/analytics/readonly.js';
-import { table } from '../../streams/analytics/render.js';
-import { write, type AnalyticsContext, type CommandIo } from '../../streams/analytics/context.js';
+import { openClickHouse, toStoreError, ClickHouseStoreError, PinoClientLogger } from '../../connectors/sinks/connection.js';
+import { assertReadOnly, ReadOnlyViolation } from '../../connectors/analytics/readonly.js';
+import { table } from '../../connectors/analytics/render.js';
+import { write, type AnalyticsContext, type CommandIo } from '../../connectors/analytics/context.js';
 
 /** Options of {@link runQuery}. */
 export interface QueryOptions extends AnalyticsContext, CommandIo {

@@ -1,16 +1,16 @@
 /**
  * `swe-stream report [--json] [--html FILE]`: the funnel, yield, categories, durations, cache and cost
- * figures of streams/analytics/views.ts — as text tables (default), as one JSON document (`--json`,
+ * figures of connectors/analytics/views.ts — as text tables (default), as one JSON document (`--json`,
  * shape {@link Report}), and/or as a self-contained HTML page with charts (`--html FILE`).
  */
 import type { Command } from 'commander';
 import { writeFileSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { openClickHouse } from '../../streams/sinks/connection.js';
-import { buildReport, type Report } from '../../streams/analytics/views.js';
-import { renderText } from '../../streams/analytics/render.js';
-import { renderHtml } from '../../streams/analytics/html.js';
-import { write, type AnalyticsContext, type CommandIo } from '../../streams/analytics/context.js';
+import { openClickHouse } from '../../connectors/sinks/connection.js';
+import { buildReport, type Report } from '../../connectors/analytics/views.js';
+import { renderText } from '../../connectors/analytics/render.js';
+import { renderHtml } from '../../connectors/analytics/html.js';
+import { write, type AnalyticsContext, type CommandIo } from '../../connectors/analytics/context.js';
 
 /** Options of {@link runReport}. */
 export interface ReportOptions extends AnalyticsContext, CommandIo {

@@ -4,9 +4,9 @@
  */
 import type { Command } from 'commander';
 import { Pipeline } from '../../streams/pipeline.js';
-import { openSource } from '../../streams/sources/index.js';
-import type { Source } from '../../streams/sources/types.js';
-import type { Config } from '../../streams/config.js';
+import { openSource } from '../../connectors/sources/index.js';
+import { PR_EVENTS_TARGET, type Source } from '../../connectors/sources/types.js';
+import type { Config } from '../config.js';
 import { STAGE_NAMES, type StageName } from '../../streams/topics.js';
 import { log } from '../../streams/log.js';
 import { openBus } from '../bus.js';
@@ -49,6 +49,7 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
     partitions: cfg.partitions,
     stages,
     sources,
+    sourceTarget: PR_EVENTS_TARGET,
     follow: !opts.untilIdle,
     sink,
     maxAttempts: cfg.maxAttempts,

@@ -6,7 +6,7 @@
  *
  * API
  * ```ts
- * import { runAgent } from '../agents/loop.js';
+ * import { runAgent } from './loop.js';
  * const run = await runAgent({
  *   llm,                                   // LlmClient from agentLlm(config, 'environment-builder')
  *   system, user,                          // from renderPrompt('environment-builder', vars)

@@ -6,12 +6,33 @@
  * or failed test parses); the stage then replays the submitted recipe from a clean base image, and only
  * that replay decides.
  */
-import type { EnvAgent } from '../env-build.js';
+import type { Candidate } from '../../schemas/types.gen.js';
+import type { Sandbox } from '../sandbox/types.js';
+import type { Recipe } from './recipes.js';
 import type { LlmClient } from '../llm/client.js';
 import { renderPrompt } from '../llm/prompts.js';
 import { runAgent, type JsonSchema } from '../agents/loop.js';
 import { getRunner, RUNNERS, type RunnerName } from '../runners/index.js';
 import { REPORT_DIR } from './recipes.js';
+
+/** What the Environment Builder agent path needs (wired by the composition root when an LLM is configured). */
+export interface EnvAgent {
+  /**
+   * Explore the repository in `sandbox` (network on, checkout at /testbed) and propose a recipe. Returns
+   * null when the agent gave up. The stage replays the recipe from a clean base image before accepting it.
+   */
+  propose(input: { sandbox: Sandbox; candidate: Candidate; rulesRecipe: Recipe | null; failure: { reason: string; detail: string }; signal: AbortSignal; testFiles?: string[] }): Promise<{
+    recipe: Pick<Recipe, 'installCommands' | 'testCommand' | 'runner' | 'reportPath'> | null;
+    model: string | null;
+    promptVersion: string | null;
+    tokensIn: number;
+    tokensOut: number;
+    costUsd: number;
+    /** how the agent run ended (Trajectory.exit_status vocabulary), for logs */
+    exitStatus?: string;
+    steps?: number;
+  }>;
+}
 
 /** Budgets of one Environment Builder run. Units: steps, tokens, USD, ms. */
 export interface EnvAgentOptions {

@@ -11,7 +11,7 @@
  * lines removed), and no bug cue outscores the feature cues by 2. With an LLM, {@link classifyWithLlm} asks the classifier agent (prompts/classifier.vN.md) and falls
  * back to the rules when the answer is not one of the names.
  */
-import { parseDiff, type FileDiff } from '../patch.js';
+import { parseDiff, type FileDiff } from '../pr/patch.js';
 import type { LlmClient } from '../llm/client.js';
 import { renderPrompt } from '../llm/prompts.js';
 

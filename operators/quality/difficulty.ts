@@ -12,7 +12,7 @@
  * - medium: everything between.
  * Changed lines = added + removed lines of the gold patch (tests excluded).
  */
-import { parseDiff } from '../patch.js';
+import { parseDiff } from '../pr/patch.js';
 import type { Difficulty } from '../../schemas/types.gen.js';
 
 /** Difficulty.level values. */

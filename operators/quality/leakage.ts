@@ -28,7 +28,7 @@
  * count alone. Matching is case-sensitive for identifiers and paths, case-insensitive for test titles.
  * Works on unified diffs of Python and JavaScript/TypeScript (and roughly for C-like languages).
  */
-import { parseDiff, type FileDiff } from '../patch.js';
+import { parseDiff, type FileDiff } from '../pr/patch.js';
 import type { LeakEvidence } from '../../schemas/types.gen.js';
 
 /** LeakEvidence.kind values. */

@@ -5,7 +5,7 @@
  * tar file (Sandbox.writeFile), and inside the container `git fetch` from it and `git checkout -f` the
  * commit. Calling it again on a sandbox whose workdir already holds a repository adds the new commit's
  * objects and moves the work tree there — untracked and ignored paths (node_modules, *.egg-info) stay,
- * which is how an environment image built for one PR serves the next (operators/runners/harness.ts
+ * which is how an environment image built for one PR serves the next (operators/harness/runs.ts
  * prepareCheckout expects the parent commit in the workdir's object store).
  */
 import { mkdtemp, rm } from 'node:fs/promises';

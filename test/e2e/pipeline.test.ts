@@ -18,7 +18,7 @@ import { EmbeddedSerde } from '../../streams/serde-embedded.js';
 import { readTopic } from '../../streams/read.js';
 import { STAGE_NAMES, TOPOLOGY } from '../../streams/topics.js';
 import type { StageOutcome, TaskStated } from '../../schemas/types.gen.js';
-import { openClickHouse } from '../../streams/sinks/connection.js';
+import { openClickHouse } from '../../connectors/sinks/connection.js';
 
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');

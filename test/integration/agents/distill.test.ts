@@ -45,7 +45,7 @@ const task = (): TaskStated => stated(slicedTask(), '`sliced(seq, -1)` should ra
 const solver = (baseURL: string) => createLlmClient('solver', agentLlmSchema.parse({ baseURL, model: 'solver-model', retryBaseMs: 1, maxBackoffMs: 5, maxRetries: 1, priceInPerMTok: 1, priceOutPerMTok: 4 }));
 const call = (name: string, args: unknown): ScriptEntry => ({ toolCalls: [{ name, arguments: args }], usage: { prompt_tokens: 100, completion_tokens: 10 } });
 
-/** A grader standing in for operators/evaluate: resolved when the patch adds the guard. */
+/** A grader standing in for operators/harness/evaluate: resolved when the patch adds the guard. */
 const grades: string[] = [];
 const grade: GradeFn = async (_t, patch) => {
   grades.push(patch);

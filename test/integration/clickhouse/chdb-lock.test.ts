@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openClickHouse } from '../../../streams/sinks/connection.js';
+import { openClickHouse } from '../../../connectors/sinks/connection.js';
 
 const HOLDER = `
 const { createClient } = require('@clickhouse/client');

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClickHouseSink, InvalidRecordError, insertBatch, batchToken } from '../../../streams/sinks/clickhouse.js';
-import { outcomeRow } from '../../../streams/sinks/rows.js';
-import { openClickHouse, type ClickHouse } from '../../../streams/sinks/connection.js';
+import { ClickHouseSink, InvalidRecordError, insertBatch, batchToken } from '../../../connectors/sinks/clickhouse.js';
+import { outcomeRow } from '../../../connectors/sinks/rows.js';
+import { openClickHouse, type ClickHouse } from '../../../connectors/sinks/connection.js';
 import { outcome, verified, stated, trajectory } from './fixtures.js';
 import { LossyProxy, PrivateServer, clickHouseTargets, haveServerBinary } from './server.js';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
-import { MirrorCache, MissingCommitError, RepoUnavailableError } from '../../../operators/git/mirror.js';
+import { MirrorCache, MissingCommitError, RepoUnavailableError } from '../../../operators/pr/mirror.js';
 
 async function tarNames(buf: Buffer): Promise<string[]> {
   const ex = tar.extract();

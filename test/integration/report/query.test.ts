@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
+import { ClickHouseSink } from '../../../connectors/sinks/clickhouse.js';
 import { runQuery } from '../../../cli/commands/query.js';
 import { outcome } from '../clickhouse/fixtures.js';
 import { clickHouseTargets } from '../clickhouse/server.js';

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
-import { ClickHouseSink } from '../../../streams/sinks/clickhouse.js';
+import { ClickHouseSink } from '../../../connectors/sinks/clickhouse.js';
 import { runReport } from '../../../cli/commands/report.js';
-import type { Report } from '../../../streams/analytics/views.js';
+import type { Report } from '../../../connectors/analytics/views.js';
 import { outcome, stated, verified, trajectory } from '../clickhouse/fixtures.js';
 import { clickHouseTargets } from '../clickhouse/server.js';
 

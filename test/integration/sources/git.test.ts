@@ -4,11 +4,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
-import { GitSource, parseGitSpec, repoNameFromLocation } from '../../../streams/sources/git.js';
-import { openSource } from '../../../streams/sources/index.js';
-import { MirrorCache } from '../../../operators/git/mirror.js';
+import { GitSource, parseGitSpec, repoNameFromLocation } from '../../../connectors/sources/git.js';
+import { openSource } from '../../../connectors/sources/index.js';
+import { MirrorCache } from '../../../operators/pr/mirror.js';
 import type { PullRequestEvent } from '../../../schemas/types.gen.js';
-import type { Source, SourceItem } from '../../../streams/sources/types.js';
+import type { Source, SourceItem } from '../../../connectors/sources/types.js';
 
 async function collect(src: Source, cursor?: string): Promise<SourceItem[]> {
   const out: SourceItem[] = [];

@@ -9,8 +9,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { GitHubSource } from '../../../streams/sources/github.js';
-import type { SourceItem } from '../../../streams/sources/types.js';
+import { GitHubSource } from '../../../connectors/sources/github.js';
+import type { SourceItem } from '../../../connectors/sources/types.js';
 
 const DIR = path.resolve(__dirname, '../../../../shared/data/github-api');
 const have = existsSync(DIR);

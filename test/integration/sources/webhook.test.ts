@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'node:http';
 import { createHmac } from 'node:crypto';
-import { WebhookSource, verifySignature } from '../../../streams/sources/webhook.js';
-import { openSource } from '../../../streams/sources/index.js';
-import { MirrorCache } from '../../../operators/git/mirror.js';
-import type { SourceItem } from '../../../streams/sources/types.js';
+import { WebhookSource, verifySignature } from '../../../connectors/sources/webhook.js';
+import { openSource } from '../../../connectors/sources/index.js';
+import { MirrorCache } from '../../../operators/pr/mirror.js';
+import type { SourceItem } from '../../../connectors/sources/types.js';
 
 const FILE = path.resolve(__dirname, '../../../../shared/data/webhooks/pull_request.closed.json');
 const have = existsSync(FILE);

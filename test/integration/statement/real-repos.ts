@@ -1,14 +1,14 @@
 /**
  * Offline measurement (not a vitest file): runs the statement stage's rule path over merged PRs from local
  * bare mirrors of real repositories and prints statements produced, leakage flags by kind, rejections, and
- * category/difficulty distributions. Code/test split by operators/classify.ts; FAIL_TO_PASS approximated by
+ * category/difficulty distributions. Code/test split by operators/pr/classify.ts; FAIL_TO_PASS approximated by
  * the test functions/titles the test patch adds (verify would compute it by execution).
  *
  *   npx tsx test/integration/statement/real-repos.ts /work/.mirror/owner+name/repo [...]
  */
 import { execFileSync } from 'node:child_process';
-import { parseDiff, joinDiff } from '../../../operators/patch.js';
-import { isTestPath, isCodePath, isDocsPath } from '../../../operators/classify.js';
+import { parseDiff, joinDiff } from '../../../operators/pr/patch.js';
+import { isTestPath, isCodePath, isDocsPath } from '../../../operators/pr/classify.js';
 import { statementStage } from '../../../operators/statement.js';
 import { checkLeakage, changedIdentifiers, publicApiNames } from '../../../operators/quality/leakage.js';
 import { slicedTask, envelope } from './fixture.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Candidate, Environment, EnvironmentReady } from '../../../schemas/types.gen.js';
 import type { SandboxFactory } from '../../../operators/sandbox/types.js';
-import { parseDiff } from '../../../operators/patch.js';
+import { parseDiff } from '../../../operators/pr/patch.js';
 import type { Envelope } from '../../../streams/types.js';
 
 const GIT_ENV = {

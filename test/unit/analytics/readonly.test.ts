@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertReadOnly, bareWords, ReadOnlyViolation } from '../../../streams/analytics/readonly.js';
+import { assertReadOnly, bareWords, ReadOnlyViolation } from '../../../connectors/analytics/readonly.js';
 
 describe('read-only gate of swe-stream query', () => {
   it.each([

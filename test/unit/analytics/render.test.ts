@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { table, renderText, pct, dur } from '../../../streams/analytics/render.js';
-import { renderHtml } from '../../../streams/analytics/html.js';
-import type { Report } from '../../../streams/analytics/views.js';
+import { table, renderText, pct, dur } from '../../../connectors/analytics/render.js';
+import { renderHtml } from '../../../connectors/analytics/html.js';
+import type { Report } from '../../../connectors/analytics/views.js';
 
 const evil = '</script><img src=x onerror=alert(1)><!--';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { toStoreError, ClickHouseStoreError } from '../../../streams/sinks/connection.js';
+import { toStoreError, ClickHouseStoreError } from '../../../connectors/sinks/connection.js';
 
 describe('ClickHouse error classification', () => {
   it('transport failures are retriable', () => {

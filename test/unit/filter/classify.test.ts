@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { detectLanguage, detectLicenseText, extractClosingRefs, extractLinkedIssueNumbers, fileKind, isBotAuthor, isPermissiveLicense, isVendoredPath, languageFromManifests } from '../../../operators/classify.js';
+import { detectLanguage, detectLicenseText, extractClosingRefs, extractLinkedIssueNumbers, fileKind, isBotAuthor, isPermissiveLicense, isVendoredPath, languageFromManifests } from '../../../operators/pr/classify.js';
 
 describe('fileKind', () => {
   it.each([

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parsePredictions, summarizeEvaluation } from '../../../operators/evaluate.js';
+import { parsePredictions, summarizeEvaluation } from '../../../operators/harness/evaluate.js';
 import { instanceId } from '../../../operators/verify.js';
-import { runnableImage, taskImageRef } from '../../../operators/task-image.js';
+import { runnableImage, taskImageRef } from '../../../operators/harness/task-image.js';
 
 describe('parsePredictions', () => {
   it('reads SWE-bench predictions as a JSON array or JSON lines', () => {

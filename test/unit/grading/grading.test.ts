@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combineRuns, gradeEvaluation, gradeVerification, invalidReason, releaseCheck, type RunRecord } from '../../../operators/grading.js';
+import { combineRuns, gradeEvaluation, gradeVerification, invalidReason, releaseCheck, type RunRecord } from '../../../operators/harness/grading.js';
 import type { TestStatus } from '../../../operators/runners/index.js';
 
 /** A valid run from `name: status` pairs; exit code 1 when anything failed, as runners do. */

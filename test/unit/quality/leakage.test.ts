@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkLeakage, changedIdentifiers, pathForms, publicApiNames, addedStringLiterals } from '../../../operators/quality/leakage.js';
-import { parseDiff } from '../../../operators/patch.js';
+import { parseDiff } from '../../../operators/pr/patch.js';
 
 const fx = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
 const sliced = { patch: fx('mit-1200-sliced.patch.diff'), testPatch: fx('mit-1200-sliced.test.diff'), failToPass: ['tests/test_more.py::SlicedTests::test_negative'] };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isTestPath, selectedTestCommand, splitPatch } from '../../../operators/test-create.js';
 import { getRunner } from '../../../operators/runners/index.js';
-import { parseDiff } from '../../../operators/patch.js';
+import { parseDiff } from '../../../operators/pr/patch.js';
 
 const DIFF = [
   'diff --git a/src/calc.py b/src/calc.py',

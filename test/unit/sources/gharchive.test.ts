@@ -4,8 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { GhArchiveSource, expandBraces, resolveLocations } from '../../../streams/sources/gharchive.js';
-import type { SourceItem } from '../../../streams/sources/types.js';
+import { GhArchiveSource, expandBraces, resolveLocations } from '../../../connectors/sources/gharchive.js';
+import type { SourceItem } from '../../../connectors/sources/types.js';
 
 const DATA = path.resolve(__dirname, '../../../../shared/data/gharchive');
 const HOUR = path.join(DATA, '2015-01-01-12.json.gz');

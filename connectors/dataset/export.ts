@@ -27,7 +27,7 @@
 import { createWriteStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { dirname, resolve } from 'node:path';
-import { openClickHouse, toStoreError, type ClickHouse } from './connection.js';
+import { openClickHouse, toStoreError, type ClickHouse } from '../sinks/connection.js';
 
 /** Export formats. */
 export const EXPORT_FORMATS = ['scale-swe', 'swe-bench'] as const;

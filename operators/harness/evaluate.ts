@@ -10,14 +10,14 @@
  * `{ instance_id, model_patch, model_name_or_path? }`.
  */
 import { readFile } from 'node:fs/promises';
-import type { Environment, TaskStated, TaskVerified, TestSpec, Verification } from '../schemas/types.gen.js';
-import { StageError } from '../streams/types.js';
-import type { Sandbox, SandboxFactory } from './sandbox/types.js';
+import type { Environment, TaskStated, TaskVerified, TestSpec, Verification } from '../../schemas/types.gen.js';
+import { StageError } from '../../streams/types.js';
+import type { Sandbox, SandboxFactory } from '../sandbox/types.js';
 import { gradeEvaluation, type EvalReport } from './grading.js';
-import { getRunner } from './runners/index.js';
-import { destroyLater, runOnce, SCRATCH, type NamedPatch } from './runners/harness.js';
+import { getRunner } from '../runners/index.js';
+import { destroyLater, runOnce, SCRATCH, type NamedPatch } from './runs.js';
 import { runnableImage } from './task-image.js';
-import { logger } from '../streams/log.js';
+import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'evaluate' });
 

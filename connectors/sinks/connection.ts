@@ -15,7 +15,7 @@ import { createChdbConnection } from 'chdb/connection';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { logger } from '../log.js';
+import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'clickhouse' });
 

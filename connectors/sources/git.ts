@@ -1,7 +1,7 @@
 /**
  * `git:<path|url>[?prs=1,2&since=YYYY-MM-DD&limit=N&repo=owner/name&poll=SECONDS]` — merged pull
  * requests read from a repository's first-parent history (merge commits "Merge pull request #N from …"
- * and squash commits "<title> (#N)", see operators/git/prs.ts).
+ * and squash commits "<title> (#N)", see operators/pr/history.ts).
  *
  * A local path is read in place; a URL is cloned into the mirror cache first. The repository name
  * (`owner/repo`, used in pr_id) is the `repo` parameter, else the `origin` remote's URL, else the path's
@@ -17,10 +17,10 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import type { PullRequestEvent } from '../../schemas/types.gen.js';
 import type { Source, SourceItem } from './types.js';
-import type { Mirror, MirrorCache } from '../../operators/git/mirror.js';
-import { openLocalRepo, scanMergedPrs, type MergedPr } from '../../operators/git/prs.js';
-import { isLocalCloneUrl } from '../../operators/git/mirror.js';
-import { extractLinkedIssueNumbers, isBotAuthor } from '../../operators/classify.js';
+import type { Mirror, MirrorCache } from '../../operators/pr/mirror.js';
+import { openLocalRepo, scanMergedPrs, type MergedPr } from '../../operators/pr/history.js';
+import { isLocalCloneUrl } from '../../operators/pr/mirror.js';
+import { extractLinkedIssueNumbers, isBotAuthor } from '../../operators/pr/classify.js';
 
 /** Parsed `git:` URI. */
 export interface GitSpec {

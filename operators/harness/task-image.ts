@@ -6,11 +6,11 @@
  * registry digest; the id is the content address `docker image inspect` reports), as Scale-SWE rows carry
  * an `image_url` with `workdir` and `pre_commands`.
  */
-import type { Sandbox, SandboxFactory } from './sandbox/types.js';
-import { StageError } from '../streams/types.js';
-import { prepareCheckout, SCRATCH } from './runners/harness.js';
-import { shq } from './runners/util.js';
-import { logger } from '../streams/log.js';
+import type { Sandbox, SandboxFactory } from '../sandbox/types.js';
+import { StageError } from '../../streams/types.js';
+import { prepareCheckout, SCRATCH } from './runs.js';
+import { shq } from '../runners/util.js';
+import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'task-image' });
 

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { StageError } from '../../streams/types.js';
 import { logger } from '../../streams/log.js';
-import { git, gitStream, GitError, isPermanentGitFailure, isRepoUnavailable, stripUrlCredentials } from './exec.js';
+import { git, gitStream, GitError, isPermanentGitFailure, isRepoUnavailable, stripUrlCredentials } from './git-exec.js';
 
 const log = logger({ component: 'mirror-cache' });
 

@@ -10,7 +10,7 @@
  * completes them from git.
  */
 import type { LinkedIssue, PullRequestEvent } from '../../schemas/types.gen.js';
-import { extractLinkedIssueNumbers } from '../../operators/classify.js';
+import { extractLinkedIssueNumbers } from '../../operators/pr/classify.js';
 
 /** Loose JSON object. */
 export type Json = Record<string, unknown>;

@@ -24,7 +24,7 @@ import type { AddressInfo } from 'node:net';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Source, SourceItem } from './types.js';
 import { normalizePullRequest } from './normalize.js';
-import { logger } from '../log.js';
+import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'source', source: 'webhook' });
 

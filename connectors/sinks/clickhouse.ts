@@ -21,8 +21,8 @@
 import { createHash } from 'node:crypto';
 import { openClickHouse, toStoreError, ClickHouseStoreError, type ClickHouse, type ClickHouseTarget } from './connection.js';
 import { toRow, InvalidRecordError, type SinkRow, type SinkTable } from './rows.js';
-import { sinkInvalid, sinkPending, sinkRetries, sinkRows } from '../metrics.js';
-import { logger } from '../log.js';
+import { sinkInvalid, sinkPending, sinkRetries, sinkRows } from '../../streams/metrics.js';
+import { logger } from '../../streams/log.js';
 
 export { InvalidRecordError } from './rows.js';
 export { ClickHouseStoreError } from './connection.js';

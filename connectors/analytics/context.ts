@@ -1,10 +1,9 @@
 /**
  * What the analytics commands (report, export, query) need from the CLI's resolved configuration.
- * The lead's cli/main.ts builds it from the config (file < env < flags, streams/config.ts): `dataDir`,
- * `clickhouse.url`, `clickhouse.database`.
+ * The composition root (cli/) builds it from the resolved configuration: `dataDir`, `clickhouse.url`,
+ * `clickhouse.database`.
  */
 import type { Writable } from 'node:stream';
-import type { Config } from '../config.js';
 
 /** Where the analytics tables are. */
 export interface AnalyticsContext {
@@ -14,11 +13,6 @@ export interface AnalyticsContext {
   clickhouseUrl?: string;
   /** Database of the tables (default swe_stream). */
   database?: string;
-}
-
-/** The analytics target of a resolved configuration (streams/config.ts). */
-export function analyticsContextFrom(cfg: Config): AnalyticsContext {
-  return { dataDir: cfg.dataDir, clickhouseUrl: cfg.clickhouse.url, database: cfg.clickhouse.database };
 }
 
 /** Streams a command writes to (default process.stdout / process.stderr); tests pass their own. */

@@ -12,9 +12,9 @@
 import type { Sandbox, SandboxFactory } from '../sandbox/types.js';
 import { SandboxError } from '../sandbox/types.js';
 import { StageError } from '../../streams/types.js';
-import type { Runner, TestResult } from './types.js';
-import { shq } from './util.js';
-import { invalidReason, type RunRecord } from '../grading.js';
+import type { Runner, TestResult } from '../runners/types.js';
+import { shq } from '../runners/util.js';
+import { invalidReason, type RunRecord } from './grading.js';
 import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'harness' });

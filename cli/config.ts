@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
-import { STAGE_NAMES } from './topics.js';
+import { STAGE_NAMES } from '../streams/topics.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 

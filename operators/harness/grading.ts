@@ -10,7 +10,7 @@
  * (after-fix ×3, before-fix ×2, a test that disagrees across runs of one state is flaky and excluded,
  * a flaky FAIL_TO_PASS rejects), as SWE-bench-Live and Multi-SWE-bench do.
  */
-import type { TestResult, TestStatus } from './runners/types.js';
+import type { TestResult, TestStatus } from '../runners/types.js';
 
 /** What one execution of the selected tests produced. */
 export interface RunRecord {

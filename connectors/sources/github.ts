@@ -25,9 +25,9 @@ import type { PullRequestEvent, LinkedIssue } from '../../schemas/types.gen.js';
 import type { Source, SourceItem } from './types.js';
 import { normalizePullRequest, type Json } from './normalize.js';
 import { abortableDelay } from './git.js';
-import { StageError } from '../types.js';
-import { logger } from '../log.js';
-import { extractLinkedIssueNumbers } from '../../operators/classify.js';
+import { StageError } from '../../streams/types.js';
+import { logger } from '../../streams/log.js';
+import { extractLinkedIssueNumbers } from '../../operators/pr/classify.js';
 
 const log = logger({ component: 'source', source: 'github' });
 

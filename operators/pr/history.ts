@@ -9,7 +9,7 @@
  * methods on GitHub" and the commits those buttons produce.
  */
 import path from 'node:path';
-import { git } from './exec.js';
+import { git } from './git-exec.js';
 import { Mirror, type CommitInfo } from './mirror.js';
 
 /** One merged PR found in history. Dates are ISO 8601 as git prints them. */
