@@ -13,6 +13,8 @@
  *    .node-version / engines.node (Debian bookworm ships 18; node:test's junit reporter needs ≥ 20).
  */
 
+import type { RunnerName } from '../runners/types.js';
+
 /** The files of a repository at one commit: every path, and the text of the manifests. */
 export interface RepoSnapshot {
   /** every file path (POSIX, relative to the repository root) */
@@ -24,7 +26,8 @@ export interface RepoSnapshot {
 }
 
 export type Language = 'python' | 'javascript' | 'typescript';
-export type Runner = 'pytest' | 'jest' | 'vitest' | 'mocha' | 'node-test';
+/** The test runner names of operators/runners (Environment.runner). */
+export type Runner = RunnerName;
 export type PackageManager = 'pip' | 'npm' | 'yarn' | 'yarn-berry' | 'pnpm';
 
 /** What was found. `runnerArgs` are the arguments the repository itself passes to its runner (reporters and coverage removed). */

@@ -17,8 +17,9 @@ import { attr, kids, parseXml, relPath, shFiles, shq, stripAnsi, timeMs, type Xm
  * other selected test would be absent from the before run — which SWE-bench grading reads as failed.
  */
 function testCommand(opts: TestCommandOptions): string {
-  const files = opts.files === 'all' ? '' : ' ' + shFiles(opts.files);
-  return `pytest -rA -v --color=no -p no:cacheprovider --continue-on-collection-errors -o junit_family=xunit1 --junitxml=${shq(opts.reportPath)}${files}`;
+  const files = opts.files === 'all' ? (opts.patterns?.length ? ' ' + shFiles(opts.patterns) : '') : ' ' + shFiles(opts.files);
+  const args = opts.args?.length ? ' ' + shFiles(opts.args) : '';
+  return `python -m pytest -rA -v --color=no -p no:cacheprovider --continue-on-collection-errors -o junit_family=xunit1${args} --junitxml=${shq(opts.reportPath)}${files}`;
 }
 
 /**
