@@ -110,6 +110,7 @@ export function normalizePullRequest(input: PullRequestInput): NormalizeResult {
     linked_issues: linked,
     labels,
     license: licenseOf(baseRepo) ?? licenseOf(input.repository),
+    merge_style: null,
   };
   return { ok: true, event };
 }
