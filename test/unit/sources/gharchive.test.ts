@@ -7,7 +7,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { GhArchiveSource, expandBraces, resolveLocations } from '../../../connectors/sources/gharchive.js';
 import type { SourceItem } from '../../../connectors/sources/types.js';
 
-// Real recordings (see test/fixtures/gharchive/README.md): one complete hour and an 800-event sample.
+// Real recordings (see test/fixtures/RECORDED.md): one complete hour and an 800-event sample.
 const DATA = path.resolve(__dirname, '../../fixtures/gharchive');
 const HOUR = path.join(DATA, '2015-01-01-12.json.gz');
 const SAMPLE = path.join(DATA, '2021-07-21-06-to-09.json.gz');
