@@ -62,6 +62,11 @@ function firstEnd(pipeline: Pipeline, signal: Promise<RunEnd>, untilIdle: boolea
   return Promise.race(ends);
 }
 
+/** The one stderr line of a failure: a source's error names its source already; other runners are named. */
+function failureLine(f: RunnerFailure): string {
+  return f.runner.startsWith('source ') ? f.error.message : `${f.runner} stopped: ${f.error.message}`;
+}
+
 /**
  * The summary line of a run (until-idle, or interrupted): what each source, stage and the sink did, and how
  * many records were left unprocessed (lag summed over the run's consumer groups; null when the bus could not
@@ -111,11 +116,11 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
   let end = await firstEnd(pipeline, signal, opts.untilIdle);
   if (end.kind === 'signal') log.info({ signal: end.signal }, 'stopping: intake closed, finishing in-flight work');
   if (end.kind === 'fatal') {
-    const { runner, error } = end.failure;
-    log.error({ runner, err: error.message }, 'a runner died; stopping');
+    const failure = end.failure;
+    log.error({ runner: failure.runner, err: failure.error.message }, 'a runner died; stopping');
     // A broken bus can hold the graceful stop for minutes; the cause is known, so leave within a minute.
     setTimeout(() => {
-      process.stderr.write(`swe-stream: ${runner} stopped: ${error.message} (graceful stop timed out)\n`);
+      process.stderr.write(`swe-stream: ${failureLine(failure)} (graceful stop timed out)\n`);
       process.exit(1);
     }, 60_000).unref();
   }
@@ -130,7 +135,7 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
   await bus.transport.close();
   let code = 0;
   if (end.kind === 'fatal') {
-    process.stderr.write(`swe-stream: ${end.failure.runner} stopped: ${end.failure.error.message}\n`);
+    process.stderr.write(`swe-stream: ${failureLine(end.failure)}\n`);
     code = 1;
   } else if (end.kind === 'signal' && summary?.unfinished) code = SIGNAL_EXIT[end.signal] ?? 1;
   // Docker and HTTP keep-alive agents would hold the process open: the job is done, leave.
