@@ -48,7 +48,7 @@ function testCommand(opts: TestCommandOptions): string {
 type TapEvent = [string, ...unknown[]];
 interface Assert { ok: boolean; name: string; skip: boolean | string; todo: boolean | string; closingTestPoint?: boolean; time?: number | null }
 
-const SUMMARY_COMMENT = /^#\s*(Subtest:|time=|tests \d|pass \d|fail \d|skip \d|todo \d|ok\s*$|not ok\s*$)/;
+const SUMMARY_COMMENT = /^#\s*(Subtest:|time=|tests \d|pass \d|fail \d|failed \d|skip:? \d|todo:? \d|ok\s*$|not ok\s*$)/;
 
 function statusOf(a: Assert): TestStatus {
   if (a.skip || a.todo) return 'SKIPPED';
@@ -89,6 +89,11 @@ function walk(events: TapEvent[], chain: string[], out: TestResult[], points: bo
       pendingChild = null;
       if (points) {
         out.push({ name: jsId(chain[0]!, [...chain.slice(1), a.name]), status: statusOf(a), durationMs: typeof a.time === 'number' ? a.time : undefined });
+        continue;
+      }
+      // node-tap prints a skipped or todo subtest as a bare test point, with no child.
+      if (group === null && (a.skip || a.todo)) {
+        out.push({ name: jsId(chain[0]!, [...chain.slice(1), a.name]), status: 'SKIPPED' });
         continue;
       }
       const key = group ?? '';

@@ -107,6 +107,37 @@ describe('ava', () => {
   });
 });
 
+describe('tap (node-tap, tape)', () => {
+  const tap = getRunner('tap');
+  const nodeTap = {
+    'test/calc.js > adds': 'PASSED',
+    'test/calc.js > group > inner pass': 'PASSED',
+    'test/calc.js > group > inner fail': 'FAILED',
+    'test/calc.js > skipped': 'SKIPPED',
+    'test/calc.js > todo': 'SKIPPED',
+    'test/calc.js': 'PASSED',
+    'test/broken.js': 'ERROR',
+  };
+
+  it('reads node-tap 16 files run with node: nested subtests, skip/todo subtests, top-level assertions, a file that throws', () => {
+    expect(asMap(tap.parse(read('tap/nodetap-sel.report'), read('tap/nodetap-sel.log')))).toEqual(nodeTap);
+    expect(asMap(tap.parse(read('tap/nodetap-all.report'), read('tap/nodetap-all.log')))).toEqual(nodeTap);
+  });
+
+  it('reads the TAP in the log when the report is missing (exit codes unknown there)', () => {
+    const m = asMap(tap.parse(null, read('tap/nodetap-sel.log')));
+    expect(m).toMatchObject({ 'test/calc.js > group > inner fail': 'FAILED', 'test/calc.js > skipped': 'SKIPPED' });
+  });
+
+  it('runs each file with node, keeping only node hooks of the script’s arguments', () => {
+    const cmd = tap.testCommand({ files: 'all', reportPath: '/r', invocations: [{ label: '', env: {}, nodeOptions: [], args: ['-r', '@babel/register', '--no-only'], paths: ['test/**/*.js'] }] });
+    expect(cmd).toContain('shopt -s globstar nullglob');
+    expect(cmd).toContain('for __f in test/**/*.js;');
+    expect(cmd).toContain('node -r @babel/register "$__f"');
+    expect(cmd).not.toContain('--no-only');
+  });
+});
+
 describe('invocations', () => {
   const jest = getRunner('jest');
   const inv = (o: Partial<Invocation>): Invocation => ({ label: '', env: {}, nodeOptions: [], args: [], paths: [], ...o });
