@@ -33,6 +33,8 @@ export interface PullRequestEvent {
   linked_issues: Array<LinkedIssue>;
   labels: Array<string>;
   license: null | string;
+  /** the PR's changed files when the source knows them (REST API pulls/N/files); null otherwise */
+  files: null | Array<ChangedFile>;
 }
 
 /** An issue the PR closes (closing keywords in body/commits, or the API's closing references). */
@@ -42,6 +44,20 @@ export interface LinkedIssue {
   body: null | string;
   /** body | commit | api */
   source: string;
+}
+
+export interface ChangedFile {
+  path: string;
+  old_path: null | string;
+  /** code | test | docs | config | other */
+  kind: string;
+  /** added | modified | deleted | renamed */
+  status: string;
+  additions: number;
+  deletions: number;
+  hunks: number;
+  binary: boolean;
+  vendored: boolean;
 }
 
 /** Topic pr.candidates. A merged PR that passed the filter rules. */
@@ -77,20 +93,6 @@ export interface Candidate {
   /** sha256 of the normalised code+test diff, for duplicate detection */
   patch_hash: string;
   license: null | string;
-}
-
-export interface ChangedFile {
-  path: string;
-  old_path: null | string;
-  /** code | test | docs | config | other */
-  kind: string;
-  /** added | modified | deleted | renamed */
-  status: string;
-  additions: number;
-  deletions: number;
-  hunks: number;
-  binary: boolean;
-  vendored: boolean;
 }
 
 export interface PatchSize {

@@ -108,6 +108,7 @@ export function eventFromMergedPr(pr: MergedPr, repo: string, cloneUrl: string, 
     linked_issues: extractLinkedIssueNumbers(text, repo).map((n) => ({ number: n, title: null, body: null, source: 'commit' })),
     labels: [],
     license: null,
+    files: null,
   };
 }
 
