@@ -38,7 +38,7 @@ interface RunFlags extends CommonFlags {
 /** Run a pipeline until idle (or forever), stopping cleanly on SIGINT/SIGTERM. Prints a funnel summary. */
 async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<void> {
   const bus = await openBus(cfg, { exclusive: true });
-  const deps = new Deps(cfg);
+  const deps = new Deps(cfg, (ns) => bus.transport.openStore(ns));
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
   const sources = openSources(cfg, deps);

@@ -70,7 +70,7 @@ describe('swe-stream worker processes on Kafka', () => {
     await waitFor(
       async () => {
         for (const w of workers) if (w.child.exitCode !== null) throw new Error(`worker ${w.name} exited ${w.child.exitCode}: ${w.err}`);
-        const fresh = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json') });
+        const fresh = new KafkaTransport({ brokers: brokers.split(',') });
         try {
           const stated = (await readTopic<TaskStated>(fresh, serde, 'tasks.stated')).filter((x) => mine(x.candidate.pr_id));
           if (new Set(stated.map((x) => x.instance_id)).size < fixPrs) return false;
@@ -94,7 +94,7 @@ describe('swe-stream worker processes on Kafka', () => {
     for (const w of workers) w.child.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual(workers.map(() => 0));
     // Every input record of every stage has exactly one distinct outcome in the sink's tables.
-    t = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json') });
+    t = new KafkaTransport({ brokers: brokers.split(',') });
     const { stdout } = await exec(process.execPath, [join(ROOT, 'bin/swe-stream.js'), 'query', '--json', '--data-dir', dataDir,
       `SELECT stage, uniqExact(outcome_id) AS n FROM stage_outcomes FINAL WHERE startsWith(key, '${repo.repo}#') GROUP BY stage`], { cwd: ROOT, env: { ...process.env, SWE_STREAM_CLICKHOUSE_URL: '' } });
     const counts = Object.fromEntries((JSON.parse(stdout) as Array<{ stage: string; n: number }>).map((r) => [r.stage, Number(r.n)]));

@@ -42,7 +42,7 @@ function localFactory(log: { images: string[]; networks: boolean[]; destroyed: n
 }
 
 const task = (): TaskStated => stated(slicedTask(), '`sliced(seq, -1)` should raise ValueError instead of returning [].');
-const solver = (baseURL: string) => createLlmClient('solver', agentLlmSchema.parse({ baseURL, model: 'solver-model', retryBaseMs: 1, maxBackoffMs: 5, maxRetries: 1, priceInPerMTok: 1, priceOutPerMTok: 4 }));
+const solver = (baseURL: string) => createLlmClient('solver', agentLlmSchema.parse({ baseURL, model: 'solver-model', maxRetries: 1, priceInPerMTok: 1, priceOutPerMTok: 4 }));
 const call = (name: string, args: unknown): ScriptEntry => ({ toolCalls: [{ name, arguments: args }], usage: { prompt_tokens: 100, completion_tokens: 10 } });
 
 /** A grader standing in for operators/harness/evaluate: resolved when the patch adds the guard. */

@@ -21,7 +21,7 @@ async function run(script: ScriptEntry[], over: Partial<RunAgentOptions<Record<s
   srv = await startChatServer(script, { fallback });
   const llm = createLlmClient(
     'solver',
-    agentLlmSchema.parse({ baseURL: srv.baseURL, model: 'scripted', retryBaseMs: 1, maxBackoffMs: 5, priceInPerMTok: 1, priceOutPerMTok: 2 }),
+    agentLlmSchema.parse({ baseURL: srv.baseURL, model: 'scripted', priceInPerMTok: 1, priceOutPerMTok: 2 }),
   );
   return runAgent({ llm, system: 'sys', user: 'fix it', sandbox: sb, workdir: '/testbed', budgets: { maxSteps: 10 }, ...over });
 }

@@ -52,7 +52,7 @@ async function produceEvents(topic: string, prefix: string, n: number) {
 }
 
 beforeAll(async () => {
-  t = new KafkaTransport({ brokers, stateFile: join(mkdtempSync(join(tmpdir(), 'kst-')), 'state.json') });
+  t = new KafkaTransport({ brokers });
 });
 afterAll(async () => {
   await t?.close();

@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 const llmFor = (agent: AgentName, baseURL: string) =>
-  createLlmClient(agent, agentLlmSchema.parse({ baseURL, model: `${agent}-model`, retryBaseMs: 1, maxBackoffMs: 5, maxRetries: 2, priceInPerMTok: 1, priceOutPerMTok: 1 }));
+  createLlmClient(agent, agentLlmSchema.parse({ baseURL, model: `${agent}-model`, maxRetries: 2, priceInPerMTok: 1, priceOutPerMTok: 1 }));
 const submit = (statement: string) => ({ toolCalls: [{ name: 'submit', arguments: { statement } }], usage: { prompt_tokens: 1000, completion_tokens: 100 } });
 
 const GOOD = `Calling \`sliced\` with a negative size silently yields wrong results:
