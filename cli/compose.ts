@@ -14,7 +14,7 @@ import { envBuildStage } from '../operators/env-build.js';
 import { environmentBuilderAgent } from '../operators/env/agent.js';
 import { testCreateStage, testCreatorAgent } from '../operators/test-create.js';
 import { verifyStage } from '../operators/verify.js';
-import { distillStage } from '../operators/distill.js';
+import { distillStage, DISTILL_ATTEMPTS_STORE } from '../operators/distill.js';
 import { evaluate } from '../operators/harness/evaluate.js';
 import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
 import type { SandboxFactory } from '../operators/sandbox/types.js';
@@ -97,6 +97,7 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
       return distillStage({
         solver,
         sandboxes: solver ? deps.sandboxes : null,
+        attemptsStore: solver ? await deps.store(DISTILL_ATTEMPTS_STORE) : null,
         grade: async (task, patch, signal) => {
           const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
           return r?.resolved === true;
