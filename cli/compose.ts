@@ -72,6 +72,7 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
         maxChangedLines: cfg.filter.maxChangedLines,
         maxDiffBytes: cfg.filter.maxDiffBytes,
         languages: cfg.filter.languages,
+        licenses: cfg.filter.licenses,
         testCreator: deps.llm('test-creator') !== null,
       });
     case 'env-build': {

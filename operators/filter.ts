@@ -42,10 +42,10 @@ import type { Stage } from '../streams/stage.js';
 import type { KeyedStore } from '../streams/store.js';
 import { parseDiff, joinDiff, patchHash, type FileDiff } from './pr/patch.js';
 import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './pr/mirror.js';
-import { findMergedPr } from './pr/history.js';
+import { findMergedPr, taskRangeOfEvent } from './pr/history.js';
 import type { ChatResult, LlmClient } from './llm/client.js';
 import { logger } from '../streams/log.js';
-import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './pr/classify.js';
+import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isVendoredPath, licenseAllowed, type LicensePolicy } from './pr/classify.js';
 
 const judgeLog = logger({ component: 'filter', part: 'judge' });
 
@@ -53,7 +53,7 @@ const judgeLog = logger({ component: 'filter', part: 'judge' });
 export const FILTER_REASONS = [
   'not-merged', 'bot-author', 'license-not-permissive', 'repo-unavailable', 'commits-missing', 'binary-or-vendored-only',
   'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate', 'judge-rejected',
-  'branch-sync',
+  'branch-sync', 'license-not-allowed',
 ] as const;
 
 /** Long-lived branch names: a PR whose head is one of these (in the same repository) syncs branches. */
@@ -100,6 +100,11 @@ export interface FilterDeps {
   refresh?: boolean;
   /** optional LLM judge of PR quality (an OpenAI-compatible client, operators/llm/client.ts); absent = rules only */
   judge?: LlmClient | null;
+  /**
+   * The licence rule (operators/pr/classify.ts LicensePolicy): `permissive` (default; rejects `license-not-permissive`),
+   * `any`, or a list of SPDX ids (rejects `license-not-allowed`). An unknown licence is never rejected.
+   */
+  licenses?: LicensePolicy;
 }
 
 /** Version of the PR-judge prompt, recorded in provenance. */
@@ -160,6 +165,8 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
   const maxLines = deps.maxChangedLines ?? 1000;
   const maxDiffBytes = deps.maxDiffBytes ?? MAX_DIFF_BYTES;
   const languages = new Set(deps.languages ?? ['python', 'javascript', 'typescript']);
+  const licenses = deps.licenses ?? 'permissive';
+  const licenseReason = licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed';
 
   async function handle(env: Envelope<PullRequestEvent>): Promise<Outcome<PrCandidate>> {
     const t0 = Date.now();
@@ -170,7 +177,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
     if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
     if (isBranchSync(ev.repo, ev.head_ref)) return reject('branch-sync', `merges the long-lived branch ${ev.head_ref}`, meta);
-    if (isPermissiveLicense(ev.license) === false) return reject('license-not-permissive', `license ${ev.license}`, meta);
+    if (licenseAllowed(ev.license, licenses) === false) return reject(licenseReason, `license ${ev.license}`, meta);
 
     // 4: the mirror.
     const cloneUrl = ev.clone_url ?? `https://github.com/${ev.repo}.git`;
@@ -188,7 +195,17 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     let prCommit = ev.merge_commit_sha;
     let title = ev.title;
     let body = ev.body;
-    if (!prCommit || ev.payload_shape === 'trimmed') {
+    // The task's range: git-history events carry it (merge base → head, squash parent → squash, landed range);
+    // otherwise the first parent of the merge commit, or the range of the PR found in history.
+    let range: { base: string; commit: string } | null;
+    try {
+      range = await taskRangeOfEvent(mirror, ev);
+    } catch (err) {
+      if (err instanceof StageError && !err.retriable) return reject('commits-missing', err.message, meta);
+      throw err;
+    }
+    let mergeStyle = ev.merge_style;
+    if (!range && (!prCommit || ev.payload_shape === 'trimmed')) {
       const found = await findMergedPr(mirror, ev.number, env.signal);
       if (!found && !prCommit) {
         return ev.merged === true
@@ -200,12 +217,15 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         if (found.sha === prCommit) {
           title ??= found.title;
           body ??= found.body;
+          range = { base: found.base, commit: found.commit };
+          mergeStyle ??= found.style;
         }
       }
     }
     let parent: string;
     try {
-      parent = await mirror.firstParent(prCommit!);
+      parent = range?.base ?? (await mirror.firstParent(prCommit!));
+      prCommit = range?.commit ?? prCommit;
     } catch (err) {
       if (err instanceof MissingCommitError || (err instanceof StageError && !err.retriable)) return reject('commits-missing', (err as Error).message, meta);
       throw err;
@@ -218,7 +238,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     let license = ev.license;
     if (!license) {
       license = await detectRepoLicense(mirror, prCommit!);
-      if (isPermissiveLicense(license) === false) return reject('license-not-permissive', `license ${license} (from the licence file)`, meta);
+      if (licenseAllowed(license, licenses) === false) return reject(licenseReason, `license ${license} (from the licence file)`, meta);
     }
 
     // 6: rules on the file list.
@@ -294,6 +314,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         diff,
         patch_hash: hash,
         license: license ?? null,
+        merge_style: mergeStyle ?? null,
       },
       provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
     };
