@@ -12,9 +12,11 @@
  *     network disabled — a normal end, retrying cannot help), `clone-failed` (failed, retriable: network,
  *     timeout), `commits-missing` (rejected: the merge commit is not in the repository even after a fetch —
  *     force-pushed away, or a fork's PR merged elsewhere);
- *  5. the PR commit: `merge_commit_sha`, else the merge/squash commit for #N found on the default
- *     branch's first-parent history (trimmed post-2025-10 events; `not-merged` when there is none);
- *     parent = its first parent; title/body completed from the commit message when the event lacks them;
+ *  5. the PR commit: `merge_commit_sha`, else the merged PR #N found in the default branch's history
+ *     (trimmed post-2025-10 events; `not-merged` when there is none); parent = the base commit the git
+ *     source recorded (`base_sha` with `merge_style`: merge base, squash parent, landed range), else the
+ *     parent of a rebase-landed range ending at `merge_commit_sha`, else its first parent
+ *     (operators/pr/history.ts); title/body completed from the commit message when the event lacks them;
  *     licence from the LICENSE/COPYING file when the event did not say (`license-not-permissive`);
  *  6. on `git diff --numstat parent commit`: `binary-or-vendored-only`, `docs-config-only` (nothing but
  *     docs/config), `no-code-change` (no code file, but tests or other files), `unsupported-language`,
@@ -42,7 +44,7 @@ import type { Stage } from '../streams/stage.js';
 import type { KeyedStore } from '../streams/store.js';
 import { parseDiff, joinDiff, patchHash, type FileDiff } from './pr/patch.js';
 import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './pr/mirror.js';
-import { findMergedPr, taskRangeOfEvent } from './pr/history.js';
+import { findMergedPr, landedRangeOf, taskRangeOfEvent } from './pr/history.js';
 import type { ChatResult, LlmClient } from './llm/client.js';
 import { logger } from '../streams/log.js';
 import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isVendoredPath, licenseAllowed, type LicensePolicy } from './pr/classify.js';
@@ -224,6 +226,8 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     }
     let parent: string;
     try {
+      // A rebase merge's merge_commit_sha is its last landed commit: take the whole landed range.
+      if (!range && ev.head_sha && ev.head_sha !== prCommit) range = await landedRangeOf(mirror, prCommit!, ev.head_sha, env.signal);
       parent = range?.base ?? (await mirror.firstParent(prCommit!));
       prCommit = range?.commit ?? prCommit;
     } catch (err) {

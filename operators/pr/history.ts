@@ -415,6 +415,25 @@ export async function patchIds(repo: Mirror, shas: string[], signal?: AbortSigna
   return ids;
 }
 
+/**
+ * The landed range of a rebase merge known from an event (GitHub's `merge_commit_sha` of a rebase merge is the
+ * LAST landed commit, so its first parent alone would keep only the last commit of the PR): when the k > 1
+ * commits of `head` not reachable from `landing` have, in order, the patch-ids of the k commits ending at
+ * `landing` on its first-parent chain, the range is `parent of the first → landing`. null otherwise (a merge or
+ * squash commit, a one-commit PR, a head that is absent): the first parent is then the right base.
+ * @throws GitError when git fails for another reason than an absent commit.
+ */
+export async function landedRangeOf(repo: Mirror, landing: string, head: string, signal?: AbortSignal): Promise<{ base: string; commit: string } | null> {
+  if (!(await repo.commitExists(head)) || !(await repo.commitExists(landing))) return null;
+  const own = (await repo.log(`${landing}..${head}`, { max: 251, signal })).reverse();
+  if (own.length < 2 || own.length > 250 || own.some((c) => c.parents.length !== 1)) return null;
+  const chain = (await repo.log(landing, { firstParent: true, max: own.length, signal })).reverse();
+  if (chain.length !== own.length || chain.some((c) => c.parents.length !== 1)) return null;
+  const ids = await patchIds(repo, [...own, ...chain].map((c) => c.sha), signal);
+  if (!own.every((c, i) => ids.has(c.sha) && ids.get(c.sha) === ids.get(chain[i]!.sha))) return null;
+  return { base: chain[0]!.parents[0]!, commit: landing };
+}
+
 /** The merged PR `number` in the history of the default branch, or null. */
 export async function findMergedPr(repo: Mirror, number: number, signal?: AbortSignal): Promise<MergedPr | null> {
   const { prs } = await scanMergedPrs(repo, { prs: new Set([number]), signal });

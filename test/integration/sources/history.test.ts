@@ -140,6 +140,13 @@ describe('merged PRs in every merge style (generated history)', () => {
       expect(c).toMatchObject({ parent_commit: want.base, pr_commit: want.commit, merge_style: ev.merge_style });
       expect(c.files.map((f) => f.path).sort()).toEqual(want.files);
     }
+    // A GitHub event of the rebase merge (no merge_style, base_sha = the base branch tip at event time,
+    // merge_commit_sha = the LAST landed commit): the filter still takes the whole landed range.
+    const three = evs.find((e) => e.number === 3)!;
+    const gh: PullRequestEvent = { ...three, source: 'gharchive', payload_shape: 'full', merge_style: null, base_sha: git('rev-parse', 'main') };
+    const o = await stage.handle({ key: gh.pr_id, value: gh, origin: { topic: 'pr.events', partition: 0, offset: '99' }, attempt: 1, signal: new AbortController().signal });
+    const want3 = h.prs.find((p) => p.number === 3)!;
+    expect(o.kind === 'accepted' && o.value.candidate).toMatchObject({ parent_commit: want3.base, pr_commit: want3.commit, merge_style: null });
     await stage.close?.();
   });
 });
