@@ -109,7 +109,7 @@ export function manifestPaths(files: string[]): string[] {
 
 /** Test files by the runners' default discovery conventions (pytest `test_*.py`/`*_test.py`; jest/vitest/mocha `*.test.*`, `*.spec.*`, `test/`, `__tests__/`). */
 const PY_TEST_RE = /(^|\/)(test_[^/]*\.py|[^/]*_test\.py|tests?\/.*\.py)$/;
-const JS_TEST_RE = /(^|\/)([^/]*\.(test|spec)\.[cm]?[jt]sx?|(test|tests|__tests__|spec)\/.*\.[cm]?[jt]sx?)$/;
+const JS_TEST_RE = /(^|\/)([^/]*\.(test|spec)\.[cm]?[jt]sx?|(test|tests|__tests__|spec)\/.*\.[cm]?[jt]sx?|tests?\.[cm]?[jt]sx?|test-[^/]*\.[cm]?[jt]sx?|[^/]*[sS]pec\.[cm]?[jt]sx?)$/;
 
 /**
  * Detect language, package manager, runner and versions. `hint` is the candidate's language from the
@@ -317,7 +317,7 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
     }
   }
   if (!call) return { reason: 'no-test-suite', detail: `no jest/vitest/mocha/jasmine/ava/tap/tape/node --test in scripts.test (${JSON.stringify(scripts.test ?? null)}), config files or devDependencies` };
-  if (!snap.files.some((f) => JS_TEST_RE.test(f) && !f.startsWith('node_modules/'))) return { reason: 'no-test-suite', detail: 'no *.test.*, *.spec.* or test/ files' };
+  if (!snap.files.some((f) => JS_TEST_RE.test(f) && !f.startsWith('node_modules/'))) return { reason: 'no-test-suite', detail: 'no *.test.*, *.spec.*, test.js, test-*.js or test/ files' };
 
   let nodeMajor: number | null = null;
   const rc = snap.contents['.nvmrc'] ?? snap.contents['.node-version'];
