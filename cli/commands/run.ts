@@ -93,7 +93,7 @@ async function summarise(pipeline: Pipeline, started: number, end: RunEnd): Prom
  */
 async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<never> {
   const bus = await openBus(cfg, { exclusive: true });
-  const deps = new Deps(cfg);
+  const deps = new Deps(cfg, (ns) => bus.transport.openStore(ns));
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
   const sources = openSources(cfg, deps);
