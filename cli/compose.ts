@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { Stage } from '../streams/stage.js';
 import type { StageName } from '../streams/topics.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
+import type { GitCredentials } from '../operators/pr/git-exec.js';
 import { filterStage } from '../operators/filter.js';
 import { statementStage } from '../operators/statement.js';
 import { agentLlm } from '../operators/llm/client.js';
@@ -23,7 +24,8 @@ import type { SandboxFactory } from '../operators/sandbox/types.js';
 export class Deps {
   private mirrorCache?: MirrorCache;
   private sandboxFactory?: SandboxFactory;
-  constructor(readonly cfg: Config) {}
+  /** `credentials`: git credentials split off the `git:` source URLs (see cli/common.ts planSources), kept in memory only. */
+  constructor(readonly cfg: Config, private readonly opts: { credentials?: GitCredentials } = {}) {}
 
   /** Docker sandboxes with the configured limits (DOCKER_HOST or the local socket). */
   get sandboxes(): SandboxFactory {
@@ -36,7 +38,7 @@ export class Deps {
   }
 
   get mirrors(): MirrorCache {
-    this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir, network: this.cfg.mirrors.network });
+    this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir, network: this.cfg.mirrors.network, localPaths: this.cfg.mirrors.localPaths, credentials: this.opts.credentials });
     return this.mirrorCache;
   }
 

@@ -8,12 +8,12 @@ import { openSource } from '../../connectors/sources/index.js';
 import { PR_EVENTS_TARGET, type Source } from '../../connectors/sources/types.js';
 import type { Config } from '../config.js';
 import { STAGE_NAMES, type StageName } from '../../streams/topics.js';
-import { log } from '../../streams/log.js';
+import { log, redactValue } from '../../streams/log.js';
 import { openBus } from '../bus.js';
 import { Deps, buildStage } from '../compose.js';
 import { openSink } from '../sink.js';
 import { metricsObserver, startLiveOutput } from '../live.js';
-import { commonOptions, configFrom, parseStages, type CommonFlags } from '../common.js';
+import { commonOptions, configFrom, parseStages, planSources, type CommonFlags } from '../common.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -35,13 +35,18 @@ interface RunFlags extends CommonFlags {
   sink?: boolean;
 }
 
-/** Run a pipeline until idle (or forever), stopping cleanly on SIGINT/SIGTERM. Prints a funnel summary. */
-async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<void> {
+/**
+ * Run a pipeline until idle (or forever), stopping cleanly on SIGINT/SIGTERM. Prints a funnel summary.
+ * Sources are opened first: a bad `--source` exits 2 before the data directory or the bus is touched.
+ */
+async function runPipeline(raw: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<void> {
+  const plan = planSources(raw.sources);
+  const cfg: Config = { ...raw, sources: plan.uris, mirrors: { ...raw.mirrors, localPaths: [...raw.mirrors.localPaths, ...plan.localPaths] } };
+  const deps = new Deps(cfg, { credentials: plan.credentials });
+  const sources = openSources(cfg, deps);
   const bus = await openBus(cfg, { exclusive: true });
-  const deps = new Deps(cfg);
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
-  const sources = openSources(cfg, deps);
   const sink = opts.sink ? await openSink(cfg) : undefined;
   const pipeline = new Pipeline({
     transport: bus.transport,
@@ -87,7 +92,7 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
     sink: pipeline.sink?.counts,
   };
   // Docker and HTTP keep-alive agents would hold the process open: the job is done, leave.
-  process.stdout.write(JSON.stringify(summary) + '\n', () => process.exit(0));
+  process.stdout.write(JSON.stringify(redactValue(summary)) + '\n', () => process.exit(0));
 }
 
 export function registerRun(program: Command): void {

@@ -30,7 +30,7 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
   beforeAll(async () => {
     repo = await createRepo({ language });
     dataDir = await mkdtemp(path.join(tmpdir(), 'filter-'));
-    mirrors = new MirrorCache({ dataDir, network: false });
+    mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
     stage = filterStage({ mirrors, dataDir });
     evs = await gitEvents(repo, mirrors);
   });
@@ -121,7 +121,7 @@ describe('filter licence rule', () => {
     const repo = await createRepo({ language: 'python', repo: 'acme/gpl-lib', license: 'GPL-3.0', prs: [{ number: 1, style: 'squash', kind: 'fix' }] });
     const dataDir = await mkdtemp(path.join(tmpdir(), 'filter-lic-'));
     try {
-      const mirrors = new MirrorCache({ dataDir, network: false });
+      const mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
       const [e] = await gitEvents(repo, mirrors);
       const s = filterStage({ mirrors, seen: new SeenStore(':memory:') });
       expect(await s.handle(env(e!))).toMatchObject({ reason: 'license-not-permissive', detail: expect.stringContaining('GPL-3.0') });
