@@ -38,6 +38,9 @@ export class SinkRunner {
   private timer?: NodeJS.Timeout;
   private readonly assigned = new Set<string>();
   private fatal?: Error;
+  private onDeath!: (e: Error) => void;
+  /** Resolves with the error that stopped this runner; never rejects. */
+  readonly died: Promise<Error> = new Promise((r) => (this.onDeath = r));
   readonly counts = { rows: 0, deadLettered: 0 };
 
   constructor(private readonly o: SinkRunnerOptions) {}
@@ -76,7 +79,9 @@ export class SinkRunner {
     this.pending = [];
     if (recs.length === 0) return this.chain;
     this.chain = this.chain.then(() => this.write(recs)).catch((e: unknown) => {
+      if (this.fatal) return;
       this.fatal = e instanceof Error ? e : new Error(String(e));
+      this.onDeath(this.fatal);
       log.error({ err: this.fatal.message }, 'sink failed; offsets not committed, records will be redelivered');
     });
     return this.chain;
