@@ -43,7 +43,7 @@ import type { Envelope } from '../streams/types.js';
 import type { PullRequestEvent } from '../schemas/types.gen.js';
 import { openSource, GhArchiveSource } from '../connectors/sources/index.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
-import { filterStage } from '../operators/filter.js';
+import { filterStage, PATCH_SEEN_STORE } from '../operators/filter.js';
 import { preloadEvents, committedTotal, repeater } from './common.js';
 
 const { values: args } = parseArgs({
@@ -109,7 +109,8 @@ async function runScan(file: string, files: number): Promise<void> {
 
 async function runDirect(events: PullRequestEvent[], n: number): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-filter-'));
-  const stage = filterStage({ mirrors: new MirrorCache({ dataDir, network: false }), dataDir });
+  const log = new EmbeddedTransport({ path: join(dataDir, 'log.db') });
+  const stage = filterStage({ mirrors: new MirrorCache({ dataDir, network: false }), seen: await log.openStore(PATCH_SEEN_STORE) });
   const outcomes: Record<string, number> = {};
   const signal = new AbortController().signal;
   const nth = repeater(events, n);
@@ -122,7 +123,7 @@ async function runDirect(events: PullRequestEvent[], n: number): Promise<void> {
     outcomes[k] = (outcomes[k] ?? 0) + 1;
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  await stage.close?.();
+  await log.close();
   rmSync(dataDir, { recursive: true, force: true });
   emit({ transport: 'direct', records: n, seconds: +s.toFixed(3), records_per_s: Math.round(n / s), outcomes });
 }
@@ -147,7 +148,7 @@ async function runTransport(kind: string, events: PullRequestEvent[], n: number)
     serde = new EmbeddedSerde();
   } else if (kind === 'kafka') {
     // Not bench/kafka-setup.ts: it deletes shared topics (stage.outcomes) that other runs on the broker may be using.
-    t = new KafkaTransport({ stateFile: join(dir, 'kafka-state.json') });
+    t = new KafkaTransport();
     serde = new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true });
   } else throw new Error(`unknown transport ${kind}`);
   try {
@@ -158,7 +159,7 @@ async function runTransport(kind: string, events: PullRequestEvent[], n: number)
     await t.close().catch(() => undefined);
     return;
   }
-  const stage = filterStage({ mirrors: new MirrorCache({ dataDir: dir, network: false }), dataDir: dir });
+  const stage = filterStage({ mirrors: new MirrorCache({ dataDir: dir, network: false }), seen: await t.openStore(PATCH_SEEN_STORE) });
   const outcomes: Record<string, number> = {};
   const group = `bench.filter.${Date.now()}`;
   const rt = new StageRuntime({

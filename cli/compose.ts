@@ -15,17 +15,29 @@ import { envBuildStage } from '../operators/env-build.js';
 import { environmentBuilderAgent } from '../operators/env/agent.js';
 import { testCreateStage, testCreatorAgent } from '../operators/test-create.js';
 import { verifyStage } from '../operators/verify.js';
-import { distillStage } from '../operators/distill.js';
+import { distillStage, DISTILL_ATTEMPTS_STORE } from '../operators/distill.js';
 import { evaluate } from '../operators/harness/evaluate.js';
 import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
 import type { SandboxFactory } from '../operators/sandbox/types.js';
+import type { StoreFactory } from '../streams/store.js';
+import { PATCH_SEEN_STORE } from '../operators/filter.js';
 
 /** Shared, lazily created dependencies of the stages of one process. */
 export class Deps {
   private mirrorCache?: MirrorCache;
   private sandboxFactory?: SandboxFactory;
-  /** `credentials`: git credentials split off the `git:` source URLs (see cli/common.ts planSources), kept in memory only. */
-  constructor(readonly cfg: Config, private readonly opts: { credentials?: GitCredentials } = {}) {}
+  /**
+   * @param stores the bus's keyed stores (`(ns) => transport.openStore(ns)`): stage state that must survive a
+   * move to another machine lives there; commands that build no stateful stage may leave it out
+   * @param opts.credentials git credentials split off the `git:` source URLs (cli/common.ts planSources), kept in memory only
+   */
+  constructor(readonly cfg: Config, private readonly stores?: StoreFactory, private readonly opts: { credentials?: GitCredentials } = {}) {}
+
+  /** The keyed store of `namespace` on the bus. @throws Error when this process was composed without a bus */
+  store(namespace: string) {
+    if (!this.stores) throw new Error(`store ${namespace} needs the bus: compose Deps with the transport's openStore`);
+    return this.stores(namespace);
+  }
 
   /** Docker sandboxes with the configured limits (DOCKER_HOST or the local socket). */
   get sandboxes(): SandboxFactory {
@@ -57,9 +69,10 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
     case 'filter':
       return filterStage({
         mirrors: deps.mirrors,
-        dataDir: cfg.dataDir,
+        seen: await deps.store(PATCH_SEEN_STORE),
         maxFiles: cfg.filter.maxFiles,
         maxChangedLines: cfg.filter.maxChangedLines,
+        maxDiffBytes: cfg.filter.maxDiffBytes,
         languages: cfg.filter.languages,
         licenses: cfg.filter.licenses,
         testCreator: deps.llm('test-creator') !== null,
@@ -87,6 +100,7 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
       return distillStage({
         solver,
         sandboxes: solver ? deps.sandboxes : null,
+        attemptsStore: solver ? await deps.store(DISTILL_ATTEMPTS_STORE) : null,
         grade: async (task, patch, signal) => {
           const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
           return r?.resolved === true;

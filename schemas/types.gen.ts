@@ -90,7 +90,7 @@ export interface Candidate {
   linked_issues: Array<LinkedIssue>;
   files: Array<ChangedFile>;
   size: PatchSize;
-  /** unified diff parent_commit..pr_commit (text files only) */
+  /** unified diff parent_commit..pr_commit of the files the filter's rules counted: text files only, no lockfiles, no vendored or generated files; at most 262144 bytes of UTF-8 by default (filter.maxDiffBytes), larger PRs are rejected too-large */
   diff: string;
   /** sha256 of the normalised code+test diff, for duplicate detection */
   patch_hash: string;

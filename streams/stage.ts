@@ -9,7 +9,7 @@ import type { Envelope, Outcome, StageOperator } from './types.js';
 import { fail } from './types.js';
 import type { StageName } from './topics.js';
 
-/** A stage: `handle` resolves to exactly one outcome. Throwing is allowed and becomes `failed` (retriable unless the error says otherwise). */
+/** A stage: `handle` resolves to exactly one outcome. Throwing is allowed and becomes `failed`, retriable as `isRetriable` (streams/types.ts) judges. */
 export interface Stage<I, O> {
   name: StageName;
   handle(env: Envelope<I>): Promise<Outcome<O>>;

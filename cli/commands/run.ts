@@ -95,9 +95,11 @@ async function runPipeline(raw: Config, stageNames: StageName[], opts: { untilId
   // Sources are opened first: a bad `--source` exits 2 before the data directory or the bus is touched.
   const plan = planSources(raw.sources);
   const cfg: Config = { ...raw, sources: plan.uris, mirrors: { ...raw.mirrors, localPaths: [...raw.mirrors.localPaths, ...plan.localPaths] } };
-  const deps = new Deps(cfg, { credentials: plan.credentials });
+  // The bus opens after the sources are checked; stateful stages reach its stores only once it is open.
+  let bus: Awaited<ReturnType<typeof openBus>> | undefined;
+  const deps = new Deps(cfg, (ns) => bus!.transport.openStore(ns), { credentials: plan.credentials });
   const sources = openSources(cfg, deps);
-  const bus = await openBus(cfg, { exclusive: true });
+  bus = await openBus(cfg, { exclusive: true });
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
   const sink = opts.sink ? await openSink(cfg) : undefined;
