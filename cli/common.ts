@@ -1,7 +1,7 @@
 /** Flags and configuration shared by every command. */
 import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.js';
-import { STAGE_NAMES, type StageName } from '../streams/topics.js';
+import { STAGE_NAMES, type StageName } from '../operators/pr/topology.js';
 
 /** Options every command shares, as parsed by commander. */
 export interface CommonFlags {

@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
-import { STAGE_NAMES } from '../streams/topics.js';
+import { STAGE_NAMES } from '../operators/pr/topology.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 
