@@ -32,6 +32,6 @@ export async function openKafkaBench(topics: string[], catalog: TopicCatalog): P
     await new Promise((r) => setTimeout(r, 200));
   }
   await admin.disconnect();
-  const t = new KafkaTransport({ brokers, stateFile: join(mkdtempSync(join(tmpdir(), 'bench-kafka-')), 'state.json') });
+  const t = new KafkaTransport({ brokers });
   return { t, serde: new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true, catalog }) };
 }

@@ -16,7 +16,6 @@ export async function openKafkaBus(cfg: Config): Promise<Bus> {
     brokers: cfg.kafka.brokers,
     clientId: cfg.kafka.clientId,
     replicationFactor: cfg.kafka.replicationFactor,
-    stateFile: join(cfg.dataDir, 'kafka-state.json'),
   });
   if (cfg.registry.autoRegister) {
     try {

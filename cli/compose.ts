@@ -13,16 +13,28 @@ import { envBuildStage } from '../operators/env-build.js';
 import { environmentBuilderAgent } from '../operators/env/agent.js';
 import { testCreateStage, testCreatorAgent } from '../operators/test-create.js';
 import { verifyStage } from '../operators/verify.js';
-import { distillStage } from '../operators/distill.js';
+import { distillStage, DISTILL_ATTEMPTS_STORE } from '../operators/distill.js';
 import { evaluate } from '../operators/harness/evaluate.js';
 import { DockerSandboxFactory } from '../operators/sandbox/docker.js';
 import type { SandboxFactory } from '../operators/sandbox/types.js';
+import type { StoreFactory } from '../streams/store.js';
+import { PATCH_SEEN_STORE } from '../operators/filter.js';
 
 /** Shared, lazily created dependencies of the stages of one process. */
 export class Deps {
   private mirrorCache?: MirrorCache;
   private sandboxFactory?: SandboxFactory;
-  constructor(readonly cfg: Config) {}
+  /**
+   * @param stores the bus's keyed stores (`(ns) => transport.openStore(ns)`): stage state that must survive a
+   * move to another machine lives there; commands that build no stateful stage may leave it out
+   */
+  constructor(readonly cfg: Config, private readonly stores?: StoreFactory) {}
+
+  /** The keyed store of `namespace` on the bus. @throws Error when this process was composed without a bus */
+  store(namespace: string) {
+    if (!this.stores) throw new Error(`store ${namespace} needs the bus: compose Deps with the transport's openStore`);
+    return this.stores(namespace);
+  }
 
   /** Docker sandboxes with the configured limits (DOCKER_HOST or the local socket). */
   get sandboxes(): SandboxFactory {
@@ -46,13 +58,15 @@ export class Deps {
 
 /** How to build each stage: typed against its topics, so a stage whose records do not match them does not compile. */
 const BUILDERS: { [S in StageName]: (deps: Deps) => PrStage<S> | Promise<PrStage<S>> } = {
-  filter: (deps) =>
+  filter: async (deps) =>
     filterStage({
       mirrors: deps.mirrors,
-      dataDir: deps.cfg.dataDir,
+      seen: await deps.store(PATCH_SEEN_STORE),
       maxFiles: deps.cfg.filter.maxFiles,
       maxChangedLines: deps.cfg.filter.maxChangedLines,
+      maxDiffBytes: deps.cfg.filter.maxDiffBytes,
       languages: deps.cfg.filter.languages,
+      licenses: deps.cfg.filter.licenses,
       testCreator: deps.llm('test-creator') !== null,
     }),
   'env-build': (deps) => {
@@ -72,11 +86,12 @@ const BUILDERS: { [S in StageName]: (deps: Deps) => PrStage<S> | Promise<PrStage
   verify: (deps) => verifyStage({ sandboxes: deps.sandboxes, runTimeoutMs: deps.cfg.sandbox.testTimeoutMs }),
   statement: (deps) =>
     statementStage({ writer: deps.llm('statement-writer'), judge: deps.llm('judge'), classifier: deps.llm('classifier'), sandboxes: deps.llm('statement-writer') ? deps.sandboxes : null }),
-  distill: (deps) => {
+  distill: async (deps) => {
     const solver = deps.llm('solver');
     return distillStage({
       solver,
       sandboxes: solver ? deps.sandboxes : null,
+      attemptsStore: solver ? await deps.store(DISTILL_ATTEMPTS_STORE) : null,
       grade: async (task, patch, signal) => {
         const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
         return r?.resolved === true;

@@ -75,6 +75,8 @@ export const configSchema = z
       .object({
         maxFiles: z.number().int().positive().default(15),
         maxChangedLines: z.number().int().positive().default(1000),
+        /** bound of the diff a candidate carries downstream, bytes of UTF-8 (larger → too-large) */
+        maxDiffBytes: z.number().int().positive().max(786_432).default(262_144),
         languages: z.array(z.string()).default(['python', 'javascript', 'typescript']),
         /**
          * The licence rule: `permissive` (default), `any` (SWE-bench itself includes GPL/LGPL projects), or a

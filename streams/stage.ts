@@ -8,7 +8,7 @@ import { defer, mergeMap } from 'rxjs';
 import type { Envelope, Outcome, StageOperator } from './types.js';
 import { fail } from './types.js';
 
-/** A stage: `handle` resolves to exactly one outcome. Throwing is allowed and becomes `failed` (retriable unless the error says otherwise). */
+/** A stage: `handle` resolves to exactly one outcome. Throwing is allowed and becomes `failed`, retriable as `isRetriable` (streams/types.ts) judges. */
 export interface Stage<I, O> {
   /** The stage's name in the topology: its consumer group (`swe-stream.<name>`), retry topic and outcome records. */
   name: string;

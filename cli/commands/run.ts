@@ -14,6 +14,7 @@ import { Deps, buildStage } from '../compose.js';
 import { openSink } from '../sink.js';
 import { metricsObserver, startLiveOutput } from '../live.js';
 import { commonOptions, configFrom, parseStages, type CommonFlags } from '../common.js';
+import { parseDuration, scheduleRevalidation } from './living.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -33,6 +34,7 @@ interface RunFlags extends CommonFlags {
   stages?: string;
   untilIdle?: boolean;
   sink?: boolean;
+  revalidateEvery?: string;
 }
 
 /** How a run ended: idle (every source exhausted, every topic drained), a signal, or a runner's fatal error. */
@@ -91,7 +93,7 @@ async function summarise(pipeline: Pipeline, started: number, end: RunEnd): Prom
  */
 async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<never> {
   const bus = await openBus(cfg, { exclusive: true });
-  const deps = new Deps(cfg);
+  const deps = new Deps(cfg, (ns) => bus.transport.openStore(ns));
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
   const sources = openSources(cfg, deps);
@@ -154,10 +156,23 @@ export function registerRun(program: Command): void {
       .option('--stages <list>', `comma-separated subset of ${STAGE_NAMES.join(',')}`)
       .option('--until-idle', 'exit when the sources are exhausted and every topic is drained')
       .option('--no-sink', 'do not run the ClickHouse sink in this process')
-      .option('--metrics-port <port>', 'serve Prometheus metrics on this port'),
+      .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
+      .option('--revalidate-every <duration>', 're-validate released tasks on this schedule (e.g. 7d, 12h; needs a ClickHouse server: chDB is held by the sink)'),
   ).action(async (flags: RunFlags) => {
     const cfg = configFrom(flags, { sources: flags.source.length ? flags.source : undefined, stages: parseStages(flags.stages) });
     if (cfg.sources.length === 0 && flags.untilIdle) log.warn('no --source given: only records already in the topics are processed');
+    if (flags.revalidateEvery !== undefined) {
+      const every = parseDuration(flags.revalidateEvery);
+      if (every === null || every <= 0) {
+        process.stderr.write(`swe-stream: --revalidate-every ${JSON.stringify(flags.revalidateEvery)} is not a duration (e.g. 7d, 12h, 30m)\n`);
+        process.exit(2);
+      }
+      if (!cfg.clickhouse.url) {
+        process.stderr.write('swe-stream: --revalidate-every needs a ClickHouse server (--clickhouse-url): embedded chDB has one writer, the sink\n');
+        process.exit(2);
+      }
+      scheduleRevalidation(cfg, every);
+    }
     await runPipeline(cfg, cfg.stages, { untilIdle: !!flags.untilIdle, sink: flags.sink !== false });
   });
 

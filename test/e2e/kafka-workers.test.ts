@@ -83,7 +83,7 @@ describe('swe-stream worker processes on Kafka', () => {
     await waitFor(
       async () => {
         for (const w of workers) if (w.child.exitCode !== null) throw new Error(`worker ${w.name} exited ${w.child.exitCode}: ${w.err}`);
-        const fresh = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json'), metadataWaitMs: 1000 });
+        const fresh = new KafkaTransport({ brokers: brokers.split(','), metadataWaitMs: 1000 });
         try {
           // On a fresh broker the workers create the topics only once they are up (minutes on a loaded machine):
           // until then a topic has no metadata and the transport's retriable error means "not yet".
@@ -110,7 +110,7 @@ describe('swe-stream worker processes on Kafka', () => {
     for (const w of workers) w.child.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual(workers.map(() => 0));
     // Every input record of every stage has exactly one distinct outcome in the sink's tables.
-    t = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json') });
+    t = new KafkaTransport({ brokers: brokers.split(',') });
     const { stdout } = await exec(process.execPath, [join(ROOT, 'bin/swe-stream.js'), 'query', '--json', '--data-dir', dataDir,
       `SELECT stage, uniqExact(outcome_id) AS n FROM stage_outcomes FINAL WHERE startsWith(key, '${repo.repo}#') GROUP BY stage`], { cwd: ROOT, env: { ...process.env, SWE_STREAM_CLICKHOUSE_URL: '' } });
     const counts = Object.fromEntries((JSON.parse(stdout) as Array<{ stage: string; n: number }>).map((r) => [r.stage, Number(r.n)]));

@@ -83,7 +83,7 @@ describe('RegistrySerde', () => {
   });
 
   it('round-trips through Kafka (produce, read raw bytes, decode)', async () => {
-    const t = new KafkaTransport({ brokers: BROKERS, stateFile: `/tmp/${prefix}-state.json` });
+    const t = new KafkaTransport({ brokers: BROKERS });
     try {
       await t.ensureTopics([{ name: events, partitions: 1 }]);
       const values = [samplePrEvent(10), samplePrEvent(11)];

@@ -55,7 +55,7 @@ async function produceEvents(topic: string, prefix: string, n: number) {
 }
 
 beforeAll(async () => {
-  t = new KafkaTransport({ brokers, stateFile: join(mkdtempSync(join(tmpdir(), 'kst-')), 'state.json') });
+  t = new KafkaTransport({ brokers });
 });
 afterAll(async () => {
   await t?.close();
@@ -176,7 +176,7 @@ describe('stage runtime on Kafka', () => {
     const { input, output, id } = await topics(1);
     await produceEvents(input, id, 4);
     // A transport that believes in a larger limit than the broker's 1 MiB: the broker itself refuses.
-    const lax = new KafkaTransport({ brokers, maxRecordBytes: 10_000_000, stateFile: join(mkdtempSync(join(tmpdir(), 'kst-')), 'state.json') });
+    const lax = new KafkaTransport({ brokers, maxRecordBytes: 10_000_000 });
     try {
       const rt = new StageRuntime({ stage: bloating(1_500_000), transport: lax, serde, groupId: `g-${id}`, topics: { input, output, outcomes: 'stage.outcomes' } });
       await rt.start();
@@ -193,7 +193,7 @@ describe('stage runtime on Kafka', () => {
   it('waits for the metadata of a topic created after the first read', async () => {
     const topic = `rt-${randomUUID().slice(0, 8)}.late`;
     // kafkajs' own retries off, so what is tested is the transport's wait for metadata (30 s by default).
-    const reader = new KafkaTransport({ brokers, retries: 0, stateFile: join(mkdtempSync(join(tmpdir(), 'kst-')), 'state.json') });
+    const reader = new KafkaTransport({ brokers, retries: 0 });
     try {
       const offsets = reader.topicOffsets(topic);
       // Created by another client seconds later, as a worker does while a status or test process polls.

@@ -73,7 +73,7 @@ describe('gharchive follow mode (hours appearing over time, with a restart)', ()
     const st1: SourceStats = { uri: 'gharchive:2015-01-01-10..', events: 0, skipped: {}, bad: {}, done: false };
     const run1 = runSource(open(), t, serde, { signal: ac1.signal, follow: true, target: PR_EVENTS_TARGET, lingerMs: 5 }, st1);
     await waitFor(async () => (await events(t)).length === 64 && hits('2015-01-01-11') >= 3, 'hour 10 read and hour 11 retried');
-    expect(await t.getState('source-cursor:gharchive:2015-01-01-10..')).toBe(`${base}2015-01-01-10.json.gz#eof`);
+    expect(await (await t.openStore('source-cursors')).get('gharchive:2015-01-01-10..')).toBe(`${base}2015-01-01-10.json.gz#eof`);
     ac1.abort();
     await run1;
 
