@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { Stage } from '../streams/stage.js';
 import type { StageName } from '../streams/topics.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
+import type { GitCredentials } from '../operators/pr/git-exec.js';
 import { filterStage } from '../operators/filter.js';
 import { statementStage } from '../operators/statement.js';
 import { agentLlm } from '../operators/llm/client.js';
@@ -28,8 +29,9 @@ export class Deps {
   /**
    * @param stores the bus's keyed stores (`(ns) => transport.openStore(ns)`): stage state that must survive a
    * move to another machine lives there; commands that build no stateful stage may leave it out
+   * @param opts.credentials git credentials split off the `git:` source URLs (cli/common.ts planSources), kept in memory only
    */
-  constructor(readonly cfg: Config, private readonly stores?: StoreFactory) {}
+  constructor(readonly cfg: Config, private readonly stores?: StoreFactory, private readonly opts: { credentials?: GitCredentials } = {}) {}
 
   /** The keyed store of `namespace` on the bus. @throws Error when this process was composed without a bus */
   store(namespace: string) {
@@ -48,7 +50,7 @@ export class Deps {
   }
 
   get mirrors(): MirrorCache {
-    this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir, network: this.cfg.mirrors.network });
+    this.mirrorCache ??= new MirrorCache({ dataDir: this.cfg.dataDir, network: this.cfg.mirrors.network, localPaths: this.cfg.mirrors.localPaths, credentials: this.opts.credentials });
     return this.mirrorCache;
   }
 

@@ -60,7 +60,7 @@ describe('state on the bus', () => {
 
     const group = `swe-stream.filter.${id}`;
     const worker = async (m: { t: KafkaTransport; dataDir: string }) => {
-      const stage = filterStage({ mirrors: new MirrorCache({ dataDir: m.dataDir, network: false }), seen: await m.t.openStore(`${id}.patch-seen`) });
+      const stage = filterStage({ mirrors: new MirrorCache({ dataDir: m.dataDir, network: false, localPaths: [repo.path] }), seen: await m.t.openStore(`${id}.patch-seen`) });
       const rt = new StageRuntime({ stage, transport: m.t, serde, concurrency: 4, groupId: group, topics: { input, output, outcomes } });
       await rt.start();
       cleanup.push(() => rt.stop());
