@@ -514,8 +514,9 @@ export class DockerSandboxFactory implements SandboxFactory {
     }
   }
 
-  async baseImage(language: 'python' | 'javascript' | 'typescript'): Promise<string> {
-    const { ref } = await ensureBaseImage(this.docker, language === 'python' ? 'python' : 'node', this.opts.images);
+  async baseImage(language: 'python' | 'javascript' | 'typescript', toolchain?: { python?: string | null }): Promise<string> {
+    const python = language === 'python' ? (toolchain?.python ?? null) : null;
+    const { ref } = await ensureBaseImage(this.docker, language === 'python' ? 'python' : 'node', { ...this.opts.images, python });
     return ref;
   }
 
