@@ -106,6 +106,9 @@ export function resolutionDate(commitDate: string | null | undefined, floor: str
 
 const q = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
 
+/** PEP 517 build backends, resolved without the date cut-off (see {@link pythonInstallPlan}). */
+const BUILD_BACKENDS = ['setuptools', 'wheel', 'setuptools-scm', 'flit-core', 'poetry-core', 'hatchling', 'hatch-vcs', 'pdm-backend'];
+
 /** Packages the harness or the CI tooling brings, never worth installing from a CI line. */
 const TOOLING = /^(pip|setuptools|wheel|uv|tox|nox|tox-gh-actions|tox-uv|nox-uv|coverage|codecov|coveralls|pytest-cov|twine|build|virtualenv|poetry|pipenv|pre-commit|flake8|mypy|black|isort|ruff|pylint)([<>=!~;[ ]|$)/i;
 
@@ -202,13 +205,17 @@ export function pythonInstallPlan(d: Detection, snap: RepoSnapshot, decl: Declar
   const notes: string[] = [`python ${toolchain.version} (${toolchain.source})`];
   const date = resolutionDate(snap.commitDate, toolchain.released);
   if (date) notes.push(`dependencies resolved as of ${date.slice(0, 10)}${Date.parse(snap.commitDate ?? '') < Date.parse(toolchain.released) ? ` (commit ${snap.commitDate?.slice(0, 10)}, floored to Python ${toolchain.version}'s release)` : ''}`);
-  const uv = `uv pip install --python /opt/venv/bin/python${date ? ` --exclude-newer ${date}` : ''} --overrides ${OVERRIDES_FILE}`;
+  const dated = `uv pip install --python /opt/venv/bin/python${date ? ` --exclude-newer ${date}` : ''} --overrides ${OVERRIDES_FILE}`;
+  // Build backends are exempt from the cut-off: uv builds editable installs through PEP 660, which setuptools
+  // only has since 64 (2022); an older backend fails with "no attribute 'build_editable'".
+  const today = `${new Date().toISOString().slice(0, 10)}T00:00:00Z`;
+  const uv = date ? `${dated}${BUILD_BACKENDS.map((b) => ` --exclude-newer-package ${b}=${today}`).join('')}` : dated;
   const cmds = [
     'python3 -m venv /opt/venv',
     `mkdir -p ${OVERRIDES_FILE.replace(/\/[^/]+$/, '')} && touch ${OVERRIDES_FILE} && python -m pip install -q uv`,
-    // setuptools and wheel as of the commit: old setup.py files and pkg_resources imports need them, and
-    // Python 3.12+ venvs no longer carry setuptools.
-    `${uv} setuptools wheel`,
+    // setuptools and wheel as of the commit in the environment itself: old setup.py files and pkg_resources
+    // imports need them, and Python 3.12+ venvs no longer carry setuptools.
+    `${dated} setuptools wheel`,
   ];
   const sources: string[] = [];
   if (decl.ci) sources.push(...decl.ci.steps.filter((s) => s.kind === 'install').map((s) => s.line));
@@ -233,8 +240,10 @@ export function pythonInstallPlan(d: Detection, snap: RepoSnapshot, decl: Declar
   if (poetry.length) notes.push(`poetry dev dependencies: ${poetry.length}`);
   const pkgs = [...new Set([...d.toxDeps, ...(decl.nox?.installs ?? []), ...fromLines.packages, ...poetry])].filter((p) => !TOOLING.test(p) && !/^pytest([<>=!~;[ ]|$)/.test(p));
   if (pkgs.length) cmds.push(`${uv}${constraint} ${pkgs.map(q).join(' ')}`);
-  // The harness drives every Python suite through pytest (it collects unittest cases too).
-  cmds.push(d.pytestPin ? `${uv} 'pytest==${d.pytestPin}'` : d.pytestBelow === null ? `${uv} pytest` : `${uv} 'pytest<${d.pytestBelow}'`);
+  // The harness drives every Python suite through pytest (it collects unittest cases too): the lockfile's
+  // pin, else the pytest of the resolution date (which may be later than the commit: the interpreter floor),
+  // else the major current at the commit.
+  cmds.push(d.pytestPin ? `${uv} 'pytest==${d.pytestPin}'` : date || d.pytestBelow === null ? `${uv} pytest` : `${uv} 'pytest<${d.pytestBelow}'`);
   return { commands: cmds, notes };
 }
 

@@ -254,7 +254,7 @@ export function recipeHash(recipe: Omit<Recipe, 'hash'>, contents: Record<string
   // while the environment only needs rebuilding when the manifests or the commands change, so consecutive PRs
   // keep sharing one image.
   const { installNotes: _notes, toolchainSource: _source, ...rest } = recipe;
-  h.update(JSON.stringify({ v: 2, ...rest }).replace(/(--exclude-newer |--before=)[0-9T:Z-]+/g, '$1<date>'));
+  h.update(JSON.stringify({ v: 2, ...rest }).replace(/(--exclude-newer |--before=|--exclude-newer-package [\w.-]+=)[0-9T:Z-]+/g, '$1<date>'));
   for (const m of [...recipe.manifests].sort()) h.update(`\0${m}\0${normaliseManifest(m, contents[m] ?? '')}`);
   return h.digest('hex');
 }
