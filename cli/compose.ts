@@ -59,6 +59,7 @@ export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any
         maxFiles: cfg.filter.maxFiles,
         maxChangedLines: cfg.filter.maxChangedLines,
         languages: cfg.filter.languages,
+        licenses: cfg.filter.licenses,
         testCreator: deps.llm('test-creator') !== null,
       });
     case 'env-build': {

@@ -12,9 +12,11 @@
  *     network disabled — a normal end, retrying cannot help), `clone-failed` (failed, retriable: network,
  *     timeout), `commits-missing` (rejected: the merge commit is not in the repository even after a fetch —
  *     force-pushed away, or a fork's PR merged elsewhere);
- *  5. the PR commit: `merge_commit_sha`, else the merge/squash commit for #N found on the default
- *     branch's first-parent history (trimmed post-2025-10 events; `not-merged` when there is none);
- *     parent = its first parent; title/body completed from the commit message when the event lacks them;
+ *  5. the PR commit: `merge_commit_sha`, else the merged PR #N found in the default branch's history
+ *     (trimmed post-2025-10 events; `not-merged` when there is none); parent = the base commit the git
+ *     source recorded (`base_sha` with `merge_style`: merge base, squash parent, landed range), else the
+ *     parent of a rebase-landed range ending at `merge_commit_sha`, else its first parent
+ *     (operators/pr/history.ts); title/body completed from the commit message when the event lacks them;
  *     licence from the LICENSE/COPYING file when the event did not say (`license-not-permissive`);
  *  6. on `git diff --numstat parent commit`: `binary-or-vendored-only`, `docs-config-only` (nothing but
  *     docs/config), `no-code-change` (no code file, but tests or other files), `unsupported-language`,
@@ -41,10 +43,10 @@ import { accept, fail, reject, StageError } from '../streams/types.js';
 import type { Stage } from '../streams/stage.js';
 import { parseDiff, joinDiff, patchHash, type FileDiff } from './pr/patch.js';
 import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './pr/mirror.js';
-import { findMergedPr } from './pr/history.js';
+import { findMergedPr, landedRangeOf, taskRangeOfEvent } from './pr/history.js';
 import type { ChatResult, LlmClient } from './llm/client.js';
 import { logger } from '../streams/log.js';
-import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './pr/classify.js';
+import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isVendoredPath, licenseAllowed, type LicensePolicy } from './pr/classify.js';
 
 const judgeLog = logger({ component: 'filter', part: 'judge' });
 
@@ -52,7 +54,7 @@ const judgeLog = logger({ component: 'filter', part: 'judge' });
 export const FILTER_REASONS = [
   'not-merged', 'bot-author', 'license-not-permissive', 'repo-unavailable', 'commits-missing', 'binary-or-vendored-only',
   'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate', 'judge-rejected',
-  'branch-sync',
+  'branch-sync', 'license-not-allowed',
 ] as const;
 
 /** Long-lived branch names: a PR whose head is one of these (in the same repository) syncs branches. */
@@ -123,6 +125,11 @@ export interface FilterDeps {
   refresh?: boolean;
   /** optional LLM judge of PR quality (an OpenAI-compatible client, operators/llm/client.ts); absent = rules only */
   judge?: LlmClient | null;
+  /**
+   * The licence rule (operators/pr/classify.ts LicensePolicy): `permissive` (default; rejects `license-not-permissive`),
+   * `any`, or a list of SPDX ids (rejects `license-not-allowed`). An unknown licence is never rejected.
+   */
+  licenses?: LicensePolicy;
 }
 
 /** Version of the PR-judge prompt, recorded in provenance. */
@@ -185,6 +192,8 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
   let seen = deps.seen;
   const ownSeen = !deps.seen;
   const seenStore = () => (seen ??= new SeenStore(path.join(deps.dataDir ?? '.', 'filter', 'seen.sqlite')));
+  const licenses = deps.licenses ?? 'permissive';
+  const licenseReason = licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed';
 
   async function handle(env: Envelope<PullRequestEvent>): Promise<Outcome<PrCandidate>> {
     const t0 = Date.now();
@@ -195,7 +204,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
     if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
     if (isBranchSync(ev.repo, ev.head_ref)) return reject('branch-sync', `merges the long-lived branch ${ev.head_ref}`, meta);
-    if (isPermissiveLicense(ev.license) === false) return reject('license-not-permissive', `license ${ev.license}`, meta);
+    if (licenseAllowed(ev.license, licenses) === false) return reject(licenseReason, `license ${ev.license}`, meta);
 
     // 4: the mirror.
     const cloneUrl = ev.clone_url ?? `https://github.com/${ev.repo}.git`;
@@ -213,7 +222,17 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     let prCommit = ev.merge_commit_sha;
     let title = ev.title;
     let body = ev.body;
-    if (!prCommit || ev.payload_shape === 'trimmed') {
+    // The task's range: git-history events carry it (merge base → head, squash parent → squash, landed range);
+    // otherwise the first parent of the merge commit, or the range of the PR found in history.
+    let range: { base: string; commit: string } | null;
+    try {
+      range = await taskRangeOfEvent(mirror, ev);
+    } catch (err) {
+      if (err instanceof StageError && !err.retriable) return reject('commits-missing', err.message, meta);
+      throw err;
+    }
+    let mergeStyle = ev.merge_style;
+    if (!range && (!prCommit || ev.payload_shape === 'trimmed')) {
       const found = await findMergedPr(mirror, ev.number, env.signal);
       if (!found && !prCommit) {
         return ev.merged === true
@@ -225,12 +244,17 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         if (found.sha === prCommit) {
           title ??= found.title;
           body ??= found.body;
+          range = { base: found.base, commit: found.commit };
+          mergeStyle ??= found.style;
         }
       }
     }
     let parent: string;
     try {
-      parent = await mirror.firstParent(prCommit!);
+      // A rebase merge's merge_commit_sha is its last landed commit: take the whole landed range.
+      if (!range && ev.head_sha && ev.head_sha !== prCommit) range = await landedRangeOf(mirror, prCommit!, ev.head_sha, env.signal);
+      parent = range?.base ?? (await mirror.firstParent(prCommit!));
+      prCommit = range?.commit ?? prCommit;
     } catch (err) {
       if (err instanceof MissingCommitError || (err instanceof StageError && !err.retriable)) return reject('commits-missing', (err as Error).message, meta);
       throw err;
@@ -243,7 +267,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     let license = ev.license;
     if (!license) {
       license = await detectRepoLicense(mirror, prCommit!);
-      if (isPermissiveLicense(license) === false) return reject('license-not-permissive', `license ${license} (from the licence file)`, meta);
+      if (licenseAllowed(license, licenses) === false) return reject(licenseReason, `license ${license} (from the licence file)`, meta);
     }
 
     // 6: rules on the file list.
@@ -313,6 +337,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         diff: joinDiff(parsed.filter((d) => !d.binary)),
         patch_hash: hash,
         license: license ?? null,
+        merge_style: mergeStyle ?? null,
       },
       provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
     };

@@ -33,6 +33,8 @@ export interface PullRequestEvent {
   linked_issues: Array<LinkedIssue>;
   labels: Array<string>;
   license: null | string;
+  /** git history only: how the merge was found — merge ("Merge pull request #N" commit) | squash ("title (#N)" commit) | rebase (the commits of refs/pull/N/head landed with the same patch-ids) | pull-ref (refs/pull/N/head merged by a commit without GitHub's message). With it, base_sha is the task's base commit (the merge base of head and target, the squash commit's parent, or the parent of the landed range) */
+  merge_style: null | string;
 }
 
 /** An issue the PR closes (closing keywords in body/commits, or the API's closing references). */
@@ -59,9 +61,9 @@ export interface Candidate {
   clone_url: string;
   /** python | javascript | typescript */
   language: string;
-  /** merge or squash commit on the base branch */
+  /** the end of the PR's change: the merge or squash commit, the PR head (merge commits found in git history: diffed from their merge base), or the last commit of a rebase-merged range */
   pr_commit: string;
-  /** first parent of pr_commit: the SWE-bench base_commit */
+  /** the SWE-bench base_commit: first parent of a merge or squash commit, the merge base of head and target, or the parent of a rebase-merged range */
   parent_commit: string;
   head_sha: null | string;
   title: string;
@@ -77,6 +79,8 @@ export interface Candidate {
   /** sha256 of the normalised code+test diff, for duplicate detection */
   patch_hash: string;
   license: null | string;
+  /** merge | squash | rebase | pull-ref when the PR was found in git history (PullRequestEvent.merge_style); null for other sources */
+  merge_style: null | string;
 }
 
 export interface ChangedFile {

@@ -32,6 +32,13 @@ export interface PipelineOptions {
 
 const log = logger({ component: 'pipeline' });
 
+/** Which runner stopped the pipeline, and why. */
+export interface RunnerFailure {
+  /** `stage <name>`, `sink` or `source <uri>` */
+  runner: string;
+  error: Error;
+}
+
 /** A running pipeline. */
 export class Pipeline {
   readonly runtimes: StageRuntime<any, any>[];
@@ -40,12 +47,21 @@ export class Pipeline {
   private readonly ac = new AbortController();
   private sourcesDone!: Promise<void>;
   private sourceError?: unknown;
+  private onFatal!: (f: RunnerFailure) => void;
+  /**
+   * Resolves with the first fatal error of any runner (a stage runtime, the sink runner, a source); never
+   * rejects. A process that runs until a signal must watch it and exit non-zero: a dead runner never
+   * processes again, and a supervisor only restarts a process that exits.
+   */
+  readonly fatal: Promise<RunnerFailure> = new Promise((r) => (this.onFatal = r));
 
   constructor(private readonly o: PipelineOptions) {
     this.runtimes = o.stages.map(
       (s) => new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer }),
     );
     if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: SINK_TOPICS });
+    for (const rt of this.runtimes) void rt.died.then((error) => this.onFatal({ runner: `stage ${rt.name}`, error }));
+    void this.sink?.died.then((error) => this.onFatal({ runner: 'sink', error }));
   }
 
   /** Create topics, start stage members and the sink, then start the sources. */
@@ -63,6 +79,7 @@ export class Pipeline {
           if (!this.ac.signal.aborted) {
             this.sourceError ??= e;
             log.error({ source: src.uri, err: (e as Error).message }, 'source failed');
+            this.onFatal({ runner: `source ${src.uri}`, error: e instanceof Error ? e : new Error(String(e)) });
           }
         }
       }),
@@ -112,6 +129,22 @@ export class Pipeline {
         if (BigInt(p.high) > c) lag += BigInt(p.high) - c;
       }
     return Number(lag);
+  }
+
+  /**
+   * Records not yet processed: the lag of every group this pipeline runs, summed (records), plus nothing for
+   * sources (see {@link sourcesFinished}). Call before closing the transport.
+   * @throws TransportError when offsets cannot be read
+   */
+  async remaining(): Promise<number> {
+    let n = 0;
+    for (const [, g] of this.groups()) n += await this.lagOf(g.group, g.topics);
+    return n;
+  }
+
+  /** True when every source ran to its end (false after a stop in the middle, or in follow mode). */
+  sourcesFinished(): boolean {
+    return this.sourceStats.length === this.o.sources.length && this.sourceStats.every((s) => s.done);
   }
 
   /** Refresh the lag figures every `ms` while running (for /metrics and the progress display). */

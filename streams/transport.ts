@@ -119,6 +119,12 @@ export interface GroupConsumer {
 /** A bus: embedded durable log or Kafka. */
 export interface Transport {
   readonly kind: 'embedded' | 'kafka';
+  /**
+   * Largest record the bus accepts, in bytes as measured by {@link recordBytes}; absent = no limit. Kafka:
+   * the broker's `message.max.bytes` (default 1,048,588) less the record batch overhead. The runtime checks its
+   * outputs against it, so one oversize output is that record's `failed` outcome, not a refused batch.
+   */
+  readonly maxRecordBytes?: number;
   /** Create missing topics with the given partition counts (existing ones are left as they are). */
   ensureTopics(specs: TopicSpec[]): Promise<void>;
   /**
@@ -139,12 +145,30 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** Transport failure; `retriable` is true for timeouts and unreachable peers. */
+/**
+ * Transport failure; `retriable` is true for timeouts and unreachable peers. `refused` is true when the bus
+ * refused the records themselves (Kafka MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_RECORD, or a record
+ * over {@link Transport.maxRecordBytes}): never retriable, and other records may still go through, so the
+ * caller isolates the guilty record instead of stopping.
+ */
 export class TransportError extends Error {
-  constructor(message: string, readonly retriable: boolean, opts?: { cause?: unknown }) {
+  readonly refused: boolean;
+  constructor(message: string, readonly retriable: boolean, opts?: { cause?: unknown; refused?: boolean }) {
     super(message, opts);
     this.name = 'TransportError';
+    this.refused = opts?.refused === true;
   }
+}
+
+/**
+ * Upper bound of a record's size inside a Kafka v2 record batch (Kafka protocol, "Record"), in bytes: value,
+ * key (UTF-8: ≤ 3 bytes per UTF-16 unit), headers, plus 32 bytes for the length/attributes/timestamp/offset
+ * varints and header counts. The one measure of {@link Transport.maxRecordBytes}.
+ */
+export function recordBytes(r: ProduceRecord): number {
+  let n = 32 + r.value.length + 3 * r.key.length;
+  if (r.headers) for (const k in r.headers) n += 10 + 3 * (k.length + r.headers[k]!.length);
+  return n;
 }
 
 let scratch = new Uint8Array(256);

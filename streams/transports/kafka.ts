@@ -32,6 +32,7 @@ import { logger as makeLogger } from '../log.js';
 import {
   TransportError,
   partitionFor,
+  recordBytes,
   type Completion,
   type ConsumedRecord,
   type ConsumerHandlers,
@@ -62,7 +63,15 @@ export interface KafkaTransportOptions {
   retries?: number;
   /** File that holds `produce(…, state)` values. Default `.swe-stream/kafka-state.json` under the working directory. */
   stateFile?: string;
-  /** Max bytes of records (values, keys, headers, overhead; see recordSize) per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
+  /**
+   * Largest single record (bytes, see recordBytes) this transport sends; a larger one is refused before it
+   * reaches the broker (TransportError with `refused`). Keep it under the broker's and topics'
+   * `message.max.bytes` (default 1,048,588) less the record batch overhead (61 bytes). Default 1,000,000.
+   */
+  maxRecordBytes?: number;
+  /** Longest wait for a topic's metadata (it exists and every partition has a leader) before a read or offsets request gives up. Default 30,000. */
+  metadataWaitMs?: number;
+  /** Max bytes of records (values, keys, headers, overhead; see recordBytes) per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
   maxRequestBytes?: number;
   /** Logger for this transport and the routed kafkajs logs. Default: a child of the process logger. */
   logger?: pino.Logger;
@@ -76,6 +85,8 @@ export function defaultBrokers(): string[] {
 
 /** kafkajs error names/types that mean "the group is rebalancing or our generation is stale" (non-retriable in kafkajs). */
 /** kafkajs error types that mean our metadata is stale: refresh and retry. */
+/** Broker error types that refuse the records themselves: resending the same bytes cannot succeed. */
+const REFUSED_RECORD_ERRORS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_REQUIRED_ACKS']);
 const STALE_METADATA_ERRORS = new Set(['NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 'UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
 const REBALANCE_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
 
@@ -91,6 +102,8 @@ function errorType(err: unknown): string | undefined {
 /** Map a kafkajs error to a TransportError (kafkajs marks retriable errors; unknown ones count as retriable, like kafkajs does). */
 function toTransportError(what: string, err: unknown): TransportError {
   if (err instanceof TransportError) return err;
+  const type = errorType(err);
+  if (type && REFUSED_RECORD_ERRORS.has(type)) return new TransportError(`${what}: the broker refused the records (${type})`, false, { cause: err, refused: true });
   const e = err as { message?: string; retriable?: boolean; name?: string };
   const retriable = e?.retriable !== false || e?.name === 'KafkaJSNumberOfRetriesExceeded' || e?.name === 'KafkaJSConnectionError';
   return new TransportError(`${what}: ${e?.message ?? String(err)}`, retriable, { cause: err });
@@ -157,17 +170,6 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): ConsumedRe
 }
 
 /**
- * Upper bound of a record's size inside a v2 record batch (Kafka protocol, "Record"): value, key (UTF-8: ≤ 3
- * bytes per UTF-16 unit), headers, plus 32 bytes for the length/attributes/timestamp/offset varints and
- * header counts. Used to keep every record batch under the broker's `message.max.bytes`.
- */
-function recordSize(r: ProduceRecord): number {
-  let n = 32 + r.value.length + 3 * r.key.length;
-  if (r.headers) for (const k in r.headers) n += 10 + 3 * (k.length + r.headers[k]!.length);
-  return n;
-}
-
-/**
  * kafkajs' DefaultPartitioner (explicit partition, else murmur2 of the key modulo the partition count, else
  * round robin), with string keys hashed by {@link partitionFor} — the same function (compared with kafkajs'
  * DefaultPartitioner on 200,000 random ASCII and non-ASCII keys and 1–12 partitions: no difference).
@@ -188,6 +190,8 @@ const tpKey = (topic: string, partition: number): string => `${topic}\u0000${par
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka' as const;
   readonly brokers: string[];
+  readonly maxRecordBytes: number;
+  private readonly metadataWaitMs: number;
   /** @internal shared with the group consumers */
   readonly kafka: KafkaClient;
   /** @internal */
@@ -212,6 +216,8 @@ export class KafkaTransport implements Transport {
     this.replicationFactor = opts.replicationFactor ?? 1;
     this.stateFile = opts.stateFile ?? join(process.cwd(), '.swe-stream', 'kafka-state.json');
     this.maxRequestBytes = opts.maxRequestBytes ?? 900_000;
+    this.maxRecordBytes = opts.maxRecordBytes ?? 1_000_000;
+    this.metadataWaitMs = opts.metadataWaitMs ?? 30_000;
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'swe-stream',
       brokers: this.brokers,
@@ -267,9 +273,27 @@ export class KafkaTransport implements Transport {
         topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })),
         waitForLeaders: true,
       });
+      await this.waitForMetadata(missing.map((s) => s.name));
       this.log.info({ topics: missing.map((s) => `${s.name}(${s.partitions})`) }, 'topics created');
     } catch (err) {
       throw toTransportError(`creating topics ${specs.map((s) => s.name).join(', ')}`, err);
+    }
+  }
+
+  /**
+   * Wait until the broker's metadata has every partition of `topics` with a leader (up to `metadataWaitMs`):
+   * until then a first produce, fetch or offsets request of another client can meet UNKNOWN_TOPIC_OR_PARTITION.
+   * @throws TransportError (retriable) naming the topics still without metadata
+   */
+  private async waitForMetadata(topics: string[]): Promise<void> {
+    const until = Date.now() + this.metadataWaitMs;
+    for (let attempt = 1; ; attempt++) {
+      const meta = await this.admin.fetchTopicMetadata({ topics }).catch(() => ({ topics: [] }));
+      const ready = new Set(meta.topics.filter((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)).map((t) => t.name));
+      const waiting = topics.filter((t) => !ready.has(t));
+      if (waiting.length === 0) return;
+      if (Date.now() >= until) throw new TransportError(`topics ${waiting.join(', ')} have no leader after ${this.metadataWaitMs} ms`, true);
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * attempt)));
     }
   }
 
@@ -294,13 +318,41 @@ export class KafkaTransport implements Transport {
       for (const p of this.queue.splice(0)) p.reject(err);
     });
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0);
+      const batch = this.refuseOversize(this.queue.splice(0));
       try {
-        await this.send(batch);
+        if (batch.length > 0) await this.send(batch);
         for (const p of batch) p.resolve();
       } catch (err) {
         const e = toTransportError('producing records', err);
-        for (const p of batch) p.reject(e);
+        // One caller's refused record must not fail the others coalesced with it: send each call alone.
+        if (e.refused && batch.length > 1) await this.sendEachAlone(batch);
+        else for (const p of batch) p.reject(e);
+      }
+    }
+  }
+
+  /** Reject, without sending, every queued call that holds a record over {@link maxRecordBytes}; the rest go on. */
+  private refuseOversize(batch: PendingProduce[]): PendingProduce[] {
+    return batch.filter((p) => {
+      for (const r of p.records) {
+        const size = recordBytes(r);
+        if (size > this.maxRecordBytes) {
+          p.reject(new TransportError(`record for ${r.topic} (key ${r.key.slice(0, 200)}) is ${size} bytes; the bus accepts at most ${this.maxRecordBytes}`, false, { refused: true }));
+          return false;
+        }
+      }
+      return true;
+    });
+  }
+
+  /** After a refused coalesced request: each call as its own request, so only the guilty call is rejected (others may be sent twice: at-least-once). */
+  private async sendEachAlone(batch: PendingProduce[]): Promise<void> {
+    for (const p of batch) {
+      try {
+        await this.send([p]);
+        p.resolve();
+      } catch (err) {
+        p.reject(toTransportError('producing records', err));
       }
     }
   }
@@ -326,7 +378,7 @@ export class KafkaTransport implements Transport {
     };
     for (const p of batch) {
       for (const r of p.records) {
-        const size = recordSize(r);
+        const size = recordBytes(r);
         if (bytes > 0 && bytes + size > this.maxRequestBytes) await sendNow();
         let list = byTopic.get(r.topic);
         if (!list) byTopic.set(r.topic, (list = []));
@@ -379,35 +431,49 @@ export class KafkaTransport implements Transport {
     this.members.delete(c);
   }
 
-  /** Earliest and end offsets per partition (admin ListOffsets). */
+  /**
+   * Earliest and end offsets per partition (admin ListOffsets), once the topic's metadata is there: a topic
+   * just created (here or by another process) is first unknown to the broker that answers, then leaderless.
+   * @throws TransportError (retriable) naming the topic when it has no metadata within `metadataWaitMs`
+   */
   async topicOffsets(topic: string): Promise<PartitionOffsets[]> {
     await this.connect();
+    const until = Date.now() + this.metadataWaitMs;
     for (let attempt = 1; ; attempt++) {
       try {
         const rows = await this.admin.fetchTopicOffsets(topic);
         return rows.map((r) => ({ partition: r.partition, low: r.low, high: r.high })).sort((a, b) => a.partition - b.partition);
       } catch (err) {
-        // Right after topics are created or leadership moves, the cached metadata names an old leader
-        // (NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION): refresh it and ask again.
-        const type = errorType(err);
-        if (attempt < 5 && type && STALE_METADATA_ERRORS.has(type)) {
-          await this.admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
-          await new Promise((r) => setTimeout(r, 100 * attempt));
-          continue;
-        }
-        throw toTransportError(`offsets of topic ${topic}`, err);
+        if (!(await this.awaitMetadata([topic], err, { until, attempt }))) throw toTransportError(`offsets of topic ${topic}`, err);
       }
     }
+  }
+
+  /**
+   * After a request failed on `topics`: when the error says our metadata is stale or the topic is not there
+   * yet (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE), refresh the topics'
+   * metadata, wait a little (100 ms × attempt, at most 1 s) and say "ask again" — until `until` (ms since epoch).
+   */
+  private async awaitMetadata(topics: string[], err: unknown, at: { until: number; attempt: number }): Promise<boolean> {
+    const type = errorType(err);
+    if (!type || !STALE_METADATA_ERRORS.has(type) || Date.now() >= at.until) return false;
+    await this.admin.fetchTopicMetadata({ topics }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, Math.min(1000, 100 * at.attempt)));
+    return true;
   }
 
   /** Committed offsets of a group (admin OffsetFetch); partitions without a commit (-1) are absent. */
   async groupOffsets(groupId: string, topics: string[]): Promise<Array<TopicPartition & { offset: string }>> {
     await this.connect();
-    try {
-      const res = await this.admin.fetchOffsets({ groupId, topics });
-      return res.flatMap((t) => t.partitions.filter((p) => p.offset !== '-1').map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset })));
-    } catch (err) {
-      throw toTransportError(`offsets of group ${groupId}`, err);
+    const until = Date.now() + this.metadataWaitMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.admin.fetchOffsets({ groupId, topics });
+        return res.flatMap((t) => t.partitions.filter((p) => p.offset !== '-1').map((p) => ({ topic: t.topic, partition: p.partition, offset: p.offset })));
+      } catch (err) {
+        // kafkajs asks for the topics' metadata first: a topic not there yet fails the same way as in topicOffsets.
+        if (!(await this.awaitMetadata(topics, err, { until, attempt }))) throw toTransportError(`offsets of group ${groupId}`, err);
+      }
     }
   }
 

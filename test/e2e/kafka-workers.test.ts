@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createRepo, type GeneratedRepo } from '../helpers/git-repos.js';
 import { KafkaTransport } from '../../streams/transports/kafka.js';
+import { TransportError } from '../../streams/transport.js';
 import { RegistrySerde } from '../../streams/serde-registry.js';
 import { readTopic } from '../../streams/read.js';
 import { STAGE_NAMES, TOPOLOGY, SINK_TOPICS } from '../../streams/topics.js';
@@ -43,6 +44,18 @@ function worker(stage: string, extra: string[] = []): void {
   workers.push(w);
 }
 
+/** True when every topic the test reads exists with leaders (the workers create them at start). */
+async function topicsExist(transport: KafkaTransport): Promise<boolean> {
+  const needed = ['tasks.stated', ...STAGE_NAMES.map((s) => TOPOLOGY[s].input), ...SINK_TOPICS];
+  try {
+    for (const topic of new Set(needed)) await transport.topicOffsets(topic);
+    return true;
+  } catch (e) {
+    if (e instanceof TransportError && e.retriable) return false;
+    throw e;
+  }
+}
+
 beforeAll(async () => {
   const id = randomUUID().slice(0, 6);
   // A repository name of its own, so records of earlier runs on the same broker never count here.
@@ -70,8 +83,11 @@ describe('swe-stream worker processes on Kafka', () => {
     await waitFor(
       async () => {
         for (const w of workers) if (w.child.exitCode !== null) throw new Error(`worker ${w.name} exited ${w.child.exitCode}: ${w.err}`);
-        const fresh = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json') });
+        const fresh = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json'), metadataWaitMs: 1000 });
         try {
+          // On a fresh broker the workers create the topics only once they are up (minutes on a loaded machine):
+          // until then a topic has no metadata and the transport's retriable error means "not yet".
+          if (!(await topicsExist(fresh))) return false;
           const stated = (await readTopic<TaskStated>(fresh, serde, 'tasks.stated')).filter((x) => mine(x.candidate.pr_id));
           if (new Set(stated.map((x) => x.instance_id)).size < fixPrs) return false;
           for (const g of groups) {

@@ -27,6 +27,7 @@ export function prEvent(n: number, overrides: Partial<PullRequestEvent> = {}): P
     linked_issues: [],
     labels: [],
     license: null,
+    merge_style: null,
     ...overrides,
   };
 }

@@ -27,7 +27,7 @@ export function verified(repo: string, n: number, over: { gold_resolved?: boolea
       created_at: over.created_at ?? '2026-01-04T10:00:00Z', merged_at: '2026-01-05T10:00:00Z', linked_issues: [],
       files: [{ path: 'src/a.py', old_path: null, kind: 'code', status: 'modified', additions: 3, deletions: 1, hunks: 1, binary: false, vendored: false }],
       size: { files: 2, hunks: 2, lines_added: 5, lines_removed: 1 },
-      diff: 'diff --git a/src/a.py b/src/a.py\n', patch_hash: `h${n}`, license: 'MIT',
+      diff: 'diff --git a/src/a.py b/src/a.py\n', patch_hash: `h${n}`, license: 'MIT', merge_style: null,
     },
     environment: {
       language: 'python', base_image: 'swe-stream/base:py', image_ref: `swe-stream/env:${n}`, image_id: `sha256:${'e'.repeat(64)}`,

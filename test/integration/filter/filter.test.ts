@@ -117,7 +117,7 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
 });
 
 describe('filter licence rule', () => {
-  it('rejects a GPL repository (licence from the event, or from the LICENSE file)', async () => {
+  it('rejects a GPL repository (licence from the event, or from the LICENSE file), unless the setting allows it', async () => {
     const repo = await createRepo({ language: 'python', repo: 'acme/gpl-lib', license: 'GPL-3.0', prs: [{ number: 1, style: 'squash', kind: 'fix' }] });
     const dataDir = await mkdtemp(path.join(tmpdir(), 'filter-lic-'));
     try {
@@ -127,6 +127,11 @@ describe('filter licence rule', () => {
       expect(await s.handle(env(e!))).toMatchObject({ reason: 'license-not-permissive', detail: expect.stringContaining('GPL-3.0') });
       expect(await s.handle(env({ ...e!, license: 'AGPL-3.0', clone_url: '/nonexistent' }))).toMatchObject({ reason: 'license-not-permissive' });
       expect((await s.handle(env({ ...e!, license: 'MIT' }))).kind).toBe('accepted'); // the event's licence wins when known
+      // The rule is a setting: `any`, or a list of SPDX ids (SWE-bench itself includes GPL/LGPL projects).
+      expect((await filterStage({ mirrors, seen: new SeenStore(':memory:'), licenses: 'any' }).handle(env(e!))).kind).toBe('accepted');
+      const list = filterStage({ mirrors, seen: new SeenStore(':memory:'), licenses: ['MIT', 'LGPL-2.1'] });
+      expect(await list.handle(env(e!))).toMatchObject({ reason: 'license-not-allowed', detail: 'license GPL-3.0 (from the licence file)' });
+      expect((await list.handle(env({ ...e!, license: 'LGPL-2.1-only' }))).kind).toBe('accepted');
     } finally {
       await repo.cleanup();
       await rm(dataDir, { recursive: true, force: true });

@@ -35,6 +35,7 @@ export function slicedTask(over: { title?: string; body?: string; issues?: TaskV
       diff: SLICED_PATCH + SLICED_TEST_PATCH,
       patch_hash: 'x',
       license: 'MIT',
+      merge_style: null,
     },
     environment: {
       language: 'python',

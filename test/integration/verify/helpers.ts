@@ -118,7 +118,7 @@ export function candidateOf(repo: GenRepo, opts: { name: string; number: number;
   return {
     pr_id: `acme/${opts.name}#${opts.number}`, repo: `acme/${opts.name}`, number: opts.number, clone_url: `https://example.com/acme/${opts.name}.git`, language: opts.language,
     pr_commit: opts.pr, parent_commit: opts.parent, head_sha: null, title: `PR ${opts.number}`, body: '', user_login: null, created_at: null, merged_at: null, linked_issues: [],
-    files, size: { files: files.length, hunks: 0, lines_added: 0, lines_removed: 0 }, diff, patch_hash: 'x', license: null,
+    files, size: { files: files.length, hunks: 0, lines_added: 0, lines_removed: 0 }, diff, patch_hash: 'x', license: null, merge_style: null,
   };
 }
 
