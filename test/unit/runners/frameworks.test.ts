@@ -131,6 +131,20 @@ describe('tap (node-tap, tape)', () => {
     expect(m).toMatchObject({ 'test/calc.js > group > inner fail': 'FAILED', 'test/calc.js > skipped': 'SKIPPED' });
   });
 
+  it('reads tape 5 files: a test is its # name and the assertions after it; SKIP and TODO; a file that throws mid-run or cannot load', () => {
+    const want = {
+      'test/calc.js > adds': 'PASSED',
+      'test/calc.js > fails': 'FAILED',
+      'test/calc.js > is skipped': 'SKIPPED',
+      'test/calc.js > todo assertion': 'SKIPPED',
+      'test/throws.js > first passes': 'PASSED',
+      'test/throws.js': 'ERROR',
+      'test/broken.js': 'ERROR',
+    };
+    expect(asMap(tap.parse(read('tap/tape-sel.report'), read('tap/tape-sel.log')))).toEqual(want);
+    expect(asMap(tap.parse(read('tap/tape-all.report'), read('tap/tape-all.log')))).toEqual(want);
+  });
+
   it('runs each file with node, keeping only node hooks of the script’s arguments', () => {
     const cmd = tap.testCommand({ files: 'all', reportPath: '/r', invocations: [{ label: '', env: {}, nodeOptions: [], args: ['-r', '@babel/register', '--no-only'], paths: ['test/**/*.js'] }] });
     expect(cmd).toContain('shopt -s globstar nullglob');
