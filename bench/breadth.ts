@@ -13,7 +13,7 @@
  *    "cpu_util":mean busy share of all cores 0..1,"load1_max":…,"cores":…}
  *
  * Usage: npx tsx bench/breadth.ts --mirrors DIR [--list bench/breadth-repos.txt] [--prs 10] [--data-dir DIR]
- *          [--only owner/a,owner/b] [--config FILE]
+ *          [--only owner/a,owner/b] [--config FILE] [--stages filter,env-build]
  * A mirror of `owner/name` is looked up as DIR/owner+name/repo, DIR/owner/name.git or DIR/owner/name (a bare or
  * working clone with full history and refs/pull/N/head where the host provides them).
  */
@@ -39,6 +39,8 @@ interface BreadthArgs {
   dataDir: string;
   only: string[] | null;
   config?: string;
+  /** Only these stages (comma-separated), e.g. `filter,env-build` for environment success alone. */
+  stages?: string;
 }
 
 function parse(): BreadthArgs {
@@ -50,6 +52,7 @@ function parse(): BreadthArgs {
       'data-dir': { type: 'string' },
       only: { type: 'string' },
       config: { type: 'string' },
+      stages: { type: 'string' },
     },
   });
   if (!values.mirrors) throw new Error('--mirrors DIR is required (where the repository mirrors are)');
@@ -60,6 +63,7 @@ function parse(): BreadthArgs {
     dataDir: path.resolve(values['data-dir'] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'swe-stream-breadth-'))),
     only: values.only ? values.only.split(',') : null,
     config: values.config,
+    stages: values.stages,
   };
 }
 
@@ -87,7 +91,7 @@ function cpuTimes(): { busy: number; total: number } {
 
 /** Run the main job as a child process; resolves with its wall time (s), mean CPU use and peak load. */
 async function runMainJob(a: BreadthArgs, sources: string[]): Promise<{ wallS: number; cpuUtil: number; load1Max: number; exit: number }> {
-  const args = ['bin/swe-stream.js', 'run', '--until-idle', '--data-dir', a.dataDir, ...(a.config ? ['--config', a.config] : [])];
+  const args = ['bin/swe-stream.js', 'run', '--until-idle', '--data-dir', a.dataDir, ...(a.config ? ['--config', a.config] : []), ...(a.stages ? ['--stages', a.stages] : [])];
   for (const s of sources) args.push('--source', s);
   const t0 = Date.now();
   const c0 = cpuTimes();
@@ -140,7 +144,7 @@ interface RepoFigures {
 async function repoFigures(ch: ClickHouse): Promise<Map<string, RepoFigures>> {
   const rows = await ch.rows<{ repo: string; stage: string; kind: string; reason: string | null; n: number; p50: number }>(
     `SELECT ifNull(repo, '') AS repo, stage, kind, reason, count() AS n, quantile(0.5)(duration_ms) AS p50
-       FROM stage_outcomes FINAL GROUP BY repo, stage, kind, reason`,
+       FROM ${ch.database}.stage_outcomes FINAL GROUP BY repo, stage, kind, reason`,
   );
   const out = new Map<string, RepoFigures>();
   const p50s = new Map<string, Array<{ n: number; p50: number }>>();
