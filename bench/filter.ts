@@ -2,7 +2,7 @@
  * bench/filter — records/s of the real filter stage (operators/filter.ts) fed from the real GH Archive
  * source (issue 3).
  *
- * Input: ../shared/data/gharchive/2015-01-01-12.json.gz through the `gharchive:` source (its 367
+ * Input: test/fixtures/gharchive/2015-01-01-12.json.gz through the `gharchive:` source (its 367
  * PullRequestEvent records, repeated with distinct PR numbers up to --records, default 200,000). The
  * filter runs with the mirror cache's network off, so the path measured is the merged-rule path: 217 of
  * every 367 records end `not-merged`, the merged ones pass the bot/licence rules and end
@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
   options: {
     records: { type: 'string', default: '200000' },
     transports: { type: 'string', default: 'source,direct,embedded,kafka' },
-    file: { type: 'string', default: join(import.meta.dirname, '../../shared/data/gharchive/2015-01-01-12.json.gz') },
+    file: { type: 'string', default: join(import.meta.dirname, '../test/fixtures/gharchive/2015-01-01-12.json.gz') },
   },
 });
 

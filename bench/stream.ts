@@ -1,7 +1,7 @@
 /**
  * bench/stream — records/s through the stage runtime on each transport (issue 2).
  *
- * Replays the real GH Archive hour ../shared/data/gharchive/2015-01-01-12.json.gz (its 367
+ * Replays the real GH Archive hour test/fixtures/gharchive/2015-01-01-12.json.gz (its 367
  * PullRequestEvent records, repeated with distinct PR numbers up to --records, default 1,000,000) through
  *   - `passthrough`: every record forwarded unchanged to an output topic, and
  *   - `merged-gate`: a trivial real stage, the filter's first rule (not merged → rejected, else forwarded),
@@ -44,7 +44,7 @@ const { values: args } = parseArgs({
     stages: { type: 'string', default: 'passthrough,merged-gate' },
     window: { type: 'string', default: '4096' },
     concurrency: { type: 'string', default: '64' },
-    file: { type: 'string', default: join(import.meta.dirname, '../../shared/data/gharchive/2015-01-01-12.json.gz') },
+    file: { type: 'string', default: join(import.meta.dirname, '../test/fixtures/gharchive/2015-01-01-12.json.gz') },
   },
 });
 

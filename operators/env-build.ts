@@ -14,8 +14,8 @@
  *     passed), then committed with its build facts as labels.
  *
  * Rejections (reason codes): `no-test-suite`, `unsupported-language`, `install-failed`,
- * `suite-does-not-run`, `timeout`. A recipe hash rejected once is rejected again from memory for the
- * life of the stage (a broken install costs minutes). Engine failures throw SandboxError (retriable as
+ * `suite-does-not-run`, `timeout`. A recipe hash rejected once is rejected again from memory by this worker
+ * (a broken install costs minutes; the last 4,096 hashes are kept). Engine failures throw SandboxError (retriable as
  * it says); a commit missing from the mirror throws MissingCommitError (not retriable).
  *
  * With an Environment Builder agent configured (deps.agent), a rule-path rejection of install-failed /
@@ -136,6 +136,9 @@ type Built =
   | { ok: true; env: Environment; agent?: Provenance }
   | { ok: false; reason: EnvBuildReason; detail: string; recipe: Recipe | null };
 
+/** Rejected recipe hashes kept per process (each entry ≤ ~2 KiB of detail, so ≤ ~8 MiB). */
+const REJECTED_RECIPES_MAX = 4096;
+
 /**
  * The stage. Deterministic outputs: the environment image is keyed by repository and recipe hash, so a
  * replayed input finds its image and records a cache hit.
@@ -146,8 +149,15 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
   const installTimeoutMs = deps.installTimeoutMs ?? 15 * 60_000;
   const suiteTimeoutMs = deps.suiteTimeoutMs ?? 20 * 60_000;
   const parse: ParseReport = deps.parse ?? ((runner, report, text) => getRunner(runner).parse(report, text, { workdir: '/testbed' }));
+  // Rejected recipe hashes, remembered for this process only and bounded (oldest forgotten first): a forgotten
+  // or never-seen hash costs one more build attempt on this worker, never a wrong answer. `inflight` holds only
+  // builds running now, so it is bounded by the stage's concurrency.
   const rejected = new Map<string, { reason: EnvBuildReason; detail: string }>();
   const inflight = new Map<string, Promise<unknown>>();
+  const remember = (hash: string, r: { reason: EnvBuildReason; detail: string }) => {
+    if (rejected.size >= REJECTED_RECIPES_MAX) rejected.delete(rejected.keys().next().value!);
+    rejected.set(hash, r);
+  };
   const limits = { memoryBytes: deps.memoryBytes, nanoCpus: deps.nanoCpus, pidsLimit: deps.pidsLimit };
 
   async function runSuite(sb: Sandbox, recipe: Recipe, blog: BuildLog, signal: AbortSignal): Promise<SuiteRun> {
@@ -336,7 +346,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
         const viaA = await viaAgent(c, gitDir, recipe, { reason: built.reason, detail: built.detail }, ref, det.language, snap.files, signal);
         if (viaA.ok) return { built: viaA, language: det.language, cacheHit: false };
       }
-      rejected.set(recipe.hash, { reason: built.reason, detail: built.detail.slice(0, 2000) });
+      remember(recipe.hash, { reason: built.reason, detail: built.detail.slice(0, 2000) });
     }
     return { built, language: det.language, cacheHit: false };
   }

@@ -69,6 +69,11 @@ export class Pipeline {
     ).then(() => undefined);
   }
 
+  /** Resolves once every source has ended: exhausted, stopped, or failed (then {@link error} says why). */
+  sourcesSettled(): Promise<void> {
+    return this.sourcesDone;
+  }
+
   /** The first fatal error of a source, stage or the sink. */
   error(): unknown {
     return this.sourceError ?? this.runtimes.find((r) => r.error)?.error ?? this.sink?.error;

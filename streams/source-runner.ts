@@ -77,7 +77,7 @@ export async function runSource<T>(source: Source<T>, transport: Transport, serd
       if (item.ack) acks.push(item.ack);
       st.events++;
     } else if (item.kind === 'skipped') {
-      st.skipped[item.reason] = (st.skipped[item.reason] ?? 0) + 1;
+      st.skipped[item.reason] = (st.skipped[item.reason] ?? 0) + (item.count ?? 1);
     } else {
       st.bad[item.reason] = (st.bad[item.reason] ?? 0) + 1;
       log.warn({ source: source.uri, origin: item.origin, reason: item.reason, detail: item.detail.slice(0, 300) }, 'bad input dead-lettered');

@@ -10,8 +10,11 @@
 export type SourceItem<T> =
   /** An event. `ack()`, when present, is called by the runner once the record is durably on the bus (a webhook answers 202 only then). */
   | { kind: 'event'; event: T; cursor?: string; ack?: () => void }
-  /** Something that is not an event of interest (other event types, pings): counted, never an error. */
-  | { kind: 'skipped'; reason: string; cursor?: string }
+  /**
+   * Something that is not an event of interest (other event types, pings): counted, never an error. `count`
+   * (default 1) lets a source fold a run of skipped inputs into one item (GH Archive: ~95% of lines).
+   */
+  | { kind: 'skipped'; reason: string; count?: number; cursor?: string }
   /** Malformed input (corrupt gzip, bad JSON line, missing fields): dead-lettered with `origin` (e.g. `file:line`). */
   | { kind: 'bad'; reason: string; detail: string; origin: string; raw?: Buffer; cursor?: string };
 

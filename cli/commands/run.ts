@@ -71,7 +71,21 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
   const started = Date.now();
   await pipeline.start();
   pipeline.watchLag();
-  if (!opts.untilIdle) return; // runs until a signal
+  if (!opts.untilIdle) {
+    // Runs until a signal — or until a source fails (a webhook that cannot bind its port, a missing archive
+    // file): intake is then dead, and running on would look healthy while taking nothing in.
+    void pipeline.sourcesSettled().then(async () => {
+      const err = pipeline.error() as Error | undefined;
+      if (!err || stopping) return;
+      stopping = true;
+      process.stderr.write(`swe-stream: ${err.message}\n`);
+      await pipeline.stop();
+      await live.stop();
+      await bus.transport.close();
+      process.exit(1);
+    });
+    return;
+  }
   try {
     await pipeline.waitIdle();
   } finally {

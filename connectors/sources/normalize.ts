@@ -37,6 +37,42 @@ export interface PullRequestInput {
   eventTime?: string | null;
 }
 
+/** Settings of {@link normalizePullRequest} that come from configuration, never from the event. */
+export interface NormalizeOptions {
+  /**
+   * Hosts whose `clone_url` an event may name (default {@link DEFAULT_CLONE_HOSTS}); a URL on any other
+   * host, a local path, or a URL with credentials is replaced by the one built from the repository name.
+   */
+  cloneHosts?: readonly string[];
+}
+
+/** The only host an event's clone URL may name unless configured otherwise (`SWE_STREAM_CLONE_HOSTS`). */
+export const DEFAULT_CLONE_HOSTS: readonly string[] = ['github.com'];
+
+/**
+ * The clone URL of `repo` (`owner/name`) given what an event claims. An event is untrusted input (a
+ * crafted archive line or a webhook with a leaked secret must not choose what we clone — issue 14,
+ * security item 1): the claim is kept only when it is an https URL without userinfo, on an allowed host,
+ * whose path is exactly `/<owner>/<name>` or `/<owner>/<name>.git` of the same repository (case-insensitive,
+ * as GitHub treats names). Anything else gives `https://github.com/<owner>/<name>.git`. Only `git:` sources,
+ * which the operator names on the command line, may clone a local path.
+ */
+export function trustedCloneUrl(repo: string, claimed: string | null, hosts: readonly string[] = DEFAULT_CLONE_HOSTS): string {
+  const built = `https://github.com/${repo}.git`;
+  if (!claimed) return built;
+  let u: URL;
+  try {
+    u = new URL(claimed);
+  } catch {
+    return built;
+  }
+  if (u.protocol !== 'https:' || u.username || u.password || u.search || u.hash || u.port) return built;
+  if (!hosts.some((h) => h.toLowerCase() === u.hostname.toLowerCase())) return built;
+  const want = `/${repo}`.toLowerCase();
+  const have = u.pathname.toLowerCase().replace(/\.git$/, '');
+  return have === want ? `https://${u.hostname.toLowerCase()}/${repo}.git` : built;
+}
+
 /** Result: an event, or why the input is not usable (a `bad` item for the source). */
 export type NormalizeResult = { ok: true; event: PullRequestEvent } | { ok: false; reason: string; detail: string };
 
@@ -60,9 +96,10 @@ function licenseOf(repo: unknown): string | null {
 
 /**
  * Build a PullRequestEvent from a pull-request object. Never throws on bad input: returns
- * `{ok:false, reason:'missing-fields'|'not-an-object', detail}` instead.
+ * `{ok:false, reason:'missing-fields'|'not-an-object', detail}` instead. `clone_url` goes through
+ * {@link trustedCloneUrl}: what the payload says is a claim, not a decision.
  */
-export function normalizePullRequest(input: PullRequestInput): NormalizeResult {
+export function normalizePullRequest(input: PullRequestInput, opts: NormalizeOptions = {}): NormalizeResult {
   const pr = input.pr;
   if (!isObj(pr)) return { ok: false, reason: 'not-an-object', detail: 'pull_request is missing or not an object' };
   const shape = payloadShape(pr);
@@ -106,7 +143,7 @@ export function normalizePullRequest(input: PullRequestInput): NormalizeResult {
     user_login: str(user.login),
     user_type: str(user.type),
     created_at: str(pr.created_at),
-    clone_url: str(baseRepo.clone_url) ?? (isObj(input.repository) ? str(input.repository.clone_url) : null) ?? `https://github.com/${repo}.git`,
+    clone_url: trustedCloneUrl(repo!, str(baseRepo.clone_url) ?? (isObj(input.repository) ? str(input.repository.clone_url) : null), opts.cloneHosts),
     linked_issues: linked,
     labels,
     license: licenseOf(baseRepo) ?? licenseOf(input.repository),

@@ -5,11 +5,20 @@
  * Per request to any path but `/healthz`:
  *  - only POST (405 otherwise); `Content-Type: application/json` required (415 — configure the hook
  *    with content type "application/json", not form-encoded);
- *  - body larger than `maxBodyBytes` (default 25 MiB, GitHub's own cap on payloads) → 413, read no further;
- *  - `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the secret>` verified with
- *    crypto.timingSafeEqual → 401 when missing or wrong;
+ *  - answered before any body byte is read: a declared `Content-Length` over `maxBodyBytes` (default
+ *    25 MiB, GitHub's own cap on payloads) → 413; a missing or malformed `X-Hub-Signature-256` → 401;
+ *    more than `maxConcurrentReads` bodies being read, or a body that would take the bytes buffered by all
+ *    requests over `maxBufferedBytes` → 503 with Retry-After (issue 14: 40 forged 25 MiB requests took the
+ *    process from 345 MB to 1.2 GB when every body was buffered before its check);
+ *  - the HMAC (`sha256=<hex HMAC-SHA256 of the raw body with the secret>`) is computed while the body
+ *    streams in and compared with crypto.timingSafeEqual → 401 when wrong; only `pull_request` bodies are
+ *    kept in memory (they are parsed), others are hashed and dropped chunk by chunk;
  *  - `X-GitHub-Delivery` dedupes: a delivery already acked answers 200 (nothing produced twice); one
- *    still in flight waits for the same outcome;
+ *    still in flight waits for the same outcome. The ids of produced deliveries (the last `dedupeSize`,
+ *    as 72-bit hashes) are the source's cursor, which the runner writes in the same transaction as the
+ *    record: a redelivery after a restart is still a duplicate;
+ *  - `event_time` is the pull request's `updated_at` (else `closed_at`, `created_at`) from the payload,
+ *    never the time of receipt, so a delivery replayed by any path is the same record (same outcome ids);
  *  - `ping` → 200; event types other than `pull_request` → a `skipped` item and 202;
  *  - a `pull_request` delivery becomes an `event` item whose `ack` the runner calls once the record is
  *    durably in pr.events; only then does the receiver answer 202, so an accepted delivery is never
@@ -21,22 +30,28 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Source, SourceItem } from './types.js';
-import { normalizePullRequest } from './normalize.js';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { PullRequestEvent, Source, SourceItem } from './types.js';
+import { normalizePullRequest, type NormalizeOptions } from './normalize.js';
 import { logger } from '../../streams/log.js';
+import { StageError } from '../../streams/types.js';
 
 const log = logger({ component: 'source', source: 'webhook' });
 
 /** Options of {@link WebhookSource}. */
-export interface WebhookOptions {
+export interface WebhookOptions extends NormalizeOptions {
   host: string;
   /** 0 picks a free port (see {@link WebhookSource.listening}) */
   port: number;
   secret: string;
+  /** largest body accepted, bytes (default 25 MiB) */
   maxBodyBytes?: number;
+  /** bodies read at the same time (default 16) */
+  maxConcurrentReads?: number;
+  /** bytes of bodies held in memory by all requests together (default 64 MiB) */
+  maxBufferedBytes?: number;
   maxPending?: number;
-  /** how many delivery ids to remember for dedupe (default 100 000) */
+  /** how many produced delivery ids are remembered, durably in the cursor (default 2,048) */
   dedupeSize?: number;
   /** how long to wait for the runner's ack before answering 503 (default 30 s; GitHub times out at 10 s and marks failed anyway) */
   ackTimeoutMs?: number;
@@ -61,10 +76,20 @@ export function signBody(secret: string, body: Buffer | string): string {
 
 type Pending = { done: Promise<number> };
 
+const SIG_RE = /^sha256=[0-9a-f]{64}$/i;
+const CURSOR_PREFIX = 'deliveries:';
+/** A delivery id as stored in the cursor: 72 bits of its SHA-256, base64url (12 characters). */
+const deliveryHash = (id: string) => createHash('sha256').update(id).digest().subarray(0, 9).toString('base64url');
+const ACCEPTED: Promise<number> = Promise.resolve(202);
+
 /** The webhook source. One `items()` iteration at a time owns the listening socket. */
 export class WebhookSource implements Source {
   private readonly opts: Required<WebhookOptions>;
-  private readonly delivered = new Map<string, Pending>(); // insertion-ordered: oldest evicted first
+  private readonly delivered = new Map<string, Pending>(); // in-flight and produced, by delivery hash; insertion-ordered
+  /** hashes of produced deliveries, oldest first: the durable part of the dedupe memory (the cursor) */
+  private produced: string[] = [];
+  private reading = 0;
+  private buffered = 0;
   private addr: AddressInfo | null = null;
   private waiters: Array<(a: AddressInfo) => void> = [];
   private pending = 0;
@@ -74,7 +99,7 @@ export class WebhookSource implements Source {
 
   constructor(readonly uri: string, opts: WebhookOptions) {
     if (!opts.secret) throw new Error('webhook: a secret is required (GitHub signs deliveries with it; unsigned receivers accept forgeries)');
-    this.opts = { maxBodyBytes: 25 * 1024 * 1024, maxPending: 1000, dedupeSize: 100_000, ackTimeoutMs: 30_000, ...opts };
+    this.opts = { maxBodyBytes: 25 * 1024 * 1024, maxConcurrentReads: 16, maxBufferedBytes: 64 * 1024 * 1024, maxPending: 1000, dedupeSize: 2048, ackTimeoutMs: 30_000, cloneHosts: undefined, ...opts } as Required<WebhookOptions>;
   }
 
   /** Resolves with the bound address once `items()` is listening (useful with port 0). */
@@ -83,11 +108,30 @@ export class WebhookSource implements Source {
     return new Promise((r) => this.waiters.push(r));
   }
 
+  /** Seed the dedupe memory from a stored cursor (`deliveries:<hash>,<hash>,…`). */
+  private restore(cursor: string | undefined): void {
+    if (!cursor?.startsWith(CURSOR_PREFIX)) return;
+    this.produced = cursor.slice(CURSOR_PREFIX.length).split(',').filter(Boolean).slice(-this.opts.dedupeSize);
+    for (const h of this.produced) this.delivered.set(h, { done: ACCEPTED });
+  }
+
+  /** The cursor after `hash` is produced. */
+  private record(hash: string): string {
+    this.produced.push(hash);
+    if (this.produced.length > this.opts.dedupeSize) this.produced.splice(0, this.produced.length - this.opts.dedupeSize);
+    return CURSOR_PREFIX + this.produced.join(',');
+  }
+
+  /**
+   * Listen and hand out deliveries until the signal aborts.
+   * @throws StageError (retriable=false, name ListenError) when the address cannot be bound
+   */
   async *items(o: { signal: AbortSignal; follow: boolean; cursor?: string }): AsyncGenerator<SourceItem> {
-    const queue: SourceItem[] = [];
+    this.restore(o.cursor);
+    const queue: Array<SourceItem & { delivery?: string }> = [];
     let wake: (() => void) | null = null;
     let closed = false;
-    const push = (item: SourceItem) => {
+    const push = (item: SourceItem & { delivery?: string }) => {
       queue.push(item);
       wake?.();
     };
@@ -98,7 +142,13 @@ export class WebhookSource implements Source {
       });
     });
     server.requestTimeout = 60_000;
-    await listen(server, this.opts.host, this.opts.port);
+    try {
+      await listen(server, this.opts.host, this.opts.port);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'EADDRINUSE' ? 'address already in use' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : e.message;
+      throw new StageError(`webhook: cannot listen on ${this.opts.host}:${this.opts.port}: ${why}${e.code ? ` (${e.code})` : ''}`, { retriable: false, name: 'ListenError', cause: err });
+    }
     this.addr = server.address() as AddressInfo;
     for (const w of this.waiters.splice(0)) w(this.addr);
     log.info({ host: this.addr.address, port: this.addr.port }, 'webhook receiver listening');
@@ -111,12 +161,13 @@ export class WebhookSource implements Source {
           wake = null;
           continue;
         }
-        yield queue.shift()!;
+        const { delivery, ...item } = queue.shift()!;
+        // The cursor names every produced delivery: written with this record, it makes the dedupe survive a restart.
+        yield item.kind === 'event' && delivery ? { ...item, cursor: this.record(delivery) } : item;
       }
     } finally {
       closed = true;
       o.signal.removeEventListener('abort', onAbort);
-      // Deliveries queued but never handed out are not acked: their requests get 503 via their ack timeout/closed check.
       // Deliveries handed out but not acked, or still queued, are answered 503 so GitHub shows them as failed.
       for (const settle of this.unsettled) settle(503);
       await Promise.allSettled([...this.answering]);
@@ -127,37 +178,82 @@ export class WebhookSource implements Source {
     }
   }
 
-  private remember(id: string, p: Pending): void {
-    this.delivered.set(id, p);
-    if (this.delivered.size > this.opts.dedupeSize) this.delivered.delete(this.delivered.keys().next().value as string);
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse, push: (i: SourceItem) => void, isClosed: () => boolean): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, push: (i: SourceItem & { delivery?: string }) => void, isClosed: () => boolean): Promise<void> {
     const url = req.url ?? '/';
     if (url === '/healthz' || url.startsWith('/healthz?')) return reply(res, isClosed() ? 503 : 200, { ok: !isClosed(), pending: this.pending });
-    if (isClosed()) return reply(res, 503, { error: 'shutting down' }, { 'retry-after': '5' });
-    if (req.method !== 'POST') return reply(res, 405, { error: 'POST only' }, { allow: 'POST' });
+    if (isClosed()) return refuse(req, res, 503, 'shutting down', { 'retry-after': '5' });
+    if (req.method !== 'POST') return refuse(req, res, 405, 'POST only', { allow: 'POST' });
     const ctype = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (ctype !== 'application/json') {
-      req.resume();
-      return reply(res, 415, { error: 'content type must be application/json' });
-    }
+    if (ctype !== 'application/json') return refuse(req, res, 415, 'content type must be application/json');
     const declared = Number(req.headers['content-length'] ?? NaN);
-    if (declared > this.opts.maxBodyBytes) {
-      req.resume();
-      return reply(res, 413, { error: `body over ${this.opts.maxBodyBytes} bytes` }, { connection: 'close' });
-    }
-    const body = await readBody(req, this.opts.maxBodyBytes);
-    if (body === null) return reply(res, 413, { error: `body over ${this.opts.maxBodyBytes} bytes` }, { connection: 'close' });
+    if (declared > this.opts.maxBodyBytes) return refuse(req, res, 413, `body over ${this.opts.maxBodyBytes} bytes`);
     const sig = header(req, 'x-hub-signature-256');
-    if (!verifySignature(this.opts.secret, body, sig)) {
-      log.warn({ delivery: header(req, 'x-github-delivery'), remote: req.socket.remoteAddress }, 'webhook signature rejected');
-      return reply(res, 401, { error: 'bad or missing X-Hub-Signature-256' });
-    }
-    const delivery = header(req, 'x-github-delivery') ?? '';
+    if (!sig || !SIG_RE.test(sig)) return this.forged(req, res, 'missing or malformed X-Hub-Signature-256');
     const eventType = header(req, 'x-github-event') ?? '';
-    if (delivery) {
-      const seen = this.delivered.get(delivery);
+    const keep = eventType === 'pull_request' || eventType === 'ping';
+    const reserve = keep && Number.isFinite(declared) ? declared : 0;
+    if (this.reading >= this.opts.maxConcurrentReads || this.buffered + reserve > this.opts.maxBufferedBytes) {
+      return refuse(req, res, 503, 'too many deliveries being read', { 'retry-after': '5' });
+    }
+    const read = await this.readSigned(req, sig, keep, reserve);
+    if (read === 'too-large') return refuse(req, res, 413, `body over ${this.opts.maxBodyBytes} bytes`);
+    if (read === 'over-budget') return refuse(req, res, 503, 'too many deliveries being read', { 'retry-after': '5' });
+    if (read === 'bad-signature') return this.forged(req, res, 'bad X-Hub-Signature-256');
+    await this.accept(req, res, push, { eventType, body: read });
+  }
+
+  private forged(req: IncomingMessage, res: ServerResponse, why: string): void {
+    log.warn({ delivery: header(req, 'x-github-delivery'), remote: req.socket.remoteAddress }, 'webhook signature rejected');
+    refuse(req, res, 401, why);
+  }
+
+  /**
+   * Read the body while updating the HMAC; keep it only when `keep`. The bytes kept count against
+   * `maxBufferedBytes` (`reserve` of them up front, from Content-Length) until the body is released.
+   */
+  private readSigned(req: IncomingMessage, sig: string, keep: boolean, reserve: number): Promise<Buffer | 'too-large' | 'over-budget' | 'bad-signature'> {
+    this.reading++;
+    this.buffered += reserve;
+    const hmac = createHmac('sha256', this.opts.secret);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let held = reserve;
+    return new Promise<Buffer | 'too-large' | 'over-budget' | 'bad-signature'>((resolve, reject) => {
+      const stop = (r: 'too-large' | 'over-budget') => {
+        req.removeAllListeners('data');
+        chunks.length = 0;
+        resolve(r);
+      };
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > this.opts.maxBodyBytes) return stop('too-large');
+        hmac.update(c);
+        if (!keep) return;
+        if (size > held) {
+          if (this.buffered + (size - held) > this.opts.maxBufferedBytes) return stop('over-budget');
+          this.buffered += size - held;
+          held = size;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        const given = Buffer.from(sig.slice(7), 'hex');
+        if (!timingSafeEqual(given, hmac.digest())) return resolve('bad-signature');
+        resolve(Buffer.concat(chunks));
+      });
+      req.on('error', reject);
+    }).finally(() => {
+      this.reading--;
+      this.buffered -= held;
+    });
+  }
+
+  private async accept(req: IncomingMessage, res: ServerResponse, push: (i: SourceItem & { delivery?: string }) => void, d: { eventType: string; body: Buffer }): Promise<void> {
+    const { eventType, body } = d;
+    const delivery = header(req, 'x-github-delivery') ?? '';
+    const hash = delivery ? deliveryHash(delivery) : '';
+    if (hash) {
+      const seen = this.delivered.get(hash);
       if (seen) {
         const status = await seen.done;
         // A delivery that was accepted before is acknowledged again without producing it twice.
@@ -165,38 +261,53 @@ export class WebhookSource implements Source {
       }
     }
     if (eventType === 'ping') return reply(res, 200, { pong: true });
+    if (eventType !== 'pull_request') {
+      push({ kind: 'skipped', reason: eventType || 'no-event-type' });
+      return reply(res, 202, { skipped: eventType });
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(body.toString('utf8'));
     } catch (err) {
       return reply(res, 400, { error: `malformed JSON: ${(err as Error).message}` });
     }
-    if (eventType !== 'pull_request') {
-      push({ kind: 'skipped', reason: eventType || 'no-event-type' });
-      return reply(res, 202, { skipped: eventType });
-    }
-    const p = payload as Record<string, unknown>;
-    const repository = (typeof p.repository === 'object' && p.repository !== null ? p.repository : {}) as Record<string, unknown>;
-    const norm = normalizePullRequest({
-      repo: typeof repository.full_name === 'string' ? repository.full_name : null,
-      action: typeof p.action === 'string' ? p.action : '',
-      number: typeof p.number === 'number' ? p.number : null,
-      pr: p.pull_request,
-      actor: p.sender,
-      repository,
-      source: 'webhook',
-      sourceEventId: delivery || null,
-      eventTime: new Date().toISOString(),
-    });
+    const norm = this.normalize(payload, delivery);
     if (!norm.ok) {
       push({ kind: 'bad', reason: norm.reason, detail: norm.detail, origin: `webhook:${delivery || 'no-delivery-id'}`, raw: body });
       return reply(res, 422, { error: norm.detail });
     }
     if (this.pending >= this.opts.maxPending) return reply(res, 503, { error: 'too many deliveries in flight' }, { 'retry-after': '5' });
+    await this.awaitAck(res, push, { event: norm.event, delivery, hash });
+  }
+
+  private normalize(payload: unknown, delivery: string) {
+    const p = (typeof payload === 'object' && payload !== null ? payload : {}) as Record<string, unknown>;
+    const repository = (typeof p.repository === 'object' && p.repository !== null ? p.repository : {}) as Record<string, unknown>;
+    const pr = (typeof p.pull_request === 'object' && p.pull_request !== null ? p.pull_request : {}) as Record<string, unknown>;
+    const time = [pr.updated_at, pr.closed_at, pr.created_at].find((t): t is string => typeof t === 'string') ?? null;
+    return normalizePullRequest(
+      {
+        repo: typeof repository.full_name === 'string' ? repository.full_name : null,
+        action: typeof p.action === 'string' ? p.action : '',
+        number: typeof p.number === 'number' ? p.number : null,
+        pr: p.pull_request,
+        actor: p.sender,
+        repository,
+        source: 'webhook',
+        sourceEventId: delivery || null,
+        eventTime: time,
+      },
+      { cloneHosts: this.opts.cloneHosts },
+    );
+  }
+
+  /** Hand the event to the runner and answer 202 once it is durable, 503 when it is not in time. */
+  private async awaitAck(res: ServerResponse, push: (i: SourceItem & { delivery?: string }) => void, d: { event: PullRequestEvent; delivery: string; hash: string }): Promise<void> {
+    const { event, delivery, hash } = d;
     this.pending++;
     let settle!: (status: number) => void;
     const done = new Promise<number>((r) => (settle = r));
-    if (delivery) this.remember(delivery, { done });
+    if (hash) this.remember(hash, { done });
     const timer = setTimeout(() => settle(503), this.opts.ackTimeoutMs);
     this.unsettled.add(settle);
     const answered = done.then((status) => {
@@ -204,13 +315,19 @@ export class WebhookSource implements Source {
       clearTimeout(timer);
       this.pending--;
       // A failed delivery must be retryable by redelivery: forget it so the next attempt is not a "duplicate".
-      if (status !== 202 && delivery) this.delivered.delete(delivery);
-      reply(res, status, status === 202 ? { accepted: norm.event.pr_id, delivery } : { error: 'not persisted; redeliver' });
+      if (status !== 202 && hash) this.delivered.delete(hash);
+      reply(res, status, status === 202 ? { accepted: event.pr_id, delivery } : { error: 'not persisted; redeliver' });
     });
     this.answering.add(answered);
     void answered.finally(() => this.answering.delete(answered));
-    push({ kind: 'event', event: norm.event, ack: () => settle(202) });
+    push({ kind: 'event', event, ack: () => settle(202), delivery: hash || undefined });
     await answered;
+  }
+
+  private remember(hash: string, p: Pending): void {
+    this.delivered.set(hash, p);
+    // Bounded: the in-memory map keeps a little more than the durable list (in-flight deliveries on top).
+    while (this.delivered.size > this.opts.dedupeSize + this.opts.maxPending) this.delivered.delete(this.delivered.keys().next().value as string);
   }
 }
 
@@ -226,26 +343,11 @@ function reply(res: ServerResponse, status: number, body: unknown, headers: Reco
   res.end(text);
 }
 
-/** Read the body, or null (and stop reading) once it exceeds `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
-      if (over) return;
-      size += c.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        resolve(null);
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => { if (!over) resolve(Buffer.concat(chunks)); });
-    req.on('error', reject);
-  });
+/** Answer without reading (the rest of) the body, and close the connection so the client stops sending. */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: string, headers: Record<string, string> = {}): void {
+  reply(res, status, { error }, { connection: 'close', ...headers });
+  // Once the answer is out, drop the socket: reading on would buffer what the client keeps sending.
+  res.once('finish', () => req.destroy());
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

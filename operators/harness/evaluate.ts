@@ -15,7 +15,7 @@ import { StageError } from '../../streams/types.js';
 import type { Sandbox, SandboxFactory } from '../sandbox/types.js';
 import { gradeEvaluation, type EvalReport } from './grading.js';
 import { getRunner } from '../runners/index.js';
-import { destroyLater, runOnce, SCRATCH, type NamedPatch } from './runs.js';
+import { destroyLater, runOnce, SCRATCH, type NamedPatch, type RunEvidence } from './runs.js';
 import { runnableImage } from './task-image.js';
 import { logger } from '../../streams/log.js';
 
@@ -64,13 +64,23 @@ export interface EvaluateInstanceOptions {
    * passes the container it just committed as the task image); the caller owns and removes it.
    */
   sandbox?: Sandbox;
+  /** reset the work tree first (harness `resetCheckout`), for a second run in `sandbox` */
+  reset?: boolean;
+}
+
+/** An instance's result with the run behind it (verify counts the release check's runs as evidence). */
+export interface InstanceRun {
+  result: InstanceResult;
+  /** the graded run; null when the instance had no run (see {@link evaluateInstance}) */
+  run: RunEvidence | null;
 }
 
 /**
- * Evaluate one patch on one row in a fresh container of the row's task image (or `opts.sandbox`).
+ * Run one patch on one row in a fresh container of the row's task image (or `opts.sandbox`) and grade
+ * it, keeping the run's evidence.
  * Never throws for patch or test outcomes; throws SandboxError/StageError for engine failures.
  */
-export async function evaluateInstance(opts: EvaluateInstanceOptions): Promise<InstanceResult> {
+export async function runInstance(opts: EvaluateInstanceOptions): Promise<InstanceRun> {
   const { row } = opts;
   const v = row.verification;
   const runner = getRunner(row.environment.runner);
@@ -83,18 +93,26 @@ export async function evaluateInstance(opts: EvaluateInstanceOptions): Promise<I
     if (row.tests.test_patch.trim()) patches.push({ name: 'test', text: row.tests.test_patch });
     patches.push({ name: 'model', text: opts.modelPatch });
     const files = row.tests.f2p_script && row.tests.f2p_script_path ? [{ path: row.tests.f2p_script_path, content: row.tests.f2p_script }] : [];
-    const run = await runOnce(sb, { workdir: v.workdir, preCommands: v.pre_commands, testCommand: v.eval_command, runner, patches, files, timeoutMs: opts.timeoutMs ?? 900_000, signal: opts.signal });
+    const run = await runOnce(sb, { workdir: v.workdir, preCommands: v.pre_commands, testCommand: v.eval_command, runner, patches, files, timeoutMs: opts.timeoutMs ?? 900_000, signal: opts.signal }, { reset: opts.reset });
     if (!run.patchApplied) {
       const which = run.applyError?.startsWith('test:') ? 'test-patch-does-not-apply' : 'patch-does-not-apply';
-      return { instance_id: row.instance_id, resolved: false, reason: which, detail: run.applyError?.slice(-500) };
+      return { run, result: { instance_id: row.instance_id, resolved: false, reason: which, detail: run.applyError?.slice(-500) } };
     }
     const g = gradeEvaluation(v, run);
     const out: InstanceResult = { instance_id: row.instance_id, resolved: g.resolved, tests: { FAIL_TO_PASS: g.FAIL_TO_PASS, PASS_TO_PASS: g.PASS_TO_PASS }, testsMs: run.durationMs };
     if (g.invalid === 'timeout') out.reason = 'timeout';
-    return out;
+    return { run, result: out };
   } finally {
     if (!opts.sandbox) destroyLater(sb);
   }
+}
+
+/**
+ * Evaluate one patch on one row (see {@link runInstance}).
+ * Never throws for patch or test outcomes; throws SandboxError/StageError for engine failures.
+ */
+export async function evaluateInstance(opts: EvaluateInstanceOptions): Promise<InstanceResult> {
+  return (await runInstance(opts)).result;
 }
 
 export interface EvaluateOptions {

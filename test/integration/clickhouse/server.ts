@@ -187,7 +187,8 @@ export async function dropTestDatabases(url: string, prefix: string): Promise<vo
  * The ClickHouse targets of one test file: a temp data dir for chDB, and a server URL — the shared server
  * (SWE_STREAM_CLICKHOUSE_URL) when it answers, else a private server when the binary is installed, else
  * none. Registers the file's beforeAll/afterAll: databases named `t_<name>_…` are dropped from a shared
- * server afterwards, a private server is stopped, the data dir removed.
+ * server afterwards, a private server is stopped, the data dir removed. Under CI=true a missing server fails the
+ * file's beforeAll instead of skipping its server cases.
  */
 export function clickHouseTargets(name: string): { dataDir: string; url: () => string | undefined } {
   const dataDir = mkdtempSync(join(tmpdir(), `swe-stream-${name}-`));
@@ -200,6 +201,8 @@ export function clickHouseTargets(name: string): { dataDir: string; url: () => s
       await privateServer.start();
       serverUrl = privateServer.url;
     }
+    // In CI the server cases must run: an absent server is a broken setup, never a skip.
+    if (!serverUrl && process.env.CI) throw new Error('no ClickHouse server: SWE_STREAM_CLICKHOUSE_URL does not answer and clickhouse-server is not installed (bash infra/clickhouse.sh start)');
   });
   afterAll(async () => {
     if (serverUrl && !privateServer) await dropTestDatabases(serverUrl, `t_${name}_`);

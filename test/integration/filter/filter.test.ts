@@ -1,6 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -135,11 +134,9 @@ describe('filter licence rule', () => {
   });
 });
 
-const GHA = path.resolve(__dirname, '../../../../shared/data/gharchive');
-const haveGha = existsSync(path.join(GHA, '2015-01-01-12.json.gz'));
-if (!haveGha) console.warn(`skipping GH Archive → filter tests: ${GHA} is absent (../shared/data from the project)`);
+const GHA = path.resolve(__dirname, '../../fixtures/gharchive');
 
-describe.skipIf(!haveGha)('GH Archive → filter (repositories not available offline)', () => {
+describe('GH Archive → filter (repositories not available offline)', () => {
   let dataDir: string;
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'filter-gha-'));

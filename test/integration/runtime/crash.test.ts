@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EmbeddedTransport } from '../../../streams/transports/embedded.js';
@@ -14,8 +14,7 @@ import type { StageOutcome, PrCandidate } from '../../../schemas/types.gen.js';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
-const DATA = resolve(ROOT, '../shared/data/gharchive');
-const haveData = existsSync(DATA);
+const DATA = resolve(ROOT, 'test/fixtures/gharchive');
 const serde = new EmbeddedSerde();
 const cleanup: Array<() => unknown> = [];
 afterAll(async () => {
@@ -54,7 +53,7 @@ async function snapshot(dataDir: string): Promise<{ outcomes: string[]; candidat
   return { outcomes, candidates, events };
 }
 
-describe.skipIf(!haveData)('embedded run under SIGKILL', () => {
+describe('embedded run under SIGKILL', () => {
   it('ends with the same outputs as a clean run', async () => {
     const repo: GeneratedRepo = await createRepo({ language: 'python' });
     cleanup.push(() => repo.cleanup());

@@ -1,20 +1,18 @@
 /**
  * The GitHub REST source against a local HTTP server that replays the recorded API responses in
- * ../shared/data/github-api (request URL → status, ETag, body). The recordings hold single pulls; the
+ * test/fixtures/github-api (request URL → status, ETag, body). The recordings hold single pulls; the
  * list endpoint `GET /repos/{o}/{r}/pulls?state=closed` is answered with the recorded pull objects of
  * that repository that are closed (the list items GitHub returns are the same objects).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { GitHubSource } from '../../../connectors/sources/github.js';
 import type { SourceItem } from '../../../connectors/sources/types.js';
 
-const DIR = path.resolve(__dirname, '../../../../shared/data/github-api');
-const have = existsSync(DIR);
-if (!have) console.warn(`skipping GitHub REST source tests: ${DIR} is absent (../shared/data from the project)`);
+const DIR = path.resolve(__dirname, '../../fixtures/github-api');
 
 interface Recorded { request: { method: string; url: string }; response: { status: number; etag: string | null; body: unknown } }
 
@@ -82,7 +80,7 @@ async function collect(src: GitHubSource, opts: { cursor?: string; follow?: bool
   return out;
 }
 
-describe.skipIf(!have)('github: source against recorded API responses', () => {
+describe('github: source against recorded API responses', () => {
   const replay = new Replay();
   beforeAll(() => replay.start());
   afterAll(() => replay.stop());

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'node:http';
 import { createHmac } from 'node:crypto';
@@ -8,9 +8,7 @@ import { openSource } from '../../../connectors/sources/index.js';
 import { MirrorCache } from '../../../operators/pr/mirror.js';
 import type { SourceItem } from '../../../connectors/sources/types.js';
 
-const FILE = path.resolve(__dirname, '../../../../shared/data/webhooks/pull_request.closed.json');
-const have = existsSync(FILE);
-if (!have) console.warn(`skipping webhook recording tests: ${FILE} is absent (../shared/data from the project)`);
+const FILE = path.resolve(__dirname, '../../fixtures/webhooks/pull_request.closed.json');
 const SECRET = 'It\'s a Secret to Everybody';
 
 /** Real HMAC-SHA256 over the raw body, as GitHub computes X-Hub-Signature-256. */
@@ -51,8 +49,8 @@ describe('verifySignature (GitHub docs "Validating webhook deliveries" test vect
   });
 });
 
-describe.skipIf(!have)('webhook source on a real delivery', () => {
-  const body = have ? readFileSync(FILE) : Buffer.alloc(0);
+describe('webhook source on a real delivery', () => {
+  const body = readFileSync(FILE);
   let src: WebhookSource;
   let port: number;
   const ac = new AbortController();
@@ -146,7 +144,7 @@ describe.skipIf(!have)('webhook source on a real delivery', () => {
   });
 });
 
-describe.skipIf(!have)('webhook source shutdown', () => {
+describe('webhook source shutdown', () => {
   it('a delivery the runner never acked is answered 503 when the source stops (GitHub can redeliver it)', async () => {
     const body = readFileSync(FILE);
     const src = new WebhookSource('webhook:127.0.0.1:0', { host: '127.0.0.1', port: 0, secret: SECRET });

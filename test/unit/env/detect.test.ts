@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { detect, enginesMinMajor, manifestPaths, nvmrcMajor, requiresPythonMin, shellSegments, cleanRunnerArgs, toxTestDeps, type Detection, type RepoSnapshot } from '../../../operators/env/detect.js';
 import { buildRecipe, normaliseManifest } from '../../../operators/env/recipes.js';
 
@@ -199,22 +200,21 @@ describe('JavaScript detection and recipes', () => {
   });
 });
 
-// Real manifests, read from the public mirrors fetched for development (absent in CI: skipped).
-const MIRRORS = process.env.SWE_STREAM_MIRRORS ?? '/work/.mirror';
+// Real manifests recorded from public repositories (test/fixtures/manifests: the file list at HEAD and the
+// contents of the manifests manifestPaths() asks for; see test/fixtures/RECORDED.md).
+const MANIFESTS = path.resolve(import.meta.dirname, '../../fixtures/manifests');
 const real: Array<[string, string, Partial<Detection>]> = [
-  ['iamkun+dayjs', 'javascript', { runner: 'jest', packageManager: 'npm' }],
-  ['tj+commander.js', 'javascript', { runner: 'node-test', nodeMajor: 22 }],
-  ['validatorjs+validator.js', 'javascript', { runner: 'mocha', preTest: ['npm run build'] }],
-  ['more-itertools+more-itertools', 'python', { runner: 'pytest', installable: true }],
-  ['pallets+click', 'python', { runner: 'pytest', groups: ['tests'] }],
+  ['iamkun__dayjs', 'javascript', { runner: 'jest', packageManager: 'npm' }],
+  ['tj__commander.js', 'javascript', { runner: 'node-test', nodeMajor: 22 }],
+  ['validatorjs__validator.js', 'javascript', { runner: 'mocha', preTest: ['npm run build'] }],
+  ['more-itertools__more-itertools', 'python', { runner: 'pytest', installable: true }],
+  ['pallets__click', 'python', { runner: 'pytest', groups: ['tests'] }],
 ];
-describe.each(real)('real manifests of %s at HEAD', (name, lang, want) => {
-  const dir = `${MIRRORS}/${name}/repo`;
-  it.skipIf(!existsSync(dir))(`detects ${JSON.stringify(want)} (skipped when ${dir} is absent)`, () => {
-    const files = execFileSync('git', ['-C', dir, 'ls-tree', '-r', '--name-only', 'HEAD'], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n').filter(Boolean);
-    const contents: Record<string, string> = {};
-    for (const p of manifestPaths(files)) contents[p] = execFileSync('git', ['-C', dir, 'show', `HEAD:${p}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    const d = ok(detect({ files, contents }, lang));
+describe.each(real)('real manifests of %s at a recorded HEAD', (name, lang, want) => {
+  it(`detects ${JSON.stringify(want)}`, () => {
+    const rec = JSON.parse(gunzipSync(readFileSync(path.join(MANIFESTS, `${name}.json.gz`))).toString('utf8')) as RepoSnapshot;
+    expect(manifestPaths(rec.files).sort()).toEqual(Object.keys(rec.contents).sort());
+    const d = ok(detect({ files: rec.files, contents: rec.contents }, lang));
     expect(d).toMatchObject(want);
   });
 });
