@@ -61,7 +61,7 @@ async function lifecycle(f: DockerSandboxFactory, image: string, n: number, labe
 function candidate(repo: string, dir: string, parent: string, language: string, n: number): Candidate {
   return {
     pr_id: `${repo}#${n}`, repo, number: n, clone_url: dir, language, pr_commit: parent, parent_commit: parent, head_sha: null, title: '', body: '',
-    user_login: null, created_at: null, merged_at: null, linked_issues: [], files: [], size: { files: 0, hunks: 0, lines_added: 0, lines_removed: 0 }, diff: '', patch_hash: '', license: null,
+    user_login: null, created_at: null, merged_at: null, linked_issues: [], files: [], size: { files: 0, hunks: 0, lines_added: 0, lines_removed: 0 }, diff: '', patch_hash: '', license: null, merge_style: null,
   };
 }
 
@@ -104,8 +104,9 @@ async function envBuild(f: DockerSandboxFactory, opts: { repo?: string; name?: s
       dir = opts.repo;
       name = opts.name ?? 'local/repo';
       language = opts.language ?? 'python';
-      const prs = (await scanMergedPrs(await openLocalRepo(dir, name), { limit: 2 })).reverse();
-      parents = prs.map((p) => p.parent);
+      const prs = await scanMergedPrs(await openLocalRepo(dir, name), { limit: 2 });
+      prs.prs.reverse();
+      parents = prs.prs.map((p) => p.base);
     } else {
       [dir, parents] = await generatedRepo(root);
       name = 'bench/calc';

@@ -9,7 +9,7 @@
  *   swe-stream report | export | query | evaluate     analytics, the dataset, grading predictions
  */
 import { Command, CommanderError } from 'commander';
-import { log } from '../streams/log.js';
+import { log, redact } from '../streams/log.js';
 import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -32,7 +32,8 @@ try {
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   const err = e as Error & { retriable?: boolean };
+  // Messages may carry a URL with a password (a registry or ClickHouse URL): never printed as given.
   log.error({ err: err.message, name: err.name }, 'swe-stream failed');
-  process.stderr.write(`swe-stream: ${err.message}\n`);
+  process.stderr.write(`swe-stream: ${redact(err.message)}\n`);
   process.exit(1);
 }

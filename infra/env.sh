@@ -9,12 +9,14 @@ export SWE_STREAM_CLICKHOUSE_URL=${SWE_STREAM_CLICKHOUSE_URL:-http://127.0.0.1:8
 # dockerode honours DOCKER_HOST when set; otherwise it uses this local socket.
 export SWE_STREAM_DOCKER_HOST=${SWE_STREAM_DOCKER_HOST:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+# The OCI registry task images are pushed to (infra/oci-registry.sh), host:port.
+export SWE_STREAM_OCI_REGISTRY=${SWE_STREAM_OCI_REGISTRY:-127.0.0.1:5000}
 # Containers need the host's CA bundle (the network here, and many corporate ones, re-sign TLS).
 export SWE_STREAM_CA_BUNDLE=${SWE_STREAM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   for v in SWE_STREAM_KAFKA_BROKERS SWE_STREAM_REGISTRY_URL SWE_STREAM_CLICKHOUSE_URL \
-    SWE_STREAM_DOCKER_HOST CHROMIUM_PATH SWE_STREAM_CA_BUNDLE; do
+    SWE_STREAM_DOCKER_HOST CHROMIUM_PATH SWE_STREAM_CA_BUNDLE SWE_STREAM_OCI_REGISTRY; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
 fi

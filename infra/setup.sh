@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Install and start the real services, in dependency-free but sensible order: the apt-only
 # ones first (quick, and apt must not run twice at once), then the JVM services.
-# Usage: infra/setup.sh [all|docker|kafka|registry|clickhouse|chromium ...]
+# Usage: infra/setup.sh [all|docker|kafka|registry|clickhouse|chromium|oci-registry ...]
 # Prints one line per service with its endpoint; details and logs go to stderr/$STATE.
 source "$(dirname "$0")/lib.sh"
 source "$REPO/infra/env.sh"
 
-ALL=(chromium clickhouse docker kafka registry)
+ALL=(chromium clickhouse docker oci-registry kafka registry)
 declare -A ENDPOINT=(
   [chromium]=$CHROMIUM_PATH [clickhouse]=$SWE_STREAM_CLICKHOUSE_URL [docker]=$SWE_STREAM_DOCKER_HOST
-  [kafka]=$SWE_STREAM_KAFKA_BROKERS [registry]=$SWE_STREAM_REGISTRY_URL)
+  [kafka]=$SWE_STREAM_KAFKA_BROKERS [registry]=$SWE_STREAM_REGISTRY_URL [oci-registry]=http://$SWE_STREAM_OCI_REGISTRY)
 
 wanted=()
 for arg in "${@:-all}"; do

@@ -8,8 +8,8 @@ cd "$REPO"
 
 ensure_node_deps
 
-read -r -a services <<<"${SWE_STREAM_SERVICES:-docker kafka registry clickhouse chromium}"
-[[ ${services[*]} == all ]] && services=(docker kafka registry clickhouse chromium)
+read -r -a services <<<"${SWE_STREAM_SERVICES:-docker kafka registry clickhouse chromium oci-registry}"
+[[ ${services[*]} == all ]] && services=(docker kafka registry clickhouse chromium oci-registry)
 started=()
 for s in "${services[@]}"; do
   bash "infra/$s.sh" status >/dev/null 2>&1 || started+=("$s")

@@ -12,9 +12,11 @@
  *     network disabled — a normal end, retrying cannot help), `clone-failed` (failed, retriable: network,
  *     timeout), `commits-missing` (rejected: the merge commit is not in the repository even after a fetch —
  *     force-pushed away, or a fork's PR merged elsewhere);
- *  5. the PR commit: `merge_commit_sha`, else the merge/squash commit for #N found on the default
- *     branch's first-parent history (trimmed post-2025-10 events; `not-merged` when there is none);
- *     parent = its first parent; title/body completed from the commit message when the event lacks them;
+ *  5. the PR commit: `merge_commit_sha`, else the merged PR #N found in the default branch's history
+ *     (trimmed post-2025-10 events; `not-merged` when there is none); parent = the base commit the git
+ *     source recorded (`base_sha` with `merge_style`: merge base, squash parent, landed range), else the
+ *     parent of a rebase-landed range ending at `merge_commit_sha`, else its first parent
+ *     (operators/pr/history.ts); title/body completed from the commit message when the event lacks them;
  *     licence from the LICENSE/COPYING file when the event did not say (`license-not-permissive`);
  *  6. on `git diff --numstat parent commit`: `binary-or-vendored-only`, `docs-config-only` (nothing but
  *     docs/config), `no-code-change` (no code file, but tests or other files), `unsupported-language`,
@@ -22,9 +24,12 @@
  *     counting non-vendored files except lockfiles), `no-tests` (no test file changed and no LLM test
  *     creator configured);
  *  7. full diff → hunks, patch hash (operators/pr/patch.ts patchHash over the code and test files);
- *     `duplicate` when another PR with the same patch hash was seen first (a durable seen-set in SQLite,
- *     `<dataDir>/filter/seen.sqlite`; the same pr_id seen again is not its own duplicate, so replays are
- *     idempotent).
+ *     the diff carried downstream is exactly the one the size rule measured — text files, no lockfiles, no
+ *     vendored or generated files — and `too-large` when it exceeds `maxDiffBytes` (default 262,144 bytes
+ *     of UTF-8), so a 5-line fix with a regenerated package-lock.json never makes a 1 MiB record;
+ *     `duplicate` when another PR with the same patch hash claimed it first in the keyed store
+ *     `filter.patch-seen` on the bus (streams/store.ts: every filter worker, on any machine, agrees; the
+ *     same pr_id seen again is not its own duplicate, so replays are idempotent).
  * Linked issues: the event's (body / API) plus closing keywords in the PR's commit messages.
  *  8. optional LLM judge of PR quality (`deps.judge`, off by default): after every rule passed, the
  *     model sees title, body, file list and (truncated) diff and answers `{"keep", "score", "reason"}`;
@@ -32,19 +37,17 @@
  *     removes; it never lets through what the rules rejected) and is logged. Provenance then says
  *     method "agent" with model, prompt version, tokens and cost.
  */
-import path from 'node:path';
-import { mkdirSync } from 'node:fs';
-import Database from 'better-sqlite3';
 import type { ChangedFile, LinkedIssue, PrCandidate, PullRequestEvent } from '../schemas/types.gen.js';
 import type { Envelope, Outcome } from '../streams/types.js';
 import { accept, fail, reject, StageError } from '../streams/types.js';
 import type { Stage } from '../streams/stage.js';
+import type { KeyedStore } from '../streams/store.js';
 import { parseDiff, joinDiff, patchHash, type FileDiff } from './pr/patch.js';
 import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './pr/mirror.js';
-import { findMergedPr } from './pr/history.js';
+import { findMergedPr, landedRangeOf, taskRangeOfEvent } from './pr/history.js';
 import type { ChatResult, LlmClient } from './llm/client.js';
 import { logger } from '../streams/log.js';
-import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isPermissiveLicense, isVendoredPath } from './pr/classify.js';
+import { detectLanguage, detectLicenseText, extractLinkedIssueNumbers, fileKind, isBotAuthor, isLockfile, isVendoredPath, licenseAllowed, type LicensePolicy } from './pr/classify.js';
 
 const judgeLog = logger({ component: 'filter', part: 'judge' });
 
@@ -52,7 +55,7 @@ const judgeLog = logger({ component: 'filter', part: 'judge' });
 export const FILTER_REASONS = [
   'not-merged', 'bot-author', 'license-not-permissive', 'repo-unavailable', 'commits-missing', 'binary-or-vendored-only',
   'docs-config-only', 'no-code-change', 'unsupported-language', 'too-large', 'no-tests', 'duplicate', 'judge-rejected',
-  'branch-sync',
+  'branch-sync', 'license-not-allowed',
 ] as const;
 
 /** Long-lived branch names: a PR whose head is one of these (in the same repository) syncs branches. */
@@ -74,47 +77,23 @@ export function isBranchSync(repo: string, headRef: string | null | undefined): 
 }
 export type FilterReason = (typeof FILTER_REASONS)[number];
 
-/**
- * A durable set of patch hashes → first pr_id (SQLite, WAL). `claim` is atomic, so concurrent workers
- * and processes agree on who was first.
- */
-export class SeenStore {
-  private readonly db: Database.Database;
-  private readonly insert: Database.Statement;
-  private readonly select: Database.Statement;
+/** Namespace of the filter's duplicate memory: patch hash → the pr_id that claimed it first. */
+export const PATCH_SEEN_STORE = 'filter.patch-seen';
 
-  /** @param file SQLite file (created with its directory), or `:memory:` */
-  constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 10000');
-    this.db.exec('CREATE TABLE IF NOT EXISTS patch_seen (hash TEXT PRIMARY KEY, pr_id TEXT NOT NULL, first_seen_ms INTEGER NOT NULL)');
-    this.insert = this.db.prepare('INSERT OR IGNORE INTO patch_seen (hash, pr_id, first_seen_ms) VALUES (?, ?, ?)');
-    this.select = this.db.prepare('SELECT pr_id FROM patch_seen WHERE hash = ?');
-  }
-
-  /** Record `hash` for `prId` unless seen; returns the pr_id that holds it (== prId when first or a replay). */
-  claim(hash: string, prId: string, nowMs = Date.now()): string {
-    this.insert.run(hash, prId, nowMs);
-    return (this.select.get(hash) as { pr_id: string }).pr_id;
-  }
-
-  close(): void {
-    this.db.close();
-  }
-}
+/** Default bound of the diff a candidate carries (bytes of UTF-8): a quarter of Kafka's default 1 MiB record limit. */
+export const MAX_DIFF_BYTES = 262_144;
 
 /** Dependencies and settings of the filter stage. */
 export interface FilterDeps {
   mirrors: MirrorCache;
-  /** data dir for the seen-set (`<dataDir>/filter/seen.sqlite`), unless `seen` is given */
-  dataDir?: string;
-  seen?: SeenStore;
+  /** the keyed store {@link PATCH_SEEN_STORE} on the bus (the composition root opens it: `transport.openStore`) */
+  seen: KeyedStore;
   /** default 15 */
   maxFiles?: number;
   /** default 1000 (added + removed) */
   maxChangedLines?: number;
+  /** bound of the carried diff in bytes (UTF-8), default {@link MAX_DIFF_BYTES} */
+  maxDiffBytes?: number;
   /** default python, javascript, typescript */
   languages?: string[];
   /** true when an LLM Unit-test Creator is configured: PRs without test changes are then kept */
@@ -123,6 +102,11 @@ export interface FilterDeps {
   refresh?: boolean;
   /** optional LLM judge of PR quality (an OpenAI-compatible client, operators/llm/client.ts); absent = rules only */
   judge?: LlmClient | null;
+  /**
+   * The licence rule (operators/pr/classify.ts LicensePolicy): `permissive` (default; rejects `license-not-permissive`),
+   * `any`, or a list of SPDX ids (rejects `license-not-allowed`). An unknown licence is never rejected.
+   */
+  licenses?: LicensePolicy;
 }
 
 /** Version of the PR-judge prompt, recorded in provenance. */
@@ -177,14 +161,14 @@ function classifyFiles(entries: { path: string; oldPath: string | null; addition
   }));
 }
 
-/** Build the filter stage. `close()` closes the seen-set it opened. */
+/** Build the filter stage. */
 export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandidate> {
   const maxFiles = deps.maxFiles ?? 15;
   const maxLines = deps.maxChangedLines ?? 1000;
+  const maxDiffBytes = deps.maxDiffBytes ?? MAX_DIFF_BYTES;
   const languages = new Set(deps.languages ?? ['python', 'javascript', 'typescript']);
-  let seen = deps.seen;
-  const ownSeen = !deps.seen;
-  const seenStore = () => (seen ??= new SeenStore(path.join(deps.dataDir ?? '.', 'filter', 'seen.sqlite')));
+  const licenses = deps.licenses ?? 'permissive';
+  const licenseReason = licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed';
 
   async function handle(env: Envelope<PullRequestEvent>): Promise<Outcome<PrCandidate>> {
     const t0 = Date.now();
@@ -195,7 +179,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
     if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
     if (isBranchSync(ev.repo, ev.head_ref)) return reject('branch-sync', `merges the long-lived branch ${ev.head_ref}`, meta);
-    if (isPermissiveLicense(ev.license) === false) return reject('license-not-permissive', `license ${ev.license}`, meta);
+    if (licenseAllowed(ev.license, licenses) === false) return reject(licenseReason, `license ${ev.license}`, meta);
 
     // 4: the mirror.
     const cloneUrl = ev.clone_url ?? `https://github.com/${ev.repo}.git`;
@@ -213,7 +197,17 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     let prCommit = ev.merge_commit_sha;
     let title = ev.title;
     let body = ev.body;
-    if (!prCommit || ev.payload_shape === 'trimmed') {
+    // The task's range: git-history events carry it (merge base → head, squash parent → squash, landed range);
+    // otherwise the first parent of the merge commit, or the range of the PR found in history.
+    let range: { base: string; commit: string } | null;
+    try {
+      range = await taskRangeOfEvent(mirror, ev);
+    } catch (err) {
+      if (err instanceof StageError && !err.retriable) return reject('commits-missing', err.message, meta);
+      throw err;
+    }
+    let mergeStyle = ev.merge_style;
+    if (!range && (!prCommit || ev.payload_shape === 'trimmed')) {
       const found = await findMergedPr(mirror, ev.number, env.signal);
       if (!found && !prCommit) {
         return ev.merged === true
@@ -225,12 +219,17 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         if (found.sha === prCommit) {
           title ??= found.title;
           body ??= found.body;
+          range = { base: found.base, commit: found.commit };
+          mergeStyle ??= found.style;
         }
       }
     }
     let parent: string;
     try {
-      parent = await mirror.firstParent(prCommit!);
+      // A rebase merge's merge_commit_sha is its last landed commit: take the whole landed range.
+      if (!range && ev.head_sha && ev.head_sha !== prCommit) range = await landedRangeOf(mirror, prCommit!, ev.head_sha, env.signal);
+      parent = range?.base ?? (await mirror.firstParent(prCommit!));
+      prCommit = range?.commit ?? prCommit;
     } catch (err) {
       if (err instanceof MissingCommitError || (err instanceof StageError && !err.retriable)) return reject('commits-missing', (err as Error).message, meta);
       throw err;
@@ -243,7 +242,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     let license = ev.license;
     if (!license) {
       license = await detectRepoLicense(mirror, prCommit!);
-      if (isPermissiveLicense(license) === false) return reject('license-not-permissive', `license ${license} (from the licence file)`, meta);
+      if (licenseAllowed(license, licenses) === false) return reject(licenseReason, `license ${license} (from the licence file)`, meta);
     }
 
     // 6: rules on the file list.
@@ -279,10 +278,16 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
       if (d.status === 'renamed') f.old_path = d.oldPath;
       else f.old_path = null;
     }
-    const hashed = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && ['code', 'test'].includes(fileKind(d.path)));
+    // The diff downstream is the one the size rule measured: no binary, vendored, generated or lock files.
+    const carried = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && !isLockfile(d.path));
+    const diff = joinDiff(carried);
+    const diffBytes = Buffer.byteLength(diff, 'utf8');
+    if (diffBytes > maxDiffBytes) return reject('too-large', `diff of the counted files is ${diffBytes} bytes (limit ${maxDiffBytes})`, metaL);
+    const hashed = carried.filter((d) => ['code', 'test'].includes(fileKind(d.path)));
     const hash = patchHash(hashed);
     const linked = mergeLinked(ev.linked_issues, await commitLinks(mirror, parent, prCommit!, ev.repo));
-    const owner = seenStore().claim(hash, ev.pr_id);
+    // Claimed with the input's origin: on the embedded log the claim commits with this record's outcome.
+    const owner = await deps.seen.putIfAbsent(hash, ev.pr_id, { origin: env.origin });
     if (owner !== ev.pr_id) return reject('duplicate', `same patch as ${owner} (patch hash ${hash.slice(0, 12)})`, metaL);
 
     const countedSet = new Set(counted.map((f) => f.path));
@@ -310,9 +315,10 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         linked_issues: linked,
         files,
         size,
-        diff: joinDiff(parsed.filter((d) => !d.binary)),
+        diff,
         patch_hash: hash,
         license: license ?? null,
+        merge_style: mergeStyle ?? null,
       },
       provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
     };
@@ -326,13 +332,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     return accept(candidate, metaL);
   }
 
-  return {
-    name: 'filter',
-    handle,
-    async close() {
-      if (ownSeen) seen?.close();
-    },
-  };
+  return { name: 'filter', handle };
 }
 
 function kinds(files: ChangedFile[]): string {

@@ -1,7 +1,7 @@
 /**
  * One process running any subset of the pipeline: source runners, stage runtimes and the sink runner on
  * one transport, with idle detection for `--until-idle` and a graceful stop. Knows stages only as
- * {@link Stage} objects and topics by name — the composition root (cli/) builds the stages.
+ * {@link Stage} objects and topics only through the {@link Topology} the composition root (cli/) hands in.
  */
 import type { Transport } from './transport.js';
 import type { Serde } from './serde.js';
@@ -10,15 +10,17 @@ import type { Source, SourceTarget } from './source.js';
 import { StageRuntime, type RuntimeObserver } from './runtime.js';
 import { SinkRunner, type Sink } from './sink-runner.js';
 import { runSource, type SourceStats } from './source-runner.js';
-import { SINK_TOPICS, allTopics } from './topics.js';
+import { topicsOf, type Topology } from './topics.js';
 import { logger } from './log.js';
 
 export interface PipelineOptions {
   transport: Transport;
   serde: Serde;
   partitions: number;
-  /** Stages with their concurrency. */
-  stages: Array<{ stage: Stage<any, any>; concurrency: number }>;
+  /** Topics, their record types and each stage's input and output; every stage below must be in it. */
+  topology: Topology;
+  /** Stages with their concurrency (each typed against its topics by the composition root). */
+  stages: Array<{ stage: Stage<unknown, unknown>; concurrency: number }>;
   sources: Source<any>[];
   /** Where the sources write (topic, dead-letter topic, key of an event). */
   sourceTarget: SourceTarget<any>;
@@ -32,6 +34,13 @@ export interface PipelineOptions {
 
 const log = logger({ component: 'pipeline' });
 
+/** Which runner stopped the pipeline, and why. */
+export interface RunnerFailure {
+  /** `stage <name>`, `sink` or `source <uri>` */
+  runner: string;
+  error: Error;
+}
+
 /** A running pipeline. */
 export class Pipeline {
   readonly runtimes: StageRuntime<any, any>[];
@@ -40,17 +49,29 @@ export class Pipeline {
   private readonly ac = new AbortController();
   private sourcesDone!: Promise<void>;
   private sourceError?: unknown;
+  private onFatal!: (f: RunnerFailure) => void;
+  /**
+   * Resolves with the first fatal error of any runner (a stage runtime, the sink runner, a source); never
+   * rejects. A process that runs until a signal must watch it and exit non-zero: a dead runner never
+   * processes again, and a supervisor only restarts a process that exits.
+   */
+  readonly fatal: Promise<RunnerFailure> = new Promise((r) => (this.onFatal = r));
 
   constructor(private readonly o: PipelineOptions) {
-    this.runtimes = o.stages.map(
-      (s) => new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer }),
-    );
-    if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: SINK_TOPICS });
+    this.runtimes = o.stages.map((s) => {
+      const wiring = o.topology.stages[s.stage.name];
+      if (!wiring) throw new Error(`stage ${s.stage.name} is not in the topology (${Object.keys(o.topology.stages).join(', ')})`);
+      const topics = { ...wiring, outcomes: o.topology.outcomes };
+      return new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer, topics });
+    });
+    if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: o.topology.sinkTopics });
+    for (const rt of this.runtimes) void rt.died.then((error) => this.onFatal({ runner: `stage ${rt.name}`, error }));
+    void this.sink?.died.then((error) => this.onFatal({ runner: 'sink', error }));
   }
 
   /** Create topics, start stage members and the sink, then start the sources. */
   async start(): Promise<void> {
-    await this.o.transport.ensureTopics(allTopics().map((name) => ({ name, partitions: this.o.partitions })));
+    await this.o.transport.ensureTopics(topicsOf(this.o.topology).map((name) => ({ name, partitions: this.o.partitions })));
     for (const rt of this.runtimes) await rt.start();
     await this.sink?.start();
     this.sourcesDone = Promise.all(
@@ -63,15 +84,11 @@ export class Pipeline {
           if (!this.ac.signal.aborted) {
             this.sourceError ??= e;
             log.error({ source: src.uri, err: (e as Error).message }, 'source failed');
+            this.onFatal({ runner: `source ${src.uri}`, error: e instanceof Error ? e : new Error(String(e)) });
           }
         }
       }),
     ).then(() => undefined);
-  }
-
-  /** Resolves once every source has ended: exhausted, stopped, or failed (then {@link error} says why). */
-  sourcesSettled(): Promise<void> {
-    return this.sourcesDone;
   }
 
   /** The first fatal error of a source, stage or the sink. */
@@ -103,7 +120,7 @@ export class Pipeline {
 
   private groups(): Array<[string, { group: string; topics: readonly string[]; inFlight: number }]> {
     const out: Array<[string, { group: string; topics: readonly string[]; inFlight: number }]> = this.runtimes.map((r) => [r.name, { group: r.groupId, topics: r.topics, inFlight: r.inFlight() }]);
-    if (this.sink) out.push(['sink', { group: this.sink.groupId, topics: SINK_TOPICS, inFlight: this.sink.inFlight() }]);
+    if (this.sink) out.push(['sink', { group: this.sink.groupId, topics: this.o.topology.sinkTopics, inFlight: this.sink.inFlight() }]);
     return out;
   }
 
@@ -117,6 +134,22 @@ export class Pipeline {
         if (BigInt(p.high) > c) lag += BigInt(p.high) - c;
       }
     return Number(lag);
+  }
+
+  /**
+   * Records not yet processed: the lag of every group this pipeline runs, summed (records), plus nothing for
+   * sources (see {@link sourcesFinished}). Call before closing the transport.
+   * @throws TransportError when offsets cannot be read
+   */
+  async remaining(): Promise<number> {
+    let n = 0;
+    for (const [, g] of this.groups()) n += await this.lagOf(g.group, g.topics);
+    return n;
+  }
+
+  /** True when every source ran to its end (false after a stop in the middle, or in follow mode). */
+  sourcesFinished(): boolean {
+    return this.sourceStats.length === this.o.sources.length && this.sourceStats.every((s) => s.done);
   }
 
   /** Refresh the lag figures every `ms` while running (for /metrics and the progress display). */

@@ -29,11 +29,11 @@
 import { Subject, type Subscription } from 'rxjs';
 import * as nodeCrypto from 'node:crypto';
 import type { Transport, GroupConsumer, Completion, ConsumedRecord, ProduceRecord, TopicPartition, Headers } from './transport.js';
-import { TransportError } from './transport.js';
+import { TransportError, recordBytes } from './transport.js';
 import type { Serde } from './serde.js';
 import type { Envelope, Outcome, OutcomeMeta } from './types.js';
 import { fromStage, type Stage } from './stage.js';
-import { TOPOLOGY, retryTopic, dlqTopic, type StageName } from './topics.js';
+import { retryTopicOf, dlqTopicOf, type StageWiring } from './topics.js';
 import type { StageOutcome, DeadLetter } from '../schemas/types.gen.js';
 import { logger } from './log.js';
 
@@ -45,6 +45,8 @@ export const H = {
   originPartition: 'swe-origin-partition',
   originOffset: 'swe-origin-offset',
   lastError: 'swe-last-error',
+  /** on a dead letter whose value was cut to fit the bus: the original value's length in bytes */
+  truncatedFrom: 'swe-value-truncated-from',
 } as const;
 
 /** Optional observer for metrics and progress (streams/metrics.ts implements it). Durations in ms. */
@@ -77,8 +79,8 @@ export interface StageRuntimeOptions<I, O> {
   now?: () => number;
   /** Kafka session timeout (ms) of this member. The poll loop never waits on a stage, so long work does not need a long timeout. */
   sessionTimeoutMs?: number;
-  /** Override the topology's topics (benchmarks, custom pipelines); topics must be known to streams/topics.ts. */
-  topics?: { input: string; output: string; /** default stage.outcomes */ outcomes?: string };
+  /** The topics this stage reads and writes (from the topology the composition root hands in), and where its outcomes go. */
+  topics: StageWiring & { outcomes: string };
 }
 
 type EntryStatus = 'queued' | 'running' | 'completing' | 'durable';
@@ -96,6 +98,17 @@ interface Entry {
   /** number of the completion batch that carries this entry's outputs */
   batch: number;
   timer?: NodeJS.Timeout;
+  /** the attempt this entry runs (1 = first delivery) */
+  attempt: number;
+  /** which count its outcome was tallied under, so a refused output can move it to `failed` */
+  counted?: 'accepted' | 'rejected' | 'retried';
+  /** set once its outputs are a dead letter: a dead letter that is refused too is fatal */
+  deadLettered?: boolean;
+  /** set when its outputs were replaced by a dead letter because the bus would refuse them */
+  replaced?: boolean;
+  /** accounting of the stage's outcome, copied into a dead letter that replaces refused outputs */
+  meta?: OutcomeMeta;
+  durationMs?: number;
 }
 
 interface PartitionState {
@@ -125,6 +138,8 @@ interface EncodeJob {
   topic: string;
   key: string;
   value: unknown;
+  /** headers added to the serde's own */
+  headers?: Headers;
 }
 
 type MaybePromise<T> = T | Promise<T>;
@@ -142,7 +157,7 @@ const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'he
 
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
-  readonly name: StageName;
+  readonly name: string;
   private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
@@ -151,6 +166,9 @@ export class StageRuntime<I, O> {
   private stopping = false;
   private readonly pendingIo = new Set<Promise<unknown>>();
   private fatal?: Error;
+  private onDeath!: (e: Error) => void;
+  /** Resolves with the error that stopped this runtime (outputs that could not be written); never rejects. */
+  readonly died: Promise<Error> = new Promise((r) => (this.onDeath = r));
   private readonly log;
   /** The serde's synchronous half, when it has one: decode and encode then cost no promise per record. */
   private readonly sync?: SyncSerde;
@@ -187,20 +205,21 @@ export class StageRuntime<I, O> {
   }
 
   get inputTopic(): string {
-    return this.o.topics?.input ?? TOPOLOGY[this.name].input;
+    return this.o.topics.input;
   }
   get outputTopic(): string {
-    return this.o.topics?.output ?? TOPOLOGY[this.name].output;
+    return this.o.topics.output;
   }
   get groupId(): string {
     return this.o.groupId;
   }
-  /** The stage's retry topic (derived from the input topic when the topology is overridden). */
+  /** The stage's due-time retry topic, `<input>.retry.<stage>`. */
   get retryTopicName(): string {
-    return this.o.topics ? `${this.o.topics.input}.retry.${this.name}` : retryTopic(this.name);
+    return retryTopicOf(this.o.topics.input, this.name);
   }
+  /** The dead-letter topic of its input, `<input>.dlq`. */
   get dlqTopicName(): string {
-    return this.o.topics ? `${this.o.topics.input}.dlq` : dlqTopic(this.name);
+    return dlqTopicOf(this.o.topics.input);
   }
   /** Topics this member consumes: the stage input and its retry topic. */
   get topics(): string[] {
@@ -268,6 +287,7 @@ export class StageRuntime<I, O> {
     if (this.fatal) return;
     this.fatal = e;
     this.log.error({ err: e.message }, 'stage runtime stopped: outputs could not be written');
+    this.onDeath(e);
     void this.stop(0);
   }
 
@@ -353,7 +373,7 @@ export class StageRuntime<I, O> {
         this.counts.skipped++;
         continue; // redelivery of something already committed or admitted
       }
-      const e: Entry = { record: r, offset: off, status: 'queued', part: s, ac: s.ac, startedAt: this.o.now(), batch: 0 };
+      const e: Entry = { record: r, offset: off, status: 'queued', part: s, ac: s.ac, startedAt: this.o.now(), batch: 0, attempt: 1 };
       s.admitted.push(e);
       s.byOffset.set(r.offset, e);
       if (s.processed.size > 0 && s.processed.has(r.offset)) {
@@ -380,6 +400,7 @@ export class StageRuntime<I, O> {
     const r = e.record;
     const a = r.headers[H.attempt];
     const attempt = a === undefined ? 1 : Number(a);
+    e.attempt = attempt;
     if (r.value === null) {
       this.settle(e, () => this.deadLetter(e, attempt, { name: 'EmptyRecord', message: 'record has no value' }, 'decode-error'));
       return;
@@ -408,6 +429,7 @@ export class StageRuntime<I, O> {
     // An unreachable registry is an outage, not a bad record: retry it like any transient failure.
     if (x.retriable === true && attempt < this.o.maxAttempts) {
       this.counts.retried++;
+      e.counted = 'retried';
       this.o.observer?.retried?.(this.name);
       return [this.retryRecord(e, attempt, error)];
     }
@@ -445,6 +467,8 @@ export class StageRuntime<I, O> {
     if (!s || !e || e.ac.signal.aborted || e.status !== 'running') return; // revoked or shutting down: the next owner redoes it
     const out = env.value;
     const durationMs = this.o.now() - e.startedAt;
+    e.meta = out.meta;
+    e.durationMs = durationMs;
     this.settle(e, () => {
       if (out.kind === 'accepted') {
         const jobs: EncodeJob[] = [];
@@ -465,25 +489,29 @@ export class StageRuntime<I, O> {
         if (isPromise(recs)) {
           return recs.then((r) => {
             this.counts.accepted++;
+            e.counted = 'accepted';
             return r;
           }, notEncodable);
         }
         this.counts.accepted++;
+        e.counted = 'accepted';
         return recs;
       }
       if (out.kind === 'rejected') {
         this.counts.rejected++;
+        e.counted = 'rejected';
         return this.encodeAll([this.outcomeJob(e, env.attempt, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, out.meta, durationMs)]);
       }
       if (out.retriable && env.attempt < this.o.maxAttempts) {
         this.counts.retried++;
+        e.counted = 'retried';
         this.o.observer?.retried?.(this.name);
         return [this.retryRecord(e, env.attempt, out.error)];
       }
       return this.deadLetter(e, env.attempt, out.error, out.retriable ? 'max-attempts' : 'not-retriable', out.meta, durationMs);
     });
     const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
-    if (o && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
+    if (o && !e.replaced && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
   }
 
   /** Encode jobs into records: synchronously (throws) with a sync serde, else one promise (rejects). */
@@ -493,12 +521,12 @@ export class StageRuntime<I, O> {
       for (let i = 0; i < jobs.length; i++) {
         const j = jobs[i]!;
         const enc = this.sync.encodeSync(j.topic, j.value);
-        out[i] = { topic: j.topic, key: j.key, value: enc.value, headers: enc.headers };
+        out[i] = { topic: j.topic, key: j.key, value: enc.value, headers: j.headers ? { ...enc.headers, ...j.headers } : enc.headers };
       }
       return out;
     }
     return Promise.all(jobs.map((j) => this.o.serde.encode(j.topic, j.value))).then((encs) =>
-      encs.map((enc, i) => ({ topic: jobs[i]!.topic, key: jobs[i]!.key, value: enc.value, headers: enc.headers })),
+      encs.map((enc, i) => ({ topic: jobs[i]!.topic, key: jobs[i]!.key, value: enc.value, headers: jobs[i]!.headers ? { ...enc.headers, ...jobs[i]!.headers } : enc.headers })),
     );
   }
 
@@ -523,6 +551,13 @@ export class StageRuntime<I, O> {
   /** Queue an entry's outputs for the next completion batch (one per macrotask, so every outcome of this tick joins it). */
   private enqueue(e: Entry, outputs: ProduceRecord[]): void {
     if (e.ac.signal.aborted || e.part.revoked) return;
+    const tooBig = e.deadLettered ? undefined : this.oversize(outputs);
+    if (tooBig) {
+      // One oversize output is that record's failure, never a refused batch and a dead stage.
+      this.uncount(e);
+      this.settle(e, () => this.deadLetter(e, e.attempt, tooBig, 'record-too-large', e.meta, e.durationMs));
+      return;
+    }
     e.status = 'completing';
     e.outputs = outputs;
     this.ready.push(e);
@@ -530,6 +565,24 @@ export class StageRuntime<I, O> {
       this.flushScheduled = true;
       setImmediate(() => this.flushCompletions());
     }
+  }
+
+  /** The first output over the transport's record limit, as an error to dead-letter with; undefined when all fit. */
+  private oversize(outputs: ProduceRecord[]): { name: string; message: string } | undefined {
+    const limit = this.o.transport.maxRecordBytes;
+    if (limit === undefined) return undefined;
+    for (const r of outputs) {
+      const size = recordBytes(r);
+      if (size > limit) return { name: 'RecordTooLarge', message: `output record for ${r.topic} is ${size} bytes; the bus accepts at most ${limit}` };
+    }
+    return undefined;
+  }
+
+  /** Take back the count an entry's outcome was tallied under (its outputs are being replaced by a dead letter). */
+  private uncount(e: Entry): void {
+    e.replaced = true;
+    if (e.counted) this.counts[e.counted]--;
+    e.counted = undefined;
   }
 
   /**
@@ -574,17 +627,12 @@ export class StageRuntime<I, O> {
   /** Write a batch (retrying transient transport errors), then mark it durable and advance the watermarks. */
   private async write(batch: Entry[], completions: Completion[], commits: Array<[PartitionState, bigint, number]>, parts: PartitionState[]): Promise<void> {
     let ok: boolean[];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const c = this.consumer!;
-        // Without completeMany: one complete() per record, and the commit follows through advance().
-        ok = c.completeMany ? await c.completeMany(completions) : await Promise.all(completions.map((x) => c.complete(x)));
-        break;
-      } catch (err) {
-        if (!(err instanceof TransportError && err.retriable) || attempt >= 5) throw err;
-        this.log.warn({ err: (err as Error).message, attempt }, 'writing outputs failed; retrying');
-        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-      }
+    try {
+      ok = await this.completeRetrying(completions);
+    } catch (err) {
+      if (!(err instanceof TransportError && err.refused)) throw err;
+      this.log.warn({ err: err.message, records: completions.length }, 'the bus refused a batch; writing its records one by one');
+      ok = await this.completeIsolated(batch, completions);
     }
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
@@ -597,6 +645,41 @@ export class StageRuntime<I, O> {
       this.advance(s);
       this.pump(s);
     }
+  }
+
+  /** Hand completions to the transport, retrying transient transport errors (5 attempts, 400 ms doubling). @throws TransportError otherwise */
+  private async completeRetrying(completions: Completion[]): Promise<boolean[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const c = this.consumer!;
+        // Without completeMany: one complete() per record, and the commit follows through advance().
+        return c.completeMany ? await c.completeMany(completions) : await Promise.all(completions.map((x) => c.complete(x)));
+      } catch (err) {
+        if (!(err instanceof TransportError && err.retriable) || attempt >= 5) throw err;
+        this.log.warn({ err: (err as Error).message, attempt }, 'writing outputs failed; retrying');
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+  }
+
+  /**
+   * After the bus refused a batch: each completion alone, in order (so a commit still never precedes an earlier
+   * record's outputs); one whose outputs are refused gets a dead letter instead. A refused dead letter is fatal.
+   */
+  private async completeIsolated(batch: Entry[], completions: Completion[]): Promise<boolean[]> {
+    const ok = new Array<boolean>(completions.length);
+    for (let i = 0; i < completions.length; i++) {
+      const e = batch[i]!;
+      try {
+        ok[i] = (await this.completeRetrying([completions[i]!]))[0]!;
+      } catch (err) {
+        if (!(err instanceof TransportError && err.refused) || e.deadLettered) throw err;
+        this.uncount(e);
+        const outputs = await this.deadLetter(e, e.attempt, { name: 'RecordRefused', message: err.message }, 'record-refused', e.meta, e.durationMs);
+        ok[i] = (await this.completeRetrying([{ ...completions[i]!, outputs }]))[0]!;
+      }
+    }
+    return ok;
   }
 
   /** Original coordinates of a record (retry records carry them in headers). */
@@ -656,7 +739,7 @@ export class StageRuntime<I, O> {
       tokens_out: meta?.tokensOut ?? 0,
       cost_usd: meta?.costUsd ?? 0,
     };
-    return { topic: this.o.topics?.outcomes ?? 'stage.outcomes', key: rec.key, value: rec };
+    return { topic: this.o.topics.outcomes, key: rec.key, value: rec };
   }
 
   private retryRecord(e: Entry, attempt: number, error: { name: string; message: string }): ProduceRecord {
@@ -673,6 +756,17 @@ export class StageRuntime<I, O> {
     return { topic: this.retryTopicName, key: e.record.key ?? '', value: e.record.value!, headers };
   }
 
+  /**
+   * The input bytes a dead letter can carry: all of them, unless they would push the DeadLetter record over the
+   * bus's record limit; then the head, leaving room for the error message (≤ 10,000 chars, 3 bytes each) and
+   * the other fields (4 KiB).
+   */
+  private keptValue(value: Buffer | null): Buffer | null {
+    const limit = this.o.transport.maxRecordBytes;
+    const room = limit === undefined ? Infinity : limit - 34_000;
+    return value && value.length > room ? value.subarray(0, Math.max(0, room)) : value;
+  }
+
   /** The DeadLetter record (original coordinates, attempts, error class) and the failed StageOutcome, encoded. */
   private deadLetter(
     e: Entry,
@@ -683,6 +777,9 @@ export class StageRuntime<I, O> {
     durationMs = 0,
   ): MaybePromise<ProduceRecord[]> {
     const org = this.origin(e);
+    const kept = this.keptValue(e.record.value);
+    const truncated = kept && e.record.value && kept.length < e.record.value.length ? ` [value truncated from ${e.record.value.length} to ${kept.length} bytes to fit the bus]` : '';
+    e.deadLettered = true;
     const dl: DeadLetter = {
       stage: this.name,
       key: e.record.key,
@@ -691,17 +788,17 @@ export class StageRuntime<I, O> {
       original_offset: org.offset,
       attempts,
       error_class: error.name,
-      error_message: error.message.slice(0, 10_000),
+      error_message: error.message.slice(0, 10_000) + truncated,
       reason,
-      value: e.record.value,
+      value: kept,
       ts_ms: this.o.now(),
     };
     this.counts.failed++;
     this.counts.deadLettered++;
     this.o.observer?.deadLettered?.(this.name, reason);
-    if (reason === 'decode-error') this.o.observer?.outcome?.(this.name, 'failed', error.name, durationMs);
+    if (reason === 'decode-error' || reason.startsWith('record-')) this.o.observer?.outcome?.(this.name, 'failed', error.name, durationMs);
     return this.encodeAll([
-      { topic: this.dlqTopicName, key: e.record.key ?? '', value: dl },
+      { topic: this.dlqTopicName, key: e.record.key ?? '', value: dl, headers: truncated ? { [H.truncatedFrom]: String(e.record.value!.length) } : undefined },
       this.outcomeJob(e, attempts, { kind: 'failed', reason, detail: error.message.slice(0, 2000), error_class: error.name, retriable: reason === 'max-attempts' }, meta, durationMs),
     ]);
   }

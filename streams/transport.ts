@@ -7,6 +7,8 @@
  * the NEXT record to read (low watermark + 1).
  */
 
+import type { KeyedStore, StoreWrite } from './store.js';
+
 /** Record headers: string → string (UTF-8). */
 export type Headers = Record<string, string>;
 
@@ -28,7 +30,8 @@ export interface ConsumedRecord extends TopicPartition {
 export interface ProduceRecord {
   topic: string;
   key: string;
-  value: Buffer;
+  /** null = a tombstone (compacted store topics only) */
+  value: Buffer | null;
   headers?: Headers;
   partition?: number;
 }
@@ -119,15 +122,27 @@ export interface GroupConsumer {
 /** A bus: embedded durable log or Kafka. */
 export interface Transport {
   readonly kind: 'embedded' | 'kafka';
+  /**
+   * Largest record the bus accepts, in bytes as measured by {@link recordBytes}; absent = no limit. Kafka:
+   * the broker's `message.max.bytes` (default 1,048,588) less the record batch overhead. The runtime checks its
+   * outputs against it, so one oversize output is that record's `failed` outcome, not a refused batch.
+   */
+  readonly maxRecordBytes?: number;
   /** Create missing topics with the given partition counts (existing ones are left as they are). */
   ensureTopics(specs: TopicSpec[]): Promise<void>;
   /**
-   * Durable once resolved. `state` (embedded only) is written in the same transaction — sources use it for
-   * their cursors so a crash between produce and cursor save can neither lose nor repeat an event.
+   * Durable once resolved. `state` are keyed-store writes (streams/store.ts) made durable with the records:
+   * embedded, in the same transaction (a source's cursor can neither run ahead of nor lag behind its events);
+   * Kafka, produced to the stores' compacted topics once the records are acknowledged (a crash in between
+   * repeats events, never loses them).
    */
-  produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void>;
-  /** Read a value written through `produce(…, state)` (embedded) or a local state file (Kafka). */
-  getState(key: string): Promise<string | null>;
+  produce(records: ProduceRecord[], state?: StoreWrite[]): Promise<void>;
+  /**
+   * The keyed store of `namespace` (streams/store.ts), opened once per transport and cached: embedded, a
+   * table of the log; Kafka, the compacted topic `store.<namespace>`, read to its end before this resolves.
+   * @throws RangeError for a bad namespace; TransportError when the bus cannot be reached
+   */
+  openStore(namespace: string): Promise<KeyedStore>;
   consumer(opts: ConsumerOptions): GroupConsumer;
   topicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Committed offsets of a group for the given topics; partitions without a commit are absent. */
@@ -139,12 +154,30 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** Transport failure; `retriable` is true for timeouts and unreachable peers. */
+/**
+ * Transport failure; `retriable` is true for timeouts and unreachable peers. `refused` is true when the bus
+ * refused the records themselves (Kafka MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, INVALID_RECORD, or a record
+ * over {@link Transport.maxRecordBytes}): never retriable, and other records may still go through, so the
+ * caller isolates the guilty record instead of stopping.
+ */
 export class TransportError extends Error {
-  constructor(message: string, readonly retriable: boolean, opts?: { cause?: unknown }) {
+  readonly refused: boolean;
+  constructor(message: string, readonly retriable: boolean, opts?: { cause?: unknown; refused?: boolean }) {
     super(message, opts);
     this.name = 'TransportError';
+    this.refused = opts?.refused === true;
   }
+}
+
+/**
+ * Upper bound of a record's size inside a Kafka v2 record batch (Kafka protocol, "Record"), in bytes: value,
+ * key (UTF-8: ≤ 3 bytes per UTF-16 unit), headers, plus 32 bytes for the length/attributes/timestamp/offset
+ * varints and header counts. The one measure of {@link Transport.maxRecordBytes}.
+ */
+export function recordBytes(r: ProduceRecord): number {
+  let n = 32 + (r.value?.length ?? 0) + 3 * r.key.length;
+  if (r.headers) for (const k in r.headers) n += 10 + 3 * (k.length + r.headers[k]!.length);
+  return n;
 }
 
 let scratch = new Uint8Array(256);

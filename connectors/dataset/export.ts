@@ -58,6 +58,17 @@ const OWN_COLUMNS: Columns = [
   ['cost_usd', 'Float64'], ['tokens_in', 'UInt64'], ['tokens_out', 'UInt64'], ['wall_ms', 'UInt64'], ['wall_ms_by_stage', 'String'],
 ];
 
+/**
+ * What another harness needs to run a row without swe-stream (ARCHITECTURE.md §8): the image by digest,
+ * the work tree, the shell lines before the test command, the test command, the log parser that reads its
+ * output (our runner name: pytest, jest, vitest, mocha, node-test), and an agent-written reproduction
+ * script with its path. Appended to either format where the format's own fields do not already carry them.
+ */
+const HARNESS_COLUMNS: Columns = [
+  ['image_url', 'String'], ['workdir', 'String'], ['pre_commands', 'String'], ['test_command', 'String'],
+  ['log_parser', 'String'], ['f2p_script', 'Nullable(String)'], ['f2p_script_path', 'Nullable(String)'],
+];
+
 /** Columns of each format, §8 fields first (exact names), then ours. */
 export const FORMAT_COLUMNS: Record<ExportFormat, Columns> = {
   'scale-swe': [
@@ -66,17 +77,19 @@ export const FORMAT_COLUMNS: Record<ExportFormat, Columns> = {
     ['problem_statement', 'String'], ['f2p_patch', 'String'], ['f2p_script', 'Nullable(String)'],
     ['FAIL_TO_PASS', 'String'], ['PASS_TO_PASS', 'String'], ['github_url', 'String'], ['pre_commands', 'String'],
     ...OWN_COLUMNS,
+    ...HARNESS_COLUMNS.filter(([c]) => !['image_url', 'workdir', 'pre_commands', 'f2p_script'].includes(c)),
   ],
   'swe-bench': [
     ['instance_id', 'String'], ['repo', 'String'], ['base_commit', 'String'], ['patch', 'String'], ['test_patch', 'String'],
     ['problem_statement', 'String'], ['hints_text', 'String'], ['created_at', 'String'], ['FAIL_TO_PASS', 'String'],
     ['PASS_TO_PASS', 'String'], ['environment_setup_commit', 'String'],
     ...OWN_COLUMNS,
+    ...HARNESS_COLUMNS,
   ],
 };
 
 /** A stored task row as read for export (columns of infra/clickhouse/002_tasks.sql). */
-interface TaskRow {
+export interface TaskRow {
   instance_id: string; owner: string; name: string; repo: string; number: number; language: string; workdir: string;
   image_url: string; patch: string; test_patch: string; pr_commit: string; parent_commit: string; problem_statement: string;
   hints_text: string; f2p_script: string | null; FAIL_TO_PASS: string[]; PASS_TO_PASS: string[]; github_url: string;
@@ -84,8 +97,15 @@ interface TaskRow {
   difficulty_level: string; difficulty_files: number; difficulty_hunks: number; difficulty_lines: number; flaky_json: string;
   max_flake_rate: number; leakage_score: number; env_method: string; tests_method: string; statement_source: string;
   statement_method: string; statement_model: string | null; provenance_json: string; cost_usd: number; tokens_in: number;
-  tokens_out: number; wall_ms: number;
+  tokens_out: number; wall_ms: number; runner: string; eval_command: string; f2p_script_path: string | null;
 }
+
+/** The tasks columns {@link toDatasetRow} reads, as a SELECT list. */
+export const TASK_ROW_COLUMNS = `instance_id, owner, name, repo, number, language, workdir, image_url, patch, test_patch, pr_commit, parent_commit,
+       problem_statement, hints_text, f2p_script, FAIL_TO_PASS, PASS_TO_PASS, github_url, pre_commands, created_at, merged_at,
+       category, category_method, difficulty_level, difficulty_files, difficulty_hunks, difficulty_lines, flaky_json,
+       max_flake_rate, leakage_score, env_method, tests_method, statement_source, statement_method, statement_model,
+       provenance_json, cost_usd, tokens_in, tokens_out, wall_ms, runner, eval_command, f2p_script_path`;
 
 /** Map one stored task to an output row of `format` (keys in {@link FORMAT_COLUMNS} order). */
 export function toDatasetRow(t: TaskRow, format: ExportFormat): Record<string, unknown> {
@@ -99,6 +119,8 @@ export function toDatasetRow(t: TaskRow, format: ExportFormat): Record<string, u
     env_method: t.env_method, tests_method: t.tests_method, statement_source: t.statement_source, statement_method: t.statement_method,
     statement_model: t.statement_model, provenance: t.provenance_json, cost_usd: Number(t.cost_usd), tokens_in: Number(t.tokens_in),
     tokens_out: Number(t.tokens_out), wall_ms: Number(t.wall_ms), wall_ms_by_stage: JSON.stringify(byStage),
+    image_url: t.image_url, workdir: t.workdir, pre_commands: JSON.stringify(t.pre_commands), test_command: t.eval_command,
+    log_parser: t.runner, f2p_script: t.f2p_script, f2p_script_path: t.f2p_script_path,
   };
   const f2p = JSON.stringify(t.FAIL_TO_PASS);
   const p2p = JSON.stringify(t.PASS_TO_PASS);
@@ -114,7 +136,7 @@ export function toDatasetRow(t: TaskRow, format: ExportFormat): Record<string, u
       problem_statement: t.problem_statement, hints_text: t.hints_text, created_at: t.created_at ?? t.merged_at ?? '',
       FAIL_TO_PASS: f2p, PASS_TO_PASS: p2p, environment_setup_commit: t.parent_commit,
     };
-  const row = { ...head, ...own };
+  const row = { ...own, ...head };
   return Object.fromEntries(FORMAT_COLUMNS[format].map(([c]) => [c, row[c]]));
 }
 
@@ -166,11 +188,7 @@ export async function exportDataset(ch: ClickHouse, opts: ExportOptions & { data
   mkdirSync(dirname(path), { recursive: true });
   const where = ['gold_resolved = 1', 'empty_resolved = 0', 'has_statement = 1'];
   if (sinceMs !== undefined) where.push(`created_ms >= ${Math.floor(sinceMs)}`);
-  const query = `SELECT instance_id, owner, name, repo, number, language, workdir, image_url, patch, test_patch, pr_commit, parent_commit,
-       problem_statement, hints_text, f2p_script, FAIL_TO_PASS, PASS_TO_PASS, github_url, pre_commands, created_at, merged_at,
-       category, category_method, difficulty_level, difficulty_files, difficulty_hunks, difficulty_lines, flaky_json,
-       max_flake_rate, leakage_score, env_method, tests_method, statement_source, statement_method, statement_model,
-       provenance_json, cost_usd, tokens_in, tokens_out, wall_ms
+  const query = `SELECT ${TASK_ROW_COLUMNS}
      FROM ${ch.database}.tasks FINAL WHERE ${where.join(' AND ')} ORDER BY instance_id`;
   const jsonl = kind === 'jsonl' ? `${path}.tmp` : `${path}.rows.jsonl.tmp`;
   const ws = createWriteStream(jsonl);

@@ -147,6 +147,8 @@ export function normalizePullRequest(input: PullRequestInput, opts: NormalizeOpt
     linked_issues: linked,
     labels,
     license: licenseOf(baseRepo) ?? licenseOf(input.repository),
+    merge_style: null,
+    files: null,
   };
   return { ok: true, event };
 }

@@ -11,6 +11,7 @@ import { StageError } from '../../streams/types.js';
 import { prepareCheckout, SCRATCH } from './runs.js';
 import { shq } from '../runners/util.js';
 import { logger } from '../../streams/log.js';
+import type Docker from 'dockerode';
 
 const log = logger({ component: 'task-image' });
 
@@ -117,10 +118,140 @@ export async function buildTaskImage(opts: TaskImageOptions): Promise<TaskImage>
 }
 
 /**
- * The image to start for a row: the id after `@` in `image_url` (immutable), else the reference.
+ * Whether an image reference names a registry (its first path component has a `.` or `:`, or is
+ * `localhost` — Docker's rule in distribution/reference `splitDockerDomain`).
+ */
+export function isRegistryRef(ref: string): boolean {
+  const slash = ref.indexOf('/');
+  if (slash < 0) return false;
+  const first = ref.slice(0, slash);
+  return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+
+/**
+ * The image to start for a row. A registry reference by digest (`host:port/repo@sha256:…`, what released
+ * rows carry) is used as it is (pulled by {@link pullImage} when absent); a local one (`repo:tag@<image
+ * id>`, what verify writes) starts from the image id after `@` (immutable); else the reference.
  */
 export function runnableImage(imageUrl: string, fallbackRef?: string): string {
+  if (isRegistryRef(imageUrl)) return imageUrl;
   const at = imageUrl.lastIndexOf('@');
   if (at > 0 && imageUrl.slice(at + 1).startsWith('sha256:')) return imageUrl.slice(at + 1);
   return imageUrl || fallbackRef || '';
+}
+
+/** A push or pull that failed; `retriable` unless the engine said the image does not exist. */
+export class RegistryError extends Error {
+  constructor(message: string, readonly retriable: boolean, opts?: { cause?: unknown }) {
+    super(message, opts);
+    this.name = 'RegistryError';
+  }
+}
+
+/** Follow an engine progress stream to its end; an `error` event rejects. Returns the events. */
+async function follow(docker: Docker, stream: NodeJS.ReadableStream): Promise<Array<Record<string, unknown>>> {
+  return new Promise((resolvePromise, rejectPromise) => {
+    const events: Array<Record<string, unknown>> = [];
+    docker.modem.followProgress(stream, (err: Error | null) => {
+      const bad = events.find((e) => e.error || e.errorDetail);
+      if (err) rejectPromise(err);
+      else if (bad) rejectPromise(new Error(String(bad.error ?? JSON.stringify(bad.errorDetail))));
+      else resolvePromise(events);
+    }, (e: Record<string, unknown>) => events.push(e));
+  });
+}
+
+/** The registry repository of a task image: `<registry>/<local repository>` (the tag is kept). */
+export function registryRepository(registry: string, localRef: string): { repository: string; tag: string } {
+  const colon = localRef.lastIndexOf(':');
+  const hasTag = colon > localRef.lastIndexOf('/');
+  return { repository: `${registry.replace(/\/$/, '')}/${hasTag ? localRef.slice(0, colon) : localRef}`, tag: hasTag ? localRef.slice(colon + 1) : 'latest' };
+}
+
+/**
+ * Push a local task image to an OCI registry (Docker registry HTTP API v2 through the engine).
+ * @param registry `host:port`, e.g. 127.0.0.1:5000 (loopback registries need no TLS)
+ * @returns `image_url` = `<registry>/<repository>@sha256:<manifest digest>` — pullable anywhere
+ * @throws RegistryError (retriable) when the registry or engine fails; (not retriable) when the local image is absent
+ */
+export async function pushTaskImage(docker: Docker, o: { localRef: string; registry: string }): Promise<{ imageUrl: string; digest: string }> {
+  const { repository, tag } = registryRepository(o.registry, o.localRef);
+  try {
+    await docker.getImage(o.localRef).tag({ repo: repository, tag });
+  } catch (e) {
+    const status = (e as { statusCode?: number }).statusCode;
+    throw new RegistryError(`tagging ${o.localRef} as ${repository}:${tag} failed: ${(e as Error).message}`, status !== 404, { cause: e });
+  }
+  try {
+    const stream = await docker.getImage(`${repository}:${tag}`).push({ tag, authconfig: {} });
+    const events = await follow(docker, stream as unknown as NodeJS.ReadableStream);
+    const aux = events.map((e) => e.aux as { Digest?: string } | undefined).find((a) => a?.Digest);
+    const digest = aux?.Digest ?? /digest: (sha256:[0-9a-f]{64})/.exec(events.map((e) => String(e.status ?? '')).join('\n'))?.[1];
+    if (!digest) throw new Error('the engine reported no manifest digest');
+    log.info({ localRef: o.localRef, repository, digest }, 'task image pushed');
+    return { imageUrl: `${repository}@${digest}`, digest };
+  } catch (e) {
+    throw new RegistryError(`pushing ${repository}:${tag} failed: ${(e as Error).message}`, true, { cause: e });
+  }
+}
+
+/**
+ * Pull an image by reference (a registry reference by digest) unless the engine has it.
+ * @returns the local image id
+ * @throws RegistryError (retriable) when the pull fails
+ */
+export async function pullImage(docker: Docker, ref: string): Promise<string> {
+  try {
+    return (await docker.getImage(ref).inspect()).Id;
+  } catch (e) {
+    if ((e as { statusCode?: number }).statusCode !== 404) throw new RegistryError(`inspecting ${ref} failed: ${(e as Error).message}`, true, { cause: e });
+  }
+  try {
+    const stream = await docker.pull(ref, { authconfig: {} });
+    await follow(docker, stream as unknown as NodeJS.ReadableStream);
+    const id = (await docker.getImage(ref).inspect()).Id;
+    log.info({ ref, id }, 'image pulled');
+    return id;
+  } catch (e) {
+    throw new RegistryError(`pulling ${ref} failed: ${(e as Error).message}`, true, { cause: e });
+  }
+}
+
+/**
+ * Bytes a task image adds on top of its environment image: uncompressed (image size difference, as
+ * `docker image inspect` reports sizes) and compressed in the registry (the manifest's sizes of the layers
+ * beyond the environment image's layer count — the task image is the environment image plus its commit).
+ * `compressed` is null when the manifest cannot be read.
+ */
+export async function uniqueBytes(docker: Docker, o: { taskRef: string; envImage: string; imageUrl?: string }): Promise<{ uncompressed: number; compressed: number | null }> {
+  const task = await docker.getImage(o.taskRef).inspect();
+  let env: Docker.ImageInspectInfo | null = null;
+  try {
+    env = await docker.getImage(o.envImage).inspect();
+  } catch {
+    env = null; // an env image already collected: the task's own layer is then all we can tell apart
+  }
+  const envLayers = env?.RootFS?.Layers?.length ?? Math.max(0, (task.RootFS?.Layers?.length ?? 1) - 1);
+  const uncompressed = Math.max(0, task.Size - (env?.Size ?? 0));
+  let compressed: number | null = null;
+  if (o.imageUrl && isRegistryRef(o.imageUrl)) {
+    const m = await registryManifest(o.imageUrl).catch(() => null);
+    if (m) compressed = m.layers.slice(envLayers).reduce((s, l) => s + l.size, 0);
+  }
+  return { uncompressed: env ? uncompressed : task.Size, compressed };
+}
+
+/** Registry v2 manifest of `host/repo@digest` (schema 2 or OCI). Plain HTTP for loopback hosts, HTTPS otherwise. */
+export async function registryManifest(imageUrl: string): Promise<{ layers: { digest: string; size: number }[] }> {
+  const slash = imageUrl.indexOf('/');
+  const host = imageUrl.slice(0, slash);
+  const at = imageUrl.lastIndexOf('@');
+  const repo = imageUrl.slice(slash + 1, at);
+  const scheme = /^(127\.|localhost)/.test(host) ? 'http' : 'https';
+  const res = await fetch(`${scheme}://${host}/v2/${repo}/manifests/${imageUrl.slice(at + 1)}`, {
+    headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!res.ok) throw new RegistryError(`manifest ${imageUrl}: HTTP ${res.status}`, res.status >= 500);
+  return (await res.json()) as { layers: { digest: string; size: number }[] };
 }

@@ -277,6 +277,32 @@ export function isPermissiveLicense(spdx: string | null | undefined): boolean | 
 }
 
 /**
+ * Which licences the filter lets through (config `filter.licenses`): `permissive` (default: the SPDX ids of
+ * {@link PERMISSIVE_LICENSES}), `any` (no licence rule; SWE-bench itself includes GPL and LGPL projects),
+ * or a list of SPDX ids (compared case-insensitively, e.g. `["MIT", "GPL-3.0", "LGPL-2.1"]`).
+ */
+export type LicensePolicy = 'permissive' | 'any' | readonly string[];
+
+/**
+ * Does `policy` allow a licence? `true`/`false` for a known SPDX id or expression, `null` when the licence is
+ * unknown (absent, `NOASSERTION`, `other`): the filter only rejects what it knows is not allowed. SPDX
+ * expressions (SPDX spec v2.3 annex D): `A OR B` is allowed when either is, `A AND B` when both are.
+ * A `-only`/`-or-later` suffix (`GPL-3.0-only`) matches its bare id in a list, as GitHub reports either.
+ */
+export function licenseAllowed(spdx: string | null | undefined, policy: LicensePolicy = 'permissive'): boolean | null {
+  if (policy === 'permissive') return isPermissiveLicense(spdx);
+  if (!spdx) return null;
+  const s = spdx.trim();
+  if (!s || /^(NOASSERTION|NONE|other)$/i.test(s)) return null;
+  if (policy === 'any') return true;
+  const bare = (id: string) => id.toLowerCase().replace(/[()]/g, '').replace(/-(only|or-later)$|\+$/, '');
+  const ids = new Set(policy.map(bare));
+  if (/\s+OR\s+/i.test(s)) return s.split(/\s+OR\s+/i).some((x) => ids.has(bare(x)));
+  if (/\s+AND\s+/i.test(s)) return s.split(/\s+AND\s+/i).every((x) => ids.has(bare(x)));
+  return ids.has(bare(s));
+}
+
+/**
  * Best-effort SPDX id from a licence file's text (LICENSE, COPYING): recognises the standard texts of
  * MIT, ISC, Apache-2.0, BSD-2/3-Clause, 0BSD, Unlicense, PSF, MPL-2.0, LGPL/GPL/AGPL. null when unsure.
  */

@@ -50,6 +50,8 @@ export interface PrSpec {
   body?: string;
   /** issue number the PR body says it fixes ("Fixes #N") */
   fixesIssue?: number;
+  /** more files (path → content) committed with the fix of a `fix` / `fix-no-tests` PR, e.g. a regenerated lockfile */
+  extraFiles?: Record<string, string>;
 }
 
 /** One test, by file and name, with its runner id (pytest node id, or node:test name). */
@@ -240,16 +242,18 @@ const BASE_TIME = Date.UTC(2024, 0, 1, 0, 0, 0) / 1000;
 class Git {
   private tick = 0;
   constructor(readonly cwd: string) {}
-  async run(args: string[], author?: { name: string; email: string }): Promise<string> {
+  /** Run git with the next fixed timestamp; the committer is GitHub unless `committer` is given. */
+  async run(args: string[], author?: { name: string; email: string }, committer?: { name: string; email: string }): Promise<string> {
     const t = `${BASE_TIME + 3600 * this.tick++} +0000`;
     const a = author ?? { name: 'Maintainer', email: 'maintainer@example.com' };
+    const c = committer ?? { name: 'GitHub', email: 'noreply@github.com' };
     const { stdout } = await run('git', args, {
       cwd: this.cwd,
       env: {
         ...process.env,
         GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null',
         GIT_AUTHOR_NAME: a.name, GIT_AUTHOR_EMAIL: a.email, GIT_AUTHOR_DATE: t,
-        GIT_COMMITTER_NAME: 'GitHub', GIT_COMMITTER_EMAIL: 'noreply@github.com', GIT_COMMITTER_DATE: t,
+        GIT_COMMITTER_NAME: c.name, GIT_COMMITTER_EMAIL: c.email, GIT_COMMITTER_DATE: t,
       },
     });
     return stdout.trim();
@@ -329,6 +333,7 @@ export async function createRepo(opts: CreateRepoOptions): Promise<GeneratedRepo
         passToPass.push({ file: tf, name: t.pass, id: py ? `${tf}::${t.pass}` : t.pass }, basicsTest);
       }
       await write(root, code, t.fixed);
+      for (const [f, content] of Object.entries(spec.extraFiles ?? {})) await write(root, f, content);
       await g.run(['add', '-A']);
       await g.run(['commit', '-q', '-m', `Fix ${bug.name}${spec.fixesIssue ? `\n\nCloses #${spec.fixesIssue}` : ''}`], author);
       codeFiles.push(code);
@@ -376,4 +381,153 @@ export async function createRepo(opts: CreateRepoOptions): Promise<GeneratedRepo
       if (!opts.dir) await rm(parent, { recursive: true, force: true });
     },
   };
+}
+
+/** How a PR of {@link createHistoryRepo} lands: GitHub's three buttons, a command-line merge, a fast-forward, or not at all. */
+export type LandingStyle = 'merge' | 'squash' | 'rebase' | 'pull-ref' | 'fast-forward' | 'closed';
+
+/** One PR of a history repository, with what the git source must report for it. */
+export interface HistoryPr {
+  number: number;
+  landing: LandingStyle;
+  /** branch the PR targets */
+  target: string;
+  /** the task's base commit the scan must report (merge base, squash parent, parent of the landed range) */
+  base: string;
+  /** the end of the PR's change (merge commit, or the head when the target moved after the fork; squash commit; last landed commit) */
+  commit: string;
+  /** the commit that landed it (merge, squash, last rebased commit) */
+  landingSha: string;
+  headSha: string;
+  /** files the PR changes: `git diff base commit` must name exactly these */
+  files: string[];
+}
+
+/** A repository whose PRs land in every style, on `main`, a gitflow `dev` and a release branch. */
+export interface HistoryRepo {
+  path: string;
+  repo: string;
+  prs: HistoryPr[];
+  /** a contributor's commit "… (#101)" on a merged side branch: names an issue, must not become a squash PR */
+  issueRefCommit: string;
+  cleanup(): Promise<void>;
+}
+
+/** Work-tree operations of {@link createHistoryRepo}; every commit gets the next fixed timestamp. */
+class HistoryBuilder {
+  readonly prs: HistoryPr[] = [];
+  constructor(readonly g: Git, readonly root: string) {}
+
+  async sha(rev: string): Promise<string> {
+    return this.g.run(['rev-parse', rev]);
+  }
+
+  /** Commit one file on the current branch (a contributor's commit is also committed by them, as on their machine). */
+  async commitFile(file: string, text: string, msg: string, author?: { name: string; email: string }): Promise<string> {
+    await write(this.root, file, text);
+    await this.g.run(['add', '-A']);
+    await this.g.run(['commit', '-q', '-m', msg], author, author);
+    return this.sha('HEAD');
+  }
+
+  /** A PR branch from `from` with `commits` commits, each adding `src/pr<N>-<i>.js` (plus a test file in the first). */
+  async branch(n: number, from: string, commits = 1): Promise<{ branch: string; head: string; files: string[] }> {
+    const branch = `pr-${n}`;
+    const author = { name: `Contributor ${n}`, email: `${2000 + n}+contributor${n}@users.noreply.github.com` };
+    await this.g.run(['checkout', '-q', '-b', branch, from]);
+    const files = [`test/pr${n}.test.js`];
+    await write(this.root, files[0]!, `'use strict';\nrequire('node:test')('pr ${n}', () => {});\n`);
+    for (let i = 1; i <= commits; i++) {
+      files.push(`src/pr${n}-${i}.js`);
+      await this.commitFile(`src/pr${n}-${i}.js`, `module.exports = ${n * 10 + i};\n`, `Change ${i} of PR ${n}`, author);
+    }
+    const head = await this.sha('HEAD');
+    await this.g.run(['update-ref', `refs/pull/${n}/head`, head]);
+    return { branch, head, files: files.sort() };
+  }
+
+  /** Land PR `n` (branched from `from`, default the target's tip) on `target` in `landing` style. */
+  async pr(n: number, target: string, landing: LandingStyle, opts: { from?: string; commits?: number } = {}): Promise<HistoryPr> {
+    const { branch, head, files } = await this.branch(n, opts.from ?? target, opts.commits);
+    await this.g.run(['checkout', '-q', target]);
+    const tip = await this.sha('HEAD');
+    let base = await this.g.run(['merge-base', tip, head]);
+    let commit = head;
+    if (landing === 'merge' || landing === 'pull-ref') {
+      const msg = landing === 'merge' ? `Merge pull request #${n} from contributor${n}/${branch}\n\nPR ${n} title` : `Merge branch '${branch}'`;
+      await this.g.run(['merge', '-q', '--no-ff', '-m', msg, branch]);
+    } else if (landing === 'squash') {
+      await this.g.run(['merge', '-q', '--squash', branch]);
+      await this.g.run(['commit', '-q', '-m', `PR ${n} title (#${n})\n\nSquashed.`]);
+      commit = await this.sha('HEAD');
+      base = tip;
+    } else if (landing === 'rebase') {
+      await this.g.run(['cherry-pick', `${base}..${branch}`]);
+      commit = await this.sha('HEAD');
+      base = tip;
+    } else if (landing === 'fast-forward') {
+      await this.g.run(['merge', '-q', '--ff-only', branch]);
+    }
+    const landingSha = landing === 'closed' ? head : await this.sha('HEAD');
+    // A head that was up to date with the target merges to the same tree: the merge commit is the PR's commit.
+    if ((landing === 'merge' || landing === 'pull-ref') && base === tip) commit = landingSha;
+    await this.g.run(['branch', '-q', '-D', branch]);
+    const pr = { number: n, landing, target, base, commit, landingSha, headSha: head, files };
+    this.prs.push(pr);
+    return pr;
+  }
+}
+
+/**
+ * Create a JavaScript repository whose PRs land in every style (see {@link HistoryPr} for what each records):
+ *  - on `main`: #1 merge commit, #2 squash, #3 rebase-merge of two commits forked before #1 and #2, #4 merged on the
+ *    command line ("Merge branch 'pr-4'"), #5 a merge commit of a branch forked before #1–#4 landed (its
+ *    merge base is old: a diff against the moved main would drag in #1–#4), #13 a fast-forward;
+ *  - gitflow: `dev` gets #7 (merge commit, its branch also carries a contributor's "Fix parser (#101)"
+ *    commit) and #8 (squash); `dev` → `main` by #9 ("Merge pull request #9 from acme/dev"), `main` back into
+ *    `dev`, #10 (rebase) on `dev`, `dev` → `main` again by #11;
+ *  - `release/1.x` (from the parent of #2's squash): #6 squash merged into it (never merged back), then #2
+ *    cherry-picked onto it (the same "(#2)" subject twice in history);
+ *  - #12 closed without merging (its ref stays).
+ * @throws Error when git fails.
+ */
+export async function createHistoryRepo(opts: { repo?: string } = {}): Promise<HistoryRepo> {
+  const repoName = opts.repo ?? 'acme/history-js';
+  const parent = await mkdtemp(path.join(tmpdir(), 'swe-stream-history-'));
+  const root = path.join(parent, ...repoName.split('/'));
+  await mkdir(root, { recursive: true });
+  const g = new Git(root);
+  const b = new HistoryBuilder(g, root);
+  await g.run(['init', '-q', '-b', 'main']);
+  await b.commitFile('package.json', '{ "name": "history", "scripts": { "test": "node --test" } }\n', 'Initial commit');
+  const early = await b.sha('main');
+  await b.pr(1, 'main', 'merge');
+  const squash2 = await b.pr(2, 'main', 'squash');
+  await b.pr(3, 'main', 'rebase', { from: early, commits: 2 });
+  await b.pr(4, 'main', 'pull-ref');
+  await b.pr(5, 'main', 'merge', { from: early });
+  await g.run(['checkout', '-q', '-b', 'dev', 'main']);
+  await g.run(['checkout', '-q', '-b', 'pr-7-wip', 'dev']);
+  const issueRefCommit = await b.commitFile('docs/parser.md', '# parser\n', 'Fix parser (#101)', { name: 'Contributor 7', email: '2007+contributor7@users.noreply.github.com' });
+  await g.run(['checkout', '-q', 'dev']);
+  const pr7 = await b.pr(7, 'dev', 'merge', { from: 'pr-7-wip' });
+  pr7.files = [...pr7.files, 'docs/parser.md'].sort();
+  await g.run(['branch', '-q', '-D', 'pr-7-wip']);
+  await b.pr(8, 'dev', 'squash');
+  await g.run(['checkout', '-q', 'main']);
+  await g.run(['merge', '-q', '--no-ff', '-m', 'Merge pull request #9 from acme/dev\n\nD2M', 'dev']);
+  await g.run(['update-ref', 'refs/pull/9/head', await b.sha('dev')]);
+  await g.run(['checkout', '-q', 'dev']);
+  await g.run(['merge', '-q', '--no-ff', '-m', "Merge branch 'main' into dev", 'main']);
+  await b.pr(10, 'dev', 'rebase');
+  await g.run(['checkout', '-q', 'main']);
+  await g.run(['merge', '-q', '--no-ff', '-m', 'Merge pull request #11 from acme/dev\n\nD2M again', 'dev']);
+  await g.run(['update-ref', 'refs/pull/11/head', await b.sha('dev')]);
+  await g.run(['checkout', '-q', '-b', 'release/1.x', `${squash2.landingSha}^`]);
+  await b.pr(6, 'release/1.x', 'squash');
+  await g.run(['cherry-pick', squash2.landingSha]);
+  await g.run(['checkout', '-q', 'main']);
+  await b.pr(12, 'main', 'closed');
+  await b.pr(13, 'main', 'fast-forward');
+  return { path: root, repo: repoName, prs: b.prs, issueRefCommit, cleanup: () => rm(parent, { recursive: true, force: true }) };
 }

@@ -27,6 +27,8 @@ export function prEvent(n: number, overrides: Partial<PullRequestEvent> = {}): P
     linked_issues: [],
     labels: [],
     license: null,
+    merge_style: null,
+    files: null,
     ...overrides,
   };
 }

@@ -27,13 +27,13 @@ export function verified(repo: string, n: number, over: { gold_resolved?: boolea
       created_at: over.created_at ?? '2026-01-04T10:00:00Z', merged_at: '2026-01-05T10:00:00Z', linked_issues: [],
       files: [{ path: 'src/a.py', old_path: null, kind: 'code', status: 'modified', additions: 3, deletions: 1, hunks: 1, binary: false, vendored: false }],
       size: { files: 2, hunks: 2, lines_added: 5, lines_removed: 1 },
-      diff: 'diff --git a/src/a.py b/src/a.py\n', patch_hash: `h${n}`, license: 'MIT',
+      diff: 'diff --git a/src/a.py b/src/a.py\n', patch_hash: `h${n}`, license: 'MIT', merge_style: null,
     },
     environment: {
       language: 'python', base_image: 'swe-stream/base:py', image_ref: `swe-stream/env:${n}`, image_id: `sha256:${'e'.repeat(64)}`,
       recipe_hash: 'r1', workdir: '/testbed', install_commands: ['pip install -e .'], pre_commands: [], test_command: 'pytest -rA',
       runner: 'pytest', report_format: 'junit', package_manager: 'pip', node_version: null, python_version: '3.11', method: 'rules',
-      cache_hit: n % 2 === 0, build_ms: 1200, tests_parsed: 10, build_log_tail: '',
+      cache_hit: n % 2 === 0, build_ms: 1200, tests_parsed: 10, build_log_tail: '', test_invocations: null,
     },
     tests: {
       gold_patch: `--- a/src/a.py\n+++ b/src/a.py\n@@ -1 +1 @@\n-x = ${n}\n+x = ${n + 1}\n`, test_patch: `--- a/tests/test_a.py\n+++ b/tests/test_a.py\n`,

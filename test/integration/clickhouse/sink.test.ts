@@ -95,7 +95,7 @@ describe.each(backends)('ClickHouseSink on $name', ({ name, target }) => {
     const b = await openClickHouse({ ...target(), database });
     try {
       const tables = await b.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${database}' ORDER BY name`);
-      expect(tables.map((t) => t.name)).toEqual(['stage_outcomes', 'tasks', 'trajectories']);
+      expect(tables.map((t) => t.name)).toEqual(['releases', 'revalidations', 'stage_outcomes', 'task_images', 'tasks', 'trajectories']);
     } finally {
       await b.close();
     }

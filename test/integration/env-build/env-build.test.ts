@@ -46,7 +46,7 @@ function candidate(repo: string, dir: string, parent: string, language: string, 
   return {
     pr_id: `${repo}#${n}`, repo, number: n, clone_url: dir, language, pr_commit: parent, parent_commit: parent, head_sha: null,
     title: 't', body: '', user_login: null, created_at: null, merged_at: null, linked_issues: [], files: [],
-    size: { files: 0, hunks: 0, lines_added: 0, lines_removed: 0 }, diff: '', patch_hash: '', license: null,
+    size: { files: 0, hunks: 0, lines_added: 0, lines_removed: 0 }, diff: '', patch_hash: '', license: null, merge_style: null,
   };
 }
 

@@ -107,3 +107,14 @@ describe.each(['python', 'javascript'] as const)('git source on a generated %s r
     execFileSync('git', ['reset', '-q', '--hard', 'HEAD~1'], { cwd: repo.path });
   });
 });
+
+describe('git: branches=', () => {
+  it('parses * and lists, refuses option-like or malformed names', () => {
+    expect(parseGitSpec('/r?branches=*').branches).toBe('*');
+    expect(parseGitSpec('/r?branches=main,release/1.x').branches).toEqual(['main', 'release/1.x']);
+    expect(parseGitSpec('/r').branches).toBeUndefined();
+    expect(() => parseGitSpec('/r?branches=--all')).toThrow(/branches/);
+    expect(() => parseGitSpec('/r?branches=a..b')).toThrow(/branches/);
+    expect(() => parseGitSpec('/r?branches=')).toThrow(/branches/);
+  });
+});

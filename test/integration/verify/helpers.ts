@@ -118,15 +118,15 @@ export function candidateOf(repo: GenRepo, opts: { name: string; number: number;
   return {
     pr_id: `acme/${opts.name}#${opts.number}`, repo: `acme/${opts.name}`, number: opts.number, clone_url: `https://example.com/acme/${opts.name}.git`, language: opts.language,
     pr_commit: opts.pr, parent_commit: opts.parent, head_sha: null, title: `PR ${opts.number}`, body: '', user_login: null, created_at: null, merged_at: null, linked_issues: [],
-    files, size: { files: files.length, hunks: 0, lines_added: 0, lines_removed: 0 }, diff, patch_hash: 'x', license: null,
+    files, size: { files: files.length, hunks: 0, lines_added: 0, lines_removed: 0 }, diff, patch_hash: 'x', license: null, merge_style: null,
   };
 }
 
 /** The Environment record of an image built by {@link buildEnvImage}. */
-export function environmentOf(img: { ref: string; id: string }, o: { language: string; runner: string; workdir: string; preCommands?: string[] }): Environment {
+export function environmentOf(img: { ref: string; id: string }, o: { language: string; runner: string; workdir: string; preCommands?: string[]; invocations?: Environment['test_invocations'] }): Environment {
   return {
     language: o.language, base_image: 'base', image_ref: img.ref, image_id: img.id, recipe_hash: 'test', workdir: o.workdir, install_commands: [], pre_commands: o.preCommands ?? [],
-    test_command: '', runner: o.runner, report_format: 'junit', package_manager: null, node_version: null, python_version: null, method: 'rules', cache_hit: false, build_ms: 0, tests_parsed: 1, build_log_tail: '',
+    test_command: '', runner: o.runner, report_format: 'junit', package_manager: null, node_version: null, python_version: null, method: 'rules', cache_hit: false, build_ms: 0, tests_parsed: 1, build_log_tail: '', test_invocations: o.invocations ?? null,
   };
 }
 

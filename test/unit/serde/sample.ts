@@ -27,5 +27,7 @@ export function samplePrEvent(n = 1): PullRequestEvent {
     linked_issues: [],
     labels: ['bug'],
     license: 'MIT',
+    merge_style: null,
+    files: null,
   };
 }
