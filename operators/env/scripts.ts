@@ -129,6 +129,7 @@ export function runnerCall(words: string[], opts: { scripts?: Record<string, str
   const rest = words.slice(i + 1);
   if (head in RUNNER_BINS) return { runner: RUNNER_BINS[head]!, args: rest, env, nodeOptions: [] };
   if (head === 'react-scripts' && rest[0] === 'test') return { runner: 'jest', args: rest.slice(1), env, nodeOptions: [] };
+  if (head === 'karma' && rest[0] === 'start') return { runner: 'karma', args: rest.slice(1), env, nodeOptions: [] };
   if (head !== 'node') return null;
   if (rest.includes('--test')) return { runner: 'node-test', args: rest.filter((a) => a !== '--test'), env, nodeOptions: [] };
   const nodeOptions: string[] = [];
@@ -214,7 +215,8 @@ export function splitArgs(runner: RunnerName, args: string[]): { flags: string[]
     }
     if (/^--(coverage|collectCoverage|watch|watchAll|ui|json|silent|reporters?|tap|verbose|bail|fail-fast|forbid-only)\b/.test(flag) || flag === '--experimental-test-coverage') continue;
     if (runner === 'vitest' && ['run', 'watch', 'dev'].includes(a) && flat.length === 0) continue;
-    if (a.startsWith('-')) {
+    // karma's positional argument is its config file, not a test path (karma selects no files).
+    if (a.startsWith('-') || runner === 'karma') {
       const takes = !a.includes('=') && VALUE_FLAGS.has(a) && !booleans.has(a) && i + 1 < args.length;
       const group = takes ? [a, args[++i]!] : [a];
       flags.push(...group);

@@ -47,6 +47,7 @@ import { unittest } from './unittest.js';
 import { jasmine } from './jasmine.js';
 import { ava } from './ava.js';
 import { tap } from './tap.js';
+import { karma } from './karma.js';
 import { withInvocations } from './plan.js';
 
 export type { Runner, RunnerName, TestResult, TestStatus, TestCommandOptions, ParseContext, ReportFormat, Invocation } from './types.js';
@@ -55,7 +56,7 @@ export { worse, dedupeResults } from './types.js';
 export { shq, stripAnsi } from './util.js';
 
 /** The runners as written, before the repository's invocations are honoured. */
-const BASE: Record<RunnerName, Runner> = { pytest, unittest, jest, vitest, mocha, 'node-test': nodeTest, jasmine, ava, tap } as Record<RunnerName, Runner>;
+const BASE: Record<RunnerName, Runner> = { pytest, unittest, jest, vitest, mocha, 'node-test': nodeTest, jasmine, ava, tap, karma } as Record<RunnerName, Runner>;
 
 /** Every runner by name, each taking the repository's invocations ({@link withInvocations}). */
 export const RUNNERS: Record<RunnerName, Runner> = Object.fromEntries(Object.entries(BASE).map(([k, r]) => [k, withInvocations(r)])) as Record<RunnerName, Runner>;

@@ -55,6 +55,7 @@ describe('test scripts', () => {
     expect(js({ test: 'tap --no-coverage test/*.js' }, { tap: '16' })).toMatchObject({ runner: 'tap', invocations: [{ paths: ['test/*.js'] }] });
     expect(js({ test: 'node test/index.js' }, { tape: '5' })).toMatchObject({ runner: 'tap', invocations: [{ paths: ['test/index.js'] }] });
     expect(js({ test: 'yarn jest --silent' }, { jest: '29' })).toMatchObject({ runner: 'jest' });
+    expect(js({ test: 'karma start test/karma.conf.js --single-run' }, { karma: '6' })).toMatchObject({ runner: 'karma', invocations: [{ args: ['test/karma.conf.js', '--single-run'], paths: [] }] });
     expect(js({ test: 'npm run lint' }, { ava: '6' }, ['test/a.js']).runner).toBe('ava');
     expect(js({}, {}, ['spec/support/jasmine.json', 'spec/a.spec.js']).runner).toBe('jasmine');
   });

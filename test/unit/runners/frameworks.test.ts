@@ -138,6 +138,34 @@ describe('tap (node-tap, tape)', () => {
   });
 });
 
+describe('karma', () => {
+  const karma = getRunner('karma');
+
+  it('reads the JSON lines of our inline reporter: suite chains, skipped, failed', () => {
+    expect(asMap(karma.parse(read('karma/all.report'), read('karma/all.log')))).toEqual({
+      'calc > is skipped': 'SKIPPED',
+      'calc > adds': 'PASSED',
+      'calc > fails': 'FAILED',
+      'calc > nested > deep pass': 'PASSED',
+    });
+  });
+
+  it('a spec file that throws while loading is a browser ERROR entry', () => {
+    expect(asMap(karma.parse(read('karma/broken.report'), read('karma/broken.log')))).toMatchObject({ '(browser)': 'ERROR', 'calc > adds': 'PASSED' });
+  });
+
+  it('names the failures from the dots text when no report was written', () => {
+    expect(asMap(karma.parse(null, read('karma/all.log')))).toEqual({ 'calc fails': 'FAILED' });
+  });
+
+  it('wraps the repository’s config: headless Chromium without sandbox, our reporter, single run', () => {
+    const cmd = karma.testCommand({ files: ['test/a.spec.js'], reportPath: '/r', invocations: [{ label: '', env: {}, nodeOptions: [], args: ['test/karma.conf.js', '--single-run', '--browsers', 'Firefox', '--log-level=debug'], paths: [] }] });
+    expect(cmd).toContain('SWE_STREAM_KARMA_CONFIG=test/karma.conf.js');
+    expect(cmd).toContain("'--no-sandbox'");
+    expect(cmd).toMatch(/npx karma start \/tmp\/swe-stream\/karma\.swe-stream\.cjs --log-level=debug$/);
+  });
+});
+
 describe('invocations', () => {
   const jest = getRunner('jest');
   const inv = (o: Partial<Invocation>): Invocation => ({ label: '', env: {}, nodeOptions: [], args: [], paths: [], ...o });
