@@ -7,11 +7,11 @@
 import { defer, mergeMap } from 'rxjs';
 import type { Envelope, Outcome, StageOperator } from './types.js';
 import { fail } from './types.js';
-import type { StageName } from './topics.js';
 
 /** A stage: `handle` resolves to exactly one outcome. Throwing is allowed and becomes `failed`, retriable as `isRetriable` (streams/types.ts) judges. */
 export interface Stage<I, O> {
-  name: StageName;
+  /** The stage's name in the topology: its consumer group (`swe-stream.<name>`), retry topic and outcome records. */
+  name: string;
   handle(env: Envelope<I>): Promise<Outcome<O>>;
   /** Release resources (containers, clients) at shutdown. */
   close?(): Promise<void>;

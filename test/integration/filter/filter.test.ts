@@ -33,7 +33,7 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
   beforeAll(async () => {
     repo = await createRepo({ language });
     dataDir = await mkdtemp(path.join(tmpdir(), 'filter-'));
-    mirrors = new MirrorCache({ dataDir, network: false });
+    mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
     seen = await tempStore(PATCH_SEEN_STORE);
     stage = filterStage({ mirrors, seen });
     evs = await gitEvents(repo, mirrors);
@@ -126,7 +126,7 @@ describe('the diff a candidate carries', () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'filter-diff-'));
     const seen = await tempStore(PATCH_SEEN_STORE);
     try {
-      const mirrors = new MirrorCache({ dataDir, network: false });
+      const mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
       const [e] = await gitEvents(repo, mirrors);
       const pr = repo.prs[0]!;
       expect(lock.length).toBeGreaterThan(1 << 20); // the lockfile alone would break Kafka's 1 MiB record limit
@@ -156,7 +156,7 @@ describe('filter licence rule', () => {
     const repo = await createRepo({ language: 'python', repo: 'acme/gpl-lib', license: 'GPL-3.0', prs: [{ number: 1, style: 'squash', kind: 'fix' }] });
     const dataDir = await mkdtemp(path.join(tmpdir(), 'filter-lic-'));
     try {
-      const mirrors = new MirrorCache({ dataDir, network: false });
+      const mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
       const [e] = await gitEvents(repo, mirrors);
       const s = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE) });
       expect(await s.handle(env(e!))).toMatchObject({ reason: 'license-not-permissive', detail: expect.stringContaining('GPL-3.0') });

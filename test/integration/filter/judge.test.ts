@@ -23,7 +23,7 @@ describe('filter with the LLM judge', () => {
   beforeAll(async () => {
     repo = await createRepo({ language: 'python', prs: [{ number: 1, style: 'merge', kind: 'fix' }, { number: 2, style: 'squash', kind: 'fix' }, { number: 3, style: 'squash', kind: 'docs' }] });
     dataDir = await mkdtemp(path.join(tmpdir(), 'filter-judge-'));
-    mirrors = new MirrorCache({ dataDir, network: false });
+    mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
     evs = [];
     for await (const it of new GitSource('git:x', repo.path, mirrors).items({ signal: new AbortController().signal, follow: false })) if (it.kind === 'event') evs.push(it.event);
   });

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { KafkaTransport } from '../../../streams/transports/kafka.js';
 import { RegistrySerde } from '../../../streams/serde-registry.js';
 import { StageRuntime } from '../../../streams/runtime.js';
-import { registerTopic } from '../../../streams/topics.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 import { runSource } from '../../../streams/source-runner.js';
 import { readTopic } from '../../../streams/read.js';
 import { filterStage, PATCH_SEEN_STORE } from '../../../operators/filter.js';
@@ -21,7 +21,9 @@ import type { PrCandidate, PullRequestEvent, StageOutcome } from '../../../schem
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
 import { BROKERS, REGISTRY_URL, uniq, waitFor } from './helpers.js';
 
-const serde = new RegistrySerde({ url: REGISTRY_URL, autoRegisterSchemas: true });
+const catalog = prCatalog();
+const registerTopic = catalog.register.bind(catalog);
+const serde = new RegistrySerde({ url: REGISTRY_URL, autoRegisterSchemas: true, catalog });
 const cleanup: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const f of cleanup.reverse()) await f().catch(() => undefined);
@@ -60,7 +62,7 @@ describe('state on the bus', () => {
 
     const group = `swe-stream.filter.${id}`;
     const worker = async (m: { t: KafkaTransport; dataDir: string }) => {
-      const stage = filterStage({ mirrors: new MirrorCache({ dataDir: m.dataDir, network: false }), seen: await m.t.openStore(`${id}.patch-seen`) });
+      const stage = filterStage({ mirrors: new MirrorCache({ dataDir: m.dataDir, network: false, localPaths: [repo.path] }), seen: await m.t.openStore(`${id}.patch-seen`) });
       const rt = new StageRuntime({ stage, transport: m.t, serde, concurrency: 4, groupId: group, topics: { input, output, outcomes } });
       await rt.start();
       cleanup.push(() => rt.stop());

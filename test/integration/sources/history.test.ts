@@ -128,7 +128,7 @@ describe('merged PRs in every merge style (generated history)', () => {
   });
 
   it('the filter diffs the recorded range: base commit and PR diff downstream', async () => {
-    const mirrors = new MirrorCache({ dataDir: path.join(tmp, 'f'), network: false });
+    const mirrors = new MirrorCache({ dataDir: path.join(tmp, 'f'), network: false, localPaths: [h.path] });
     const evs = events(await collect(new GitSource('git:x', `${h.path}?branches=*`, mirrors)));
     const stage = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), testCreator: true });
     for (const n of [3, 5, 6]) {
