@@ -1,7 +1,9 @@
 /** Flags and configuration shared by every command. */
 import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.js';
-import { STAGE_NAMES, type StageName } from '../streams/topics.js';
+import { resolve } from 'node:path';
+import { STAGE_NAMES, type StageName } from '../operators/pr/topology.js';
+import { GitCredentials, splitUrlCredentials } from '../operators/pr/git-exec.js';
 
 /** Options every command shares, as parsed by commander. */
 export interface CommonFlags {
@@ -54,3 +56,38 @@ export function commonOptions(cmd: Command): Command {
     .option('--partitions <n>', 'partitions per topic when topics are created');
 }
 
+
+/** What `run` and `worker` take from their `--source` URIs before anything starts. */
+export interface SourcePlan {
+  /** the URIs with credentials removed: what sources, cursors, records, logs and summaries see */
+  uris: string[];
+  /** local repositories `git:` sources name (absolute): the only paths the mirror cache may clone */
+  localPaths: string[];
+  /** GITHUB_TOKEN for github.com, plus userinfo split off `git:` URLs; handed to git per command */
+  credentials: GitCredentials;
+}
+
+/**
+ * Split credentials off `git:` source URLs (`git:https://user:token@host/o/r.git` → `git:https://host/o/r.git`
+ * and an in-memory credential for that URL) and list the local paths `git:` sources name. Only cli/ sees a
+ * credential-bearing URI; a token never reaches a record, a cursor key, a mirror's config or a log.
+ */
+export function planSources(uris: readonly string[], env: NodeJS.ProcessEnv = process.env): SourcePlan {
+  const credentials = GitCredentials.fromEnv(env);
+  const localPaths: string[] = [];
+  const clean = uris.map((uri) => {
+    if (!uri.startsWith('git:')) return uri;
+    const rest = uri.slice(4);
+    const q = rest.indexOf('?');
+    const location = q === -1 ? rest : rest.slice(0, q);
+    const query = q === -1 ? '' : rest.slice(q);
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) && !location.startsWith('file://')) {
+      const split = splitUrlCredentials(location);
+      if (split.username !== undefined || split.password !== undefined) credentials.add(split.url, split.username ?? '', split.password ?? '');
+      return `git:${split.url}${query}`;
+    }
+    if (!/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.test(location)) localPaths.push(resolve(location.startsWith('file://') ? new URL(location).pathname : location));
+    return uri;
+  });
+  return { uris: clean, localPaths, credentials };
+}

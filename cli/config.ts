@@ -4,14 +4,16 @@
  *
  * Environment variables (all optional): SWE_STREAM_BUS, SWE_STREAM_DATA_DIR, SWE_STREAM_KAFKA_BROKERS
  * (comma-separated), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
- * SWE_STREAM_PARTITIONS, SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LICENSES (`permissive`, `any`, or SPDX ids
+ * SWE_STREAM_PARTITIONS, SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LOCAL_REPOS (directories whose
+ * repositories may be cloned by path, separated like PATH; for workers of git: sources run elsewhere), SWE_STREAM_LICENSES (`permissive`, `any`, or SPDX ids
  * separated by commas: the filter's licence rule), DOCKER_HOST (read by the sandbox), GITHUB_TOKEN, SWE_STREAM_WEBHOOK_SECRET.
  * Secrets are read from the environment only, never from the config file.
  */
 import { readFileSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
-import { STAGE_NAMES } from '../streams/topics.js';
+import { STAGE_NAMES } from '../operators/pr/topology.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 
@@ -61,8 +63,13 @@ export const configSchema = z
       .default({}),
     mirrors: z
       .object({
-        /** false: only local repositories are cloned; remote ones end as `repo-unavailable` (offline runs, tests). */
+        /** false: no remote repository is cloned; they end as `repo-unavailable` (offline runs, tests). */
         network: z.boolean().default(true),
+        /**
+         * Directories whose repositories may be cloned by local path. `run` adds the paths its `git:` sources
+         * name; a clone_url of any other event that points into the file system is `repo-unavailable`.
+         */
+        localPaths: z.array(z.string().min(1)).default([]),
       })
       .strict()
       .default({}),
@@ -75,6 +82,8 @@ export const configSchema = z
       .object({
         maxFiles: z.number().int().positive().default(15),
         maxChangedLines: z.number().int().positive().default(1000),
+        /** bound of the diff a candidate carries downstream, bytes of UTF-8 (larger → too-large) */
+        maxDiffBytes: z.number().int().positive().max(786_432).default(262_144),
         languages: z.array(z.string()).default(['python', 'javascript', 'typescript']),
         /**
          * The licence rule: `permissive` (default), `any` (SWE-bench itself includes GPL/LGPL projects), or a
@@ -123,7 +132,10 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     return n;
   };
   if (env.SWE_STREAM_BUS) out.bus = env.SWE_STREAM_BUS;
-  if (env.SWE_STREAM_OFFLINE === '1') out.mirrors = { network: false };
+  const mirrors: Record<string, unknown> = {};
+  if (env.SWE_STREAM_OFFLINE === '1') mirrors.network = false;
+  if (env.SWE_STREAM_LOCAL_REPOS) mirrors.localPaths = env.SWE_STREAM_LOCAL_REPOS.split(delimiter).filter(Boolean);
+  if (Object.keys(mirrors).length) out.mirrors = mirrors;
   if (env.SWE_STREAM_DATA_DIR) out.dataDir = env.SWE_STREAM_DATA_DIR;
   if (env.SWE_STREAM_LICENSES) {
     const v = env.SWE_STREAM_LICENSES.trim();

@@ -12,9 +12,14 @@
  * - The attempt's result is `git add -A && git diff --cached` in the workdir (new files included, as
  *   SWE-agent/mini-swe-agent collect it), graded by `deps.grade(task, patch)` — the same harness as `evaluate`.
  *   An empty diff is not graded: the release check already proved the empty patch does not resolve the task.
- * - Errors: an LLM outage (retriable error after the client's retries), a sandbox engine failure or a grading
- *   failure fails the whole record retriably — a half-graded set of attempts would bias the pass rate. A
- *   non-retriable LLM error (e.g. context too long) ends that attempt with exit status `error`, kept and graded.
+ * - Errors: an LLM outage (a retriable LlmError: the client does not retry), a sandbox engine failure or a
+ *   grading failure fails the record retriably — a half-graded set of attempts would bias the pass rate — and
+ *   the runtime retries it from its due-time retry topic. A non-retriable LLM error (e.g. context too long)
+ *   ends that attempt with exit status `error`, kept and graded.
+ * - One attempt is one record in the keyed store `distill.attempts` on the bus (streams/store.ts, key = the
+ *   trajectory id): each finished, graded attempt is stored as it ends, so a retry of the task re-runs only
+ *   the attempts that did not finish — one failing attempt repeats only itself, on any worker. The entries
+ *   are deleted when the task's trajectories are emitted (embedded: in the same transaction).
  * - Solver pass rate (resolved attempts / K) is a difficulty signal: returned by {@link solverPassRate} and
  *   logged per task; in SQL it is `avg(resolved)` over the task's trajectories of one model.
  * Trajectory ids are `<instance_id>__<model>__<attempt>`, stable across replays (idempotent sinks).
@@ -27,6 +32,10 @@ import type { LlmClient } from './llm/client.js';
 import { renderPrompt } from './llm/prompts.js';
 import { runAgent, type AgentBudgets } from './agents/loop.js';
 import type { Sandbox, SandboxFactory } from './sandbox/types.js';
+import type { KeyedStore } from '../streams/store.js';
+
+/** Namespace of finished attempts: trajectory id → the attempt's Trajectory record (JSON). */
+export const DISTILL_ATTEMPTS_STORE = 'distill.attempts';
 
 const log = logger({ component: 'stage', stage: 'distill' });
 
@@ -40,6 +49,8 @@ export interface DistillDeps {
   /** containers from the task image; required when a solver is configured */
   sandboxes?: SandboxFactory | null;
   grade: GradeFn;
+  /** finished attempts ({@link DISTILL_ATTEMPTS_STORE}); without it a retry re-runs every attempt */
+  attemptsStore?: KeyedStore | null;
   /** attempts per task, K (default 3) */
   attempts?: number;
   /** per attempt (default 50 steps, 1M tokens, $2, 30 min) */
@@ -101,6 +112,64 @@ export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
   const temperature = deps.temperature ?? deps.solver?.config.temperature;
   if (deps.solver && k > 1 && temperature === 0) log.warn({ attempts: k, model: deps.solver.model }, 'K > 1 solver attempts at temperature 0 will be near-identical; set llm.agents.solver.temperature');
 
+  /**
+   * One attempt in a fresh task-image container: the solver loop, the diff, its grade.
+   * @returns the trajectory, or the retriable error that ended the attempt (LLM outage) with what it cost
+   * @throws StageError / SandboxError from the history check, the diff or the grader
+   */
+  async function runAttempt(a: { t: TaskStated; attempt: number; workdir: string; prompt: ReturnType<typeof renderPrompt>; solver: LlmClient; signal: AbortSignal }): Promise<{ trajectory: Trajectory; tokensIn: number; tokensOut: number; costUsd: number } | { error: StageError; tokensIn: number; tokensOut: number; costUsd: number }> {
+    const { t, attempt, workdir, solver } = a;
+    const c = t.candidate;
+    const sandbox = await deps.sandboxes!.create({
+      image: t.verification.task_image_ref,
+      network: false,
+      workdir,
+      labels: { 'swe-stream.stage': 'distill', 'swe-stream.key': c.pr_id, 'swe-stream.attempt': String(attempt) },
+      signal: a.signal,
+    });
+    try {
+      await assertNoFutureHistory(sandbox, workdir, c.pr_commit, a.signal);
+      const run = await runAgent({
+        llm: solver,
+        system: a.prompt.system,
+        user: a.prompt.user,
+        sandbox,
+        workdir,
+        budgets: deps.budgets ?? DEFAULT_BUDGETS,
+        commandTimeoutMs: deps.commandTimeoutMs ?? 120_000,
+        bashPrefix: t.verification.pre_commands.join('\n') || undefined,
+        temperature,
+        signal: a.signal,
+      });
+      const cost = { tokensIn: run.tokensIn, tokensOut: run.tokensOut, costUsd: run.costUsd };
+      if (run.exitStatus === 'error' && run.error?.retriable) {
+        return { error: new StageError(`solver attempt ${attempt}: ${run.error.message}`, { retriable: true, name: run.error.name }), ...cost };
+      }
+      const patch = await collectDiff(sandbox, workdir, a.signal);
+      const resolved = patch.trim() === '' ? false : await deps.grade(t, patch, a.signal);
+      const trajectory: Trajectory = {
+        trajectory_id: trajectoryId(t.instance_id, run.model, attempt),
+        instance_id: t.instance_id,
+        pr_id: c.pr_id,
+        attempt,
+        model: run.model,
+        prompt_version: a.prompt.version,
+        messages_json: JSON.stringify(run.messages),
+        final_patch: patch,
+        exit_status: run.exitStatus,
+        resolved,
+        steps: run.steps,
+        tokens_in: run.tokensIn,
+        tokens_out: run.tokensOut,
+        cost_usd: run.costUsd,
+        duration_ms: run.durationMs,
+      };
+      return { trajectory, ...cost };
+    } finally {
+      await sandbox.destroy();
+    }
+  }
+
   async function handle(env: Envelope<TaskStated>): Promise<Outcome<Trajectory>> {
     const t = env.value;
     const c = t.candidate;
@@ -113,57 +182,28 @@ export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
     const sum = { tokensIn: 0, tokensOut: 0, costUsd: 0 };
     const meta = () => ({ repo: c.repo, language: c.language, method: 'agent', model: solver.model, ...sum });
 
+    const store = deps.attemptsStore ?? null;
+    const keyOf = (attempt: number) => trajectoryId(t.instance_id, solver.model, attempt);
     for (let attempt = 1; attempt <= k; attempt++) {
-      const sandbox = await deps.sandboxes.create({
-        image: t.verification.task_image_ref,
-        network: false,
-        workdir,
-        labels: { 'swe-stream.stage': 'distill', 'swe-stream.key': c.pr_id, 'swe-stream.attempt': String(attempt) },
-        signal: env.signal,
-      });
-      try {
-        await assertNoFutureHistory(sandbox, workdir, c.pr_commit, env.signal);
-        const run = await runAgent({
-          llm: solver,
-          system: p.system,
-          user: p.user,
-          sandbox,
-          workdir,
-          budgets: deps.budgets ?? DEFAULT_BUDGETS,
-          commandTimeoutMs: deps.commandTimeoutMs ?? 120_000,
-          bashPrefix: t.verification.pre_commands.join('\n') || undefined,
-          temperature,
-          signal: env.signal,
-        });
-        sum.tokensIn += run.tokensIn;
-        sum.tokensOut += run.tokensOut;
-        sum.costUsd += run.costUsd;
-        if (run.exitStatus === 'error' && run.error?.retriable) {
-          return fail(new StageError(`solver attempt ${attempt}: ${run.error.message}`, { retriable: true, name: run.error.name }), true, meta());
-        }
-        const patch = await collectDiff(sandbox, workdir, env.signal);
-        const resolved = patch.trim() === '' ? false : await deps.grade(t, patch, env.signal);
-        out.push({
-          trajectory_id: trajectoryId(t.instance_id, run.model, attempt),
-          instance_id: t.instance_id,
-          pr_id: c.pr_id,
-          attempt,
-          model: run.model,
-          prompt_version: p.version,
-          messages_json: JSON.stringify(run.messages),
-          final_patch: patch,
-          exit_status: run.exitStatus,
-          resolved,
-          steps: run.steps,
-          tokens_in: run.tokensIn,
-          tokens_out: run.tokensOut,
-          cost_usd: run.costUsd,
-          duration_ms: run.durationMs,
-        });
-      } finally {
-        await sandbox.destroy();
+      const done = store ? await store.get(keyOf(attempt)) : null;
+      if (done !== null) {
+        // Finished by an earlier try of this record: its trajectory stands, tokens and cost were spent then.
+        const tr = JSON.parse(done) as Trajectory;
+        out.push(tr);
+        sum.tokensIn += tr.tokens_in;
+        sum.tokensOut += tr.tokens_out;
+        sum.costUsd += tr.cost_usd;
+        continue;
       }
+      const r = await runAttempt({ t, attempt, workdir, prompt: p, solver, signal: env.signal });
+      sum.tokensIn += r.tokensIn;
+      sum.tokensOut += r.tokensOut;
+      sum.costUsd += r.costUsd;
+      if ('error' in r) return fail(r.error, true, meta());
+      out.push(r.trajectory);
+      if (store) await store.put(keyOf(attempt), JSON.stringify(r.trajectory), { origin: env.origin });
     }
+    if (store) for (let attempt = 1; attempt <= k; attempt++) await store.delete(keyOf(attempt), { origin: env.origin });
     log.info({ key: env.key, model: solver.model, attempts: k, passRate: solverPassRate(out), ...sum }, 'distilled');
     return { kind: 'accepted', value: out[0]!, values: out, meta: meta() };
   }

@@ -101,7 +101,7 @@ class BuildLog {
 
 /** The part of a recipe that replays it (stored as an image label). */
 function replayable(r: Recipe) {
-  return { installCommands: r.installCommands, testCommand: r.testCommand, runner: r.runner, reportFormat: r.reportFormat, reportPath: r.reportPath, preCommands: r.preCommands };
+  return { installCommands: r.installCommands, testCommand: r.testCommand, runner: r.runner, reportFormat: r.reportFormat, reportPath: r.reportPath, preCommands: r.preCommands, invocations: r.invocations };
 }
 
 /** `recipe` with the replayable fields an image label recorded (an agent's recipe); unchanged when absent or unreadable. */
@@ -253,6 +253,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       install_commands: recipe.installCommands,
       pre_commands: recipe.preCommands,
       test_command: recipe.testCommand,
+      test_invocations: recipe.invocations.length ? recipe.invocations.map((i) => ({ label: i.label, env: i.env, node_options: i.nodeOptions, args: i.args, paths: i.paths })) : null,
       runner: recipe.runner,
       report_format: recipe.reportFormat,
       package_manager: recipe.packageManager,
@@ -297,6 +298,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       installCommands: p.installCommands,
       preCommands: [],
       testCommand: p.testCommand,
+      invocations: [],
       nodeVersion: rules?.nodeVersion ?? null,
       pythonVersion: rules?.pythonVersion ?? null,
       manifests: rules?.manifests ?? [],

@@ -24,9 +24,12 @@
  *     counting non-vendored files except lockfiles), `no-tests` (no test file changed and no LLM test
  *     creator configured);
  *  7. full diff → hunks, patch hash (operators/pr/patch.ts patchHash over the code and test files);
- *     `duplicate` when another PR with the same patch hash was seen first (a durable seen-set in SQLite,
- *     `<dataDir>/filter/seen.sqlite`; the same pr_id seen again is not its own duplicate, so replays are
- *     idempotent).
+ *     the diff carried downstream is exactly the one the size rule measured — text files, no lockfiles, no
+ *     vendored or generated files — and `too-large` when it exceeds `maxDiffBytes` (default 262,144 bytes
+ *     of UTF-8), so a 5-line fix with a regenerated package-lock.json never makes a 1 MiB record;
+ *     `duplicate` when another PR with the same patch hash claimed it first in the keyed store
+ *     `filter.patch-seen` on the bus (streams/store.ts: every filter worker, on any machine, agrees; the
+ *     same pr_id seen again is not its own duplicate, so replays are idempotent).
  * Linked issues: the event's (body / API) plus closing keywords in the PR's commit messages.
  *  8. optional LLM judge of PR quality (`deps.judge`, off by default): after every rule passed, the
  *     model sees title, body, file list and (truncated) diff and answers `{"keep", "score", "reason"}`;
@@ -34,13 +37,11 @@
  *     removes; it never lets through what the rules rejected) and is logged. Provenance then says
  *     method "agent" with model, prompt version, tokens and cost.
  */
-import path from 'node:path';
-import { mkdirSync } from 'node:fs';
-import Database from 'better-sqlite3';
 import type { ChangedFile, LinkedIssue, PrCandidate, PullRequestEvent } from '../schemas/types.gen.js';
 import type { Envelope, Outcome } from '../streams/types.js';
 import { accept, fail, reject, StageError } from '../streams/types.js';
 import type { Stage } from '../streams/stage.js';
+import type { KeyedStore } from '../streams/store.js';
 import { parseDiff, joinDiff, patchHash, type FileDiff } from './pr/patch.js';
 import { MirrorCache, Mirror, MissingCommitError, RepoUnavailableError, CloneFailedError } from './pr/mirror.js';
 import { findMergedPr, landedRangeOf, taskRangeOfEvent } from './pr/history.js';
@@ -76,47 +77,23 @@ export function isBranchSync(repo: string, headRef: string | null | undefined): 
 }
 export type FilterReason = (typeof FILTER_REASONS)[number];
 
-/**
- * A durable set of patch hashes → first pr_id (SQLite, WAL). `claim` is atomic, so concurrent workers
- * and processes agree on who was first.
- */
-export class SeenStore {
-  private readonly db: Database.Database;
-  private readonly insert: Database.Statement;
-  private readonly select: Database.Statement;
+/** Namespace of the filter's duplicate memory: patch hash → the pr_id that claimed it first. */
+export const PATCH_SEEN_STORE = 'filter.patch-seen';
 
-  /** @param file SQLite file (created with its directory), or `:memory:` */
-  constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 10000');
-    this.db.exec('CREATE TABLE IF NOT EXISTS patch_seen (hash TEXT PRIMARY KEY, pr_id TEXT NOT NULL, first_seen_ms INTEGER NOT NULL)');
-    this.insert = this.db.prepare('INSERT OR IGNORE INTO patch_seen (hash, pr_id, first_seen_ms) VALUES (?, ?, ?)');
-    this.select = this.db.prepare('SELECT pr_id FROM patch_seen WHERE hash = ?');
-  }
-
-  /** Record `hash` for `prId` unless seen; returns the pr_id that holds it (== prId when first or a replay). */
-  claim(hash: string, prId: string, nowMs = Date.now()): string {
-    this.insert.run(hash, prId, nowMs);
-    return (this.select.get(hash) as { pr_id: string }).pr_id;
-  }
-
-  close(): void {
-    this.db.close();
-  }
-}
+/** Default bound of the diff a candidate carries (bytes of UTF-8): a quarter of Kafka's default 1 MiB record limit. */
+export const MAX_DIFF_BYTES = 262_144;
 
 /** Dependencies and settings of the filter stage. */
 export interface FilterDeps {
   mirrors: MirrorCache;
-  /** data dir for the seen-set (`<dataDir>/filter/seen.sqlite`), unless `seen` is given */
-  dataDir?: string;
-  seen?: SeenStore;
+  /** the keyed store {@link PATCH_SEEN_STORE} on the bus (the composition root opens it: `transport.openStore`) */
+  seen: KeyedStore;
   /** default 15 */
   maxFiles?: number;
   /** default 1000 (added + removed) */
   maxChangedLines?: number;
+  /** bound of the carried diff in bytes (UTF-8), default {@link MAX_DIFF_BYTES} */
+  maxDiffBytes?: number;
   /** default python, javascript, typescript */
   languages?: string[];
   /** true when an LLM Unit-test Creator is configured: PRs without test changes are then kept */
@@ -184,14 +161,12 @@ function classifyFiles(entries: { path: string; oldPath: string | null; addition
   }));
 }
 
-/** Build the filter stage. `close()` closes the seen-set it opened. */
+/** Build the filter stage. */
 export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandidate> {
   const maxFiles = deps.maxFiles ?? 15;
   const maxLines = deps.maxChangedLines ?? 1000;
+  const maxDiffBytes = deps.maxDiffBytes ?? MAX_DIFF_BYTES;
   const languages = new Set(deps.languages ?? ['python', 'javascript', 'typescript']);
-  let seen = deps.seen;
-  const ownSeen = !deps.seen;
-  const seenStore = () => (seen ??= new SeenStore(path.join(deps.dataDir ?? '.', 'filter', 'seen.sqlite')));
   const licenses = deps.licenses ?? 'permissive';
   const licenseReason = licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed';
 
@@ -303,10 +278,16 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
       if (d.status === 'renamed') f.old_path = d.oldPath;
       else f.old_path = null;
     }
-    const hashed = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && ['code', 'test'].includes(fileKind(d.path)));
+    // The diff downstream is the one the size rule measured: no binary, vendored, generated or lock files.
+    const carried = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && !isLockfile(d.path));
+    const diff = joinDiff(carried);
+    const diffBytes = Buffer.byteLength(diff, 'utf8');
+    if (diffBytes > maxDiffBytes) return reject('too-large', `diff of the counted files is ${diffBytes} bytes (limit ${maxDiffBytes})`, metaL);
+    const hashed = carried.filter((d) => ['code', 'test'].includes(fileKind(d.path)));
     const hash = patchHash(hashed);
     const linked = mergeLinked(ev.linked_issues, await commitLinks(mirror, parent, prCommit!, ev.repo));
-    const owner = seenStore().claim(hash, ev.pr_id);
+    // Claimed with the input's origin: on the embedded log the claim commits with this record's outcome.
+    const owner = await deps.seen.putIfAbsent(hash, ev.pr_id, { origin: env.origin });
     if (owner !== ev.pr_id) return reject('duplicate', `same patch as ${owner} (patch hash ${hash.slice(0, 12)})`, metaL);
 
     const countedSet = new Set(counted.map((f) => f.path));
@@ -334,7 +315,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
         linked_issues: linked,
         files,
         size,
-        diff: joinDiff(parsed.filter((d) => !d.binary)),
+        diff,
         patch_hash: hash,
         license: license ?? null,
         merge_style: mergeStyle ?? null,
@@ -351,13 +332,7 @@ export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandida
     return accept(candidate, metaL);
   }
 
-  return {
-    name: 'filter',
-    handle,
-    async close() {
-      if (ownSeen) seen?.close();
-    },
-  };
+  return { name: 'filter', handle };
 }
 
 function kinds(files: ChangedFile[]): string {

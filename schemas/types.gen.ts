@@ -35,6 +35,8 @@ export interface PullRequestEvent {
   license: null | string;
   /** git history only: how the merge was found — merge ("Merge pull request #N" commit) | squash ("title (#N)" commit) | rebase (the commits of refs/pull/N/head landed with the same patch-ids) | pull-ref (refs/pull/N/head merged by a commit without GitHub's message). With it, base_sha is the task's base commit (the merge base of head and target, the squash commit's parent, or the parent of the landed range) */
   merge_style: null | string;
+  /** the PR's changed files when the source knows them (REST API pulls/N/files); null otherwise */
+  files: null | Array<ChangedFile>;
 }
 
 /** An issue the PR closes (closing keywords in body/commits, or the API's closing references). */
@@ -44,6 +46,20 @@ export interface LinkedIssue {
   body: null | string;
   /** body | commit | api */
   source: string;
+}
+
+export interface ChangedFile {
+  path: string;
+  old_path: null | string;
+  /** code | test | docs | config | other */
+  kind: string;
+  /** added | modified | deleted | renamed */
+  status: string;
+  additions: number;
+  deletions: number;
+  hunks: number;
+  binary: boolean;
+  vendored: boolean;
 }
 
 /** Topic pr.candidates. A merged PR that passed the filter rules. */
@@ -74,27 +90,13 @@ export interface Candidate {
   linked_issues: Array<LinkedIssue>;
   files: Array<ChangedFile>;
   size: PatchSize;
-  /** unified diff parent_commit..pr_commit (text files only) */
+  /** unified diff parent_commit..pr_commit of the files the filter's rules counted: text files only, no lockfiles, no vendored or generated files; at most 262144 bytes of UTF-8 by default (filter.maxDiffBytes), larger PRs are rejected too-large */
   diff: string;
   /** sha256 of the normalised code+test diff, for duplicate detection */
   patch_hash: string;
   license: null | string;
   /** merge | squash | rebase | pull-ref when the PR was found in git history (PullRequestEvent.merge_style); null for other sources */
   merge_style: null | string;
-}
-
-export interface ChangedFile {
-  path: string;
-  old_path: null | string;
-  /** code | test | docs | config | other */
-  kind: string;
-  /** added | modified | deleted | renamed */
-  status: string;
-  additions: number;
-  deletions: number;
-  hunks: number;
-  binary: boolean;
-  vendored: boolean;
 }
 
 export interface PatchSize {
@@ -139,9 +141,9 @@ export interface Environment {
   pre_commands: Array<string>;
   /** whole-suite command, reporter set explicitly */
   test_command: string;
-  /** pytest | jest | vitest | mocha | node-test */
+  /** pytest | unittest | jest | vitest | mocha | node-test | jasmine | ava | tap | karma */
   runner: string;
-  /** junit | jest-json | vitest-json | mocha-json */
+  /** junit | jest-json | vitest-json | mocha-json | tap | jsonl */
   report_format: string;
   package_manager: null | string;
   node_version: null | string;
@@ -153,6 +155,22 @@ export interface Environment {
   /** test results parsed from the whole-suite run at the parent commit */
   tests_parsed: number;
   build_log_tail: string;
+  /** null = the runner's defaults */
+  test_invocations: null | Array<TestInvocation>;
+}
+
+/** How the repository's own test script runs its runner; several = variants, each test id of a labelled variant ends with ' [label]'. */
+export interface TestInvocation {
+  /** variant label, e.g. TZ=Pacific/Auckland ('' when unlabelled) */
+  label: string;
+  /** variables the script sets for this run */
+  env: Record<string, string>;
+  /** node flags before the runner's entry, passed through NODE_OPTIONS */
+  node_options: Array<string>;
+  /** the runner's own arguments (reporters, coverage, watch removed) */
+  args: Array<string>;
+  /** test paths or patterns the script restricts this run to ([] = default discovery) */
+  paths: Array<string>;
 }
 
 /** Topic tests.ready. Environment plus the split test patch / gold patch (or an f2p_script). */

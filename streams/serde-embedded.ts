@@ -14,7 +14,7 @@ import type avro from 'avsc';
 import { loadHistory } from '../schemas/history/index.js';
 import { schemaOf, type RecordTypeName } from '../schemas/index.js';
 import { SerdeError, type Serde } from './serde.js';
-import { recordTypeOf } from './topics.js';
+import type { TopicCatalog } from './topics.js';
 import type { Headers } from './transport.js';
 
 /** Header that carries the writer schema's fingerprint. */
@@ -42,16 +42,19 @@ export class EmbeddedSerde implements Serde {
   /** Encoding scratch space (grows to the largest value seen). */
   private scratch = Buffer.allocUnsafe(64 * 1024);
 
-  /** @param historyDir folder of `<RecordType>.v<N>.avsc` writer schemas (default schemas/history/; tests pass their own) */
-  constructor(private readonly historyDir?: string) {}
+  /**
+   * @param opts.catalog record type per topic (the topology's catalog, handed in by the composition root)
+   * @param opts.historyDir folder of `<RecordType>.v<N>.avsc` writer schemas (default schemas/history/; tests pass their own)
+   */
+  constructor(private readonly opts: { catalog: TopicCatalog; historyDir?: string }) {}
 
-  /** Per-topic codec; @throws SerdeError for a topic not in the catalog (streams/topics.ts). */
+  /** Per-topic codec; @throws SerdeError for a topic not in the catalog. */
   private codec(topic: string): TopicCodec {
     let c = this.codecs.get(topic);
     if (c) return c;
     let recordType: RecordTypeName;
     try {
-      recordType = recordTypeOf(topic);
+      recordType = this.opts.catalog.recordTypeOf(topic);
     } catch (err) {
       throw new SerdeError(`no record type for topic ${topic}`, false, { cause: err });
     }
@@ -65,7 +68,7 @@ export class EmbeddedSerde implements Serde {
     let m = this.writers.get(recordType);
     if (!m) {
       m = new Map();
-      for (const h of loadHistory(this.historyDir).get(recordType) ?? []) m.set(h.fingerprint, h.type);
+      for (const h of loadHistory(this.opts.historyDir).get(recordType) ?? []) m.set(h.fingerprint, h.type);
       this.writers.set(recordType, m);
     }
     return m;

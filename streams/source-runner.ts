@@ -1,7 +1,9 @@
 /**
  * Drives one {@link Source} into its target topic: events are encoded and produced in batches keyed by
- * the target's key function, the source cursor is written with each batch (one transaction on the embedded log, so a crash
- * between produce and cursor save can neither lose nor repeat an event), `ack()`s are called once their
+ * the target's key function, the source cursor is written with each batch to the keyed store `source-cursors`
+ * on the bus (streams/store.ts: one transaction with the records on the embedded log, so a crash between
+ * produce and cursor save can neither lose nor repeat an event; on Kafka a compacted topic written after the
+ * records, so a worker moved to another machine resumes where the last one stopped), `ack()`s are called once their
  * record is durable (the webhook answers 202 only then), malformed items are dead-lettered to
  * the target's dead-letter topic with their origin (`file:line`), and other event types are counted.
  */
@@ -9,6 +11,7 @@ import type { Source, SourceItem, SourceTarget } from './source.js';
 import type { Transport, ProduceRecord } from './transport.js';
 import type { Serde } from './serde.js';
 import type { DeadLetter } from '../schemas/types.gen.js';
+import { STORE, type StoreWrite } from './store.js';
 import { logger } from './log.js';
 
 /** Counts of one source run. */
@@ -29,7 +32,6 @@ export interface SourceRunOptions {
   lingerMs?: number;
 }
 
-const cursorKey = (uri: string) => `source-cursor:${uri}`;
 const log = logger({ component: 'source-runner' });
 
 /**
@@ -40,8 +42,8 @@ export async function runSource<T>(source: Source<T>, transport: Transport, serd
   const st: SourceStats = stats ?? { uri: source.uri, events: 0, skipped: {}, bad: {}, done: false };
   const batchSize = opts.batchSize ?? 500;
   const linger = opts.lingerMs ?? 200;
-  const key = cursorKey(source.uri);
-  const cursor = (await transport.getState(key)) ?? undefined;
+  const key = source.uri;
+  const cursor = (await (await transport.openStore(STORE.sourceCursors)).get(key)) ?? undefined;
   let batch: ProduceRecord[] = [];
   let acks: Array<() => void> = [];
   let lastCursor: string | undefined;
@@ -55,7 +57,7 @@ export async function runSource<T>(source: Source<T>, transport: Transport, serd
     if (batch.length === 0 && lastCursor === undefined) return chain;
     const recs = batch;
     const a = acks;
-    const state = lastCursor !== undefined ? { [key]: lastCursor } : undefined;
+    const state: StoreWrite[] | undefined = lastCursor !== undefined ? [{ namespace: STORE.sourceCursors, key, value: lastCursor }] : undefined;
     batch = [];
     acks = [];
     lastCursor = undefined;

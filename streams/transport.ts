@@ -7,6 +7,8 @@
  * the NEXT record to read (low watermark + 1).
  */
 
+import type { KeyedStore, StoreWrite } from './store.js';
+
 /** Record headers: string → string (UTF-8). */
 export type Headers = Record<string, string>;
 
@@ -28,7 +30,8 @@ export interface ConsumedRecord extends TopicPartition {
 export interface ProduceRecord {
   topic: string;
   key: string;
-  value: Buffer;
+  /** null = a tombstone (compacted store topics only) */
+  value: Buffer | null;
   headers?: Headers;
   partition?: number;
 }
@@ -128,12 +131,18 @@ export interface Transport {
   /** Create missing topics with the given partition counts (existing ones are left as they are). */
   ensureTopics(specs: TopicSpec[]): Promise<void>;
   /**
-   * Durable once resolved. `state` (embedded only) is written in the same transaction — sources use it for
-   * their cursors so a crash between produce and cursor save can neither lose nor repeat an event.
+   * Durable once resolved. `state` are keyed-store writes (streams/store.ts) made durable with the records:
+   * embedded, in the same transaction (a source's cursor can neither run ahead of nor lag behind its events);
+   * Kafka, produced to the stores' compacted topics once the records are acknowledged (a crash in between
+   * repeats events, never loses them).
    */
-  produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void>;
-  /** Read a value written through `produce(…, state)` (embedded) or a local state file (Kafka). */
-  getState(key: string): Promise<string | null>;
+  produce(records: ProduceRecord[], state?: StoreWrite[]): Promise<void>;
+  /**
+   * The keyed store of `namespace` (streams/store.ts), opened once per transport and cached: embedded, a
+   * table of the log; Kafka, the compacted topic `store.<namespace>`, read to its end before this resolves.
+   * @throws RangeError for a bad namespace; TransportError when the bus cannot be reached
+   */
+  openStore(namespace: string): Promise<KeyedStore>;
   consumer(opts: ConsumerOptions): GroupConsumer;
   topicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Committed offsets of a group for the given topics; partitions without a commit are absent. */
@@ -166,7 +175,7 @@ export class TransportError extends Error {
  * varints and header counts. The one measure of {@link Transport.maxRecordBytes}.
  */
 export function recordBytes(r: ProduceRecord): number {
-  let n = 32 + r.value.length + 3 * r.key.length;
+  let n = 32 + (r.value?.length ?? 0) + 3 * r.key.length;
   if (r.headers) for (const k in r.headers) n += 10 + 3 * (k.length + r.headers[k]!.length);
   return n;
 }

@@ -50,9 +50,26 @@ export type Outcome<O> =
 export type StageOperator<I, O> = OperatorFunction<Envelope<I>, Envelope<Outcome<O>>>;
 
 /**
+ * Whether trying again may help: the one rule every part uses (the runtime, stages, agents).
+ * - Programming errors — `TypeError`, `RangeError`, `ReferenceError`, `SyntaxError` — are never retriable:
+ *   the same input meets the same bug. One exception: undici's `fetch()` reports a network failure as
+ *   `TypeError('fetch failed')` with the socket error as `cause` (Node ≥ 18); that is an outage.
+ * - An error with a boolean `retriable` (StageError, TransportError, SerdeError, SandboxError, LlmError)
+ *   says so itself.
+ * - Anything else (an unknown library error) is retriable: an outage is worth another try, bounded by the
+ *   runtime's max attempts.
+ * Source of the rule: ARCHITECTURE.md §4 ("Retries").
+ */
+export function isRetriable(err: unknown): boolean {
+  if (err instanceof TypeError) return err.message === 'fetch failed' && err.cause !== undefined;
+  if (err instanceof RangeError || err instanceof ReferenceError || err instanceof SyntaxError) return false;
+  const r = (err as { retriable?: unknown } | null | undefined)?.retriable;
+  return typeof r === 'boolean' ? r : true;
+}
+
+/**
  * An error that says whether trying again may help. Stages throw (or return `failed`) with this;
- * anything else thrown is treated as retriable = true (a bug or an outage is worth one more try,
- * bounded by the runtime's max attempts).
+ * anything else thrown is judged by {@link isRetriable}.
  */
 export class StageError extends Error {
   readonly retriable: boolean;
@@ -68,6 +85,6 @@ export const accept = <O>(value: O, meta?: OutcomeMeta): Outcome<O> => ({ kind: 
 export const reject = <O = never>(reason: string, detail?: string, meta?: OutcomeMeta): Outcome<O> => ({ kind: 'rejected', reason, detail, meta });
 export const fail = <O = never>(error: unknown, retriable?: boolean, meta?: OutcomeMeta): Outcome<O> => {
   const e = error instanceof Error ? error : new Error(String(error));
-  const r = retriable ?? (e instanceof StageError ? e.retriable : (e as { retriable?: boolean }).retriable ?? true);
+  const r = retriable ?? isRetriable(error);
   return { kind: 'failed', error: { name: e.name, message: e.message }, retriable: r, meta };
 };

@@ -14,6 +14,8 @@ import { openBus } from '../bus.js';
 import { openClickHouse } from '../../connectors/sinks/connection.js';
 import { AGENT_NAMES } from '../../operators/llm/config.js';
 import { resolveAgentConfig } from '../../operators/llm/config.js';
+import { splitUrlCredentials } from '../../operators/pr/git-exec.js';
+import { redact } from '../../streams/log.js';
 
 const exec = promisify(execFile);
 
@@ -28,9 +30,10 @@ export interface Check {
 
 async function check(part: string, required: boolean, fix: string, fn: () => Promise<string>): Promise<Check> {
   try {
-    return { part, status: 'ok', detail: await fn(), required };
+    return { part, status: 'ok', detail: redact(await fn()), required };
   } catch (e) {
-    return { part, status: 'fail', detail: (e as Error).message.split('\n')[0]!.slice(0, 200), fix, required };
+    // Service URLs may carry a password (http://user:pw@host): the report never shows it.
+    return { part, status: 'fail', detail: redact((e as Error).message.split('\n')[0]!).slice(0, 200), fix, required };
   }
 }
 
@@ -68,9 +71,12 @@ export async function doctor(cfg: Config): Promise<Check[]> {
   if (cfg.bus === 'kafka') {
     out.push(
       await check('schema registry', true, 'bash infra/registry.sh start', async () => {
-        const r = await fetch(`${cfg.registry.url.replace(/\/$/, '')}/subjects`);
-        if (!r.ok) throw new Error(`${cfg.registry.url} answered ${r.status}`);
-        return `${cfg.registry.url}, ${((await r.json()) as unknown[]).length} subjects`;
+        // fetch refuses URLs with userinfo: send it as HTTP Basic (RFC 7617), as registry clients do.
+        const { url, username, password } = splitUrlCredentials(cfg.registry.url);
+        const headers: Record<string, string> = username !== undefined || password !== undefined ? { authorization: `Basic ${Buffer.from(`${username ?? ''}:${password ?? ''}`).toString('base64')}` } : {};
+        const r = await fetch(`${url.replace(/\/$/, '')}/subjects`, { headers, signal: AbortSignal.timeout(10_000) });
+        if (!r.ok) throw new Error(`${url} answered ${r.status}`);
+        return `${url}, ${((await r.json()) as unknown[]).length} subjects`;
       }),
     );
   }

@@ -7,13 +7,13 @@ import { Pipeline, type RunnerFailure } from '../../streams/pipeline.js';
 import { openSource } from '../../connectors/sources/index.js';
 import { PR_EVENTS_TARGET, type Source } from '../../connectors/sources/types.js';
 import type { Config } from '../config.js';
-import { STAGE_NAMES, type StageName } from '../../streams/topics.js';
-import { log } from '../../streams/log.js';
+import { PR_TOPOLOGY, STAGE_NAMES, type StageName } from '../../operators/pr/topology.js';
+import { log, redact, redactValue } from '../../streams/log.js';
 import { openBus } from '../bus.js';
 import { Deps, buildStage } from '../compose.js';
 import { openSink } from '../sink.js';
 import { metricsObserver, startLiveOutput } from '../live.js';
-import { commonOptions, configFrom, parseStages, type CommonFlags } from '../common.js';
+import { commonOptions, configFrom, parseStages, planSources, type CommonFlags } from '../common.js';
 import { parseDuration, scheduleRevalidation } from './living.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -91,17 +91,23 @@ async function summarise(pipeline: Pipeline, started: number, end: RunEnd): Prom
  * run; 1 with the cause on stderr when any runner died (in follow mode too, so a supervisor restarts the
  * worker); 130/143 when SIGINT/SIGTERM stopped an --until-idle run with records left (the summary says how many).
  */
-async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<never> {
-  const bus = await openBus(cfg, { exclusive: true });
-  const deps = new Deps(cfg);
+async function runPipeline(raw: Config, stageNames: StageName[], opts: { untilIdle: boolean; sink: boolean }): Promise<never> {
+  // Sources are opened first: a bad `--source` exits 2 before the data directory or the bus is touched.
+  const plan = planSources(raw.sources);
+  const cfg: Config = { ...raw, sources: plan.uris, mirrors: { ...raw.mirrors, localPaths: [...raw.mirrors.localPaths, ...plan.localPaths] } };
+  // The bus opens after the sources are checked; stateful stages reach its stores only once it is open.
+  let bus: Awaited<ReturnType<typeof openBus>> | undefined;
+  const deps = new Deps(cfg, (ns) => bus!.transport.openStore(ns), { credentials: plan.credentials });
+  const sources = openSources(cfg, deps);
+  bus = await openBus(cfg, { exclusive: true });
   const stages = [];
   for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
-  const sources = openSources(cfg, deps);
   const sink = opts.sink ? await openSink(cfg) : undefined;
   const pipeline = new Pipeline({
     transport: bus.transport,
     serde: bus.serde,
     partitions: cfg.partitions,
+    topology: PR_TOPOLOGY,
     stages,
     sources,
     sourceTarget: PR_EVENTS_TARGET,
@@ -122,7 +128,7 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
     log.error({ runner: failure.runner, err: failure.error.message }, 'a runner died; stopping');
     // A broken bus can hold the graceful stop for minutes; the cause is known, so leave within a minute.
     setTimeout(() => {
-      process.stderr.write(`swe-stream: ${failureLine(failure)} (graceful stop timed out)\n`);
+      process.stderr.write(`swe-stream: ${redact(failureLine(failure))} (graceful stop timed out)\n`);
       process.exit(1);
     }, 60_000).unref();
   }
@@ -137,12 +143,12 @@ async function runPipeline(cfg: Config, stageNames: StageName[], opts: { untilId
   await bus.transport.close();
   let code = 0;
   if (end.kind === 'fatal') {
-    process.stderr.write(`swe-stream: ${failureLine(end.failure)}\n`);
+    process.stderr.write(`swe-stream: ${redact(failureLine(end.failure))}\n`);
     code = 1;
   } else if (end.kind === 'signal' && summary?.unfinished) code = SIGNAL_EXIT[end.signal] ?? 1;
   // Docker and HTTP keep-alive agents would hold the process open: the job is done, leave.
   if (!summary) process.exit(code);
-  process.stdout.write(JSON.stringify(summary.line) + '\n', () => process.exit(code));
+  process.stdout.write(JSON.stringify(redactValue(summary.line)) + '\n', () => process.exit(code));
   return new Promise<never>(() => undefined);
 }
 

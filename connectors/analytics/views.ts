@@ -12,7 +12,7 @@
  * and formatted here, so neither engine's time zone matters.
  */
 import type { ClickHouse } from '../sinks/connection.js';
-import { STAGE_NAMES } from '../../streams/topics.js';
+import { STAGE_NAMES } from '../../operators/pr/topology.js';
 
 /**
  * Filter rejection reasons that mean "this event is not a merged PR" (operators/filter.ts rejects

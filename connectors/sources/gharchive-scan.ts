@@ -107,7 +107,8 @@ export class ArchiveScanner {
   private prefix: Buffer | null = null;
   private readonly max: number;
   private skips = new Map<string, number>();
-  private skipCursor: string | undefined;
+  /** line number of the last skipped line not yet handed out (its cursor is built only then) */
+  private skipLine = 0;
 
   constructor(private readonly o: ScanOptions) {
     this.max = o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
@@ -179,14 +180,14 @@ export class ArchiveScanner {
     const n = ++this.lineNo;
     if (n <= this.o.skipThrough) return;
     if (line.length === 0 || (isSpace(line[0]!) && blank(line))) return;
-    const cursor = `${this.o.loc}#${n}`;
     if (line.indexOf(PR_NEEDLE) < 0 && line.indexOf(TYPE_NEEDLE) >= 0) {
       const t = rawType(line);
       this.skips.set(t, (this.skips.get(t) ?? 0) + 1);
-      this.skipCursor = cursor;
+      this.skipLine = n;
       return;
     }
     this.flushSkips(out);
+    const cursor = `${this.o.loc}#${n}`;
     const origin = `${this.o.loc}:${n}`;
     let parsed: unknown;
     try {
@@ -203,9 +204,9 @@ export class ArchiveScanner {
 
   private flushSkips(out: SourceItem[]): void {
     if (this.skips.size === 0) return;
-    for (const [reason, count] of this.skips) out.push({ kind: 'skipped', reason, count, cursor: this.skipCursor });
+    const cursor = `${this.o.loc}#${this.skipLine}`;
+    for (const [reason, count] of this.skips) out.push({ kind: 'skipped', reason, count, cursor });
     this.skips = new Map();
-    this.skipCursor = undefined;
   }
 }
 

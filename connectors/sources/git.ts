@@ -136,6 +136,7 @@ export function eventFromMergedPr(pr: MergedPr, repo: string, cloneUrl: string, 
     labels: [],
     license: null,
     merge_style: pr.style,
+    files: null,
   };
 }
 

@@ -5,9 +5,20 @@
  * Listing: `GET /repos/{o}/{r}/pulls?state=closed&sort=updated&direction=desc` page by page until the
  * stored cursor is reached, then emitted oldest-updated first; only PRs with `merged_at` become events
  * (closed-unmerged ones are `skipped`). With `prs=` exactly those PRs are read (`GET …/pulls/{n}`).
- * Per PR, the issues it closes: closing keywords in the PR body (GitHub docs "Linking a pull request to
- * an issue"), each completed with `GET …/issues/{n}` (title, body; source "api"). The repository's
- * licence and clone URL come from `GET /repos/{o}/{r}` once per iteration.
+ * Per merged PR (GraphQL-free, so a plain token or none works):
+ *  - its files: `GET …/pulls/{n}/files` page by page (100 per page; GitHub lists at most 3,000), as
+ *    `files` (path, previous path, status, additions, deletions, hunks counted from the patch, binary when
+ *    GitHub shows no patch for a changed file, kind and vendored by operators/pr/classify);
+ *  - the issues it closes: closing keywords (GitHub docs "Linking a pull request to an issue": close,
+ *    fixes, resolved… #N or owner/repo#N of the same repository) in the PR body, then in its commits'
+ *    messages (`GET …/pulls/{n}/commits`; GitHub closes those too when they reach the default branch),
+ *    each completed with `GET …/issues/{n}` (title, body; source "api") so statements come from the issue
+ *    text as SWE-bench's do. A reference to a pull request, or to an issue that is gone, stays a bare
+ *    number (source "body" / "commit").
+ * A 404/410/401 on files or commits (a PR deleted since, a token without access) leaves `files` null or
+ * adds nothing; other failures fail the source (retriable). The repository's licence and clone URL come
+ * from `GET /repos/{o}/{r}` once per iteration; the clone URL is kept only on github.com or the API's own
+ * host (GitHub Enterprise), see normalize.ts trustedCloneUrl.
  *
  * HTTP behaviour: token from `GITHUB_TOKEN` (never logged); conditional requests with `If-None-Match`
  * and a per-source ETag cache, so an unchanged poll costs no rate limit (GitHub docs "Best practices for
@@ -21,13 +32,13 @@
  * after its merge (a comment) is emitted again; downstream is keyed by pr_id and idempotent.
  */
 import { Octokit } from '@octokit/rest';
-import type { PullRequestEvent, LinkedIssue } from '../../schemas/types.gen.js';
+import type { PullRequestEvent, LinkedIssue, ChangedFile } from '../../schemas/types.gen.js';
 import type { Source, SourceItem } from './types.js';
-import { normalizePullRequest, type Json } from './normalize.js';
+import { normalizePullRequest, trustedCloneUrl, DEFAULT_CLONE_HOSTS, type Json } from './normalize.js';
 import { abortableDelay } from './git.js';
 import { StageError } from '../../streams/types.js';
 import { logger } from '../../streams/log.js';
-import { extractLinkedIssueNumbers } from '../../operators/pr/classify.js';
+import { extractLinkedIssueNumbers, fileKind, isVendoredPath } from '../../operators/pr/classify.js';
 
 const log = logger({ component: 'source', source: 'github' });
 
@@ -66,6 +77,8 @@ export class GitHubSource implements Source {
   private readonly etags = new Map<string, Cached>();
   private readonly owner: string;
   private readonly name: string;
+  /** hosts a clone URL from the API may name: github.com and the API's own host */
+  private readonly cloneHosts: string[];
   /** requests made, by outcome (for tests and metrics) */
   readonly stats = { requests: 0, notModified: 0, rateLimitWaits: 0 };
 
@@ -74,6 +87,8 @@ export class GitHubSource implements Source {
     if (!m) throw new Error(`github: bad repository ${JSON.stringify(repo)} (want owner/repo)`);
     this.owner = m[1]!;
     this.name = m[2]!;
+    const apiHost = new URL(opts.baseUrl ?? 'https://api.github.com').hostname;
+    this.cloneHosts = [...DEFAULT_CLONE_HOSTS, ...(apiHost === 'api.github.com' ? [] : [apiHost])];
     this.octokit = new Octokit({
       auth: opts.token,
       baseUrl: opts.baseUrl ?? 'https://api.github.com',
@@ -155,19 +170,61 @@ export class GitHubSource implements Source {
     }
   }
 
-  private async linkedIssues(body: string | null, signal: AbortSignal): Promise<LinkedIssue[]> {
+  /** GitHub answered that the thing is not there for us (gone, or no access): a fact, not a failure. */
+  private static absent(err: unknown): boolean {
+    return err instanceof StageError && !err.retriable;
+  }
+
+  /** The PR's changed files, or null when GitHub will not list them. */
+  private async files(n: number, signal: AbortSignal): Promise<ChangedFile[] | null> {
+    const out: ChangedFile[] = [];
+    try {
+      for (let page = 1; page <= 30; page++) {
+        const items = await this.get<Json[]>('GET /repos/{owner}/{repo}/pulls/{pull_number}/files', { owner: this.owner, repo: this.name, pull_number: n, per_page: 100, page }, signal);
+        for (const f of items) out.push(changedFile(f));
+        if (items.length < 100) break;
+      }
+    } catch (err) {
+      if (GitHubSource.absent(err)) return null;
+      throw err;
+    }
+    return out;
+  }
+
+  /** Closing references in the PR's commit messages (the first 250 commits, GitHub's cap for this endpoint). */
+  private async commitRefs(n: number, signal: AbortSignal): Promise<number[]> {
+    const out: number[] = [];
+    try {
+      for (let page = 1; page <= 3; page++) {
+        const items = await this.get<Json[]>('GET /repos/{owner}/{repo}/pulls/{pull_number}/commits', { owner: this.owner, repo: this.name, pull_number: n, per_page: 100, page }, signal);
+        for (const c of items) {
+          const msg = (c.commit as Json | undefined)?.message;
+          if (typeof msg === 'string') out.push(...extractLinkedIssueNumbers(msg, this.repo));
+        }
+        if (items.length < 100) break;
+      }
+    } catch (err) {
+      if (GitHubSource.absent(err)) return [];
+      throw err;
+    }
+    return out;
+  }
+
+  /** Issues closed by references in the body (first) and the commits, each with its text when it is an issue. */
+  private async linkedIssues(refs: { body: number[]; commits: number[] }, signal: AbortSignal): Promise<LinkedIssue[]> {
     const out: LinkedIssue[] = [];
-    for (const n of extractLinkedIssueNumbers(body, this.repo)) {
+    const seen = new Set<number>();
+    const all = [...refs.body.map((n) => ({ n, from: 'body' as const })), ...refs.commits.map((n) => ({ n, from: 'commit' as const }))];
+    for (const { n, from } of all) {
+      if (seen.has(n)) continue;
+      seen.add(n);
       try {
         const issue = await this.get<Json>('GET /repos/{owner}/{repo}/issues/{issue_number}', { owner: this.owner, repo: this.name, issue_number: n }, signal);
         if (issue.pull_request) continue; // "fixes #12" where #12 is a PR links nothing
         out.push({ number: n, title: typeof issue.title === 'string' ? issue.title : null, body: typeof issue.body === 'string' ? issue.body : null, source: 'api' });
       } catch (err) {
-        if (err instanceof StageError && !err.retriable) {
-          out.push({ number: n, title: null, body: null, source: 'body' }); // deleted/transferred issue: keep the reference only
-          continue;
-        }
-        throw err;
+        if (!GitHubSource.absent(err)) throw err;
+        out.push({ number: n, title: null, body: null, source: from }); // deleted/transferred issue: keep the reference only
       }
     }
     return out;
@@ -178,12 +235,13 @@ export class GitHubSource implements Source {
     if (!res.ok) return { bad: res.detail };
     const ev = res.event;
     if (ev.merged === null) ev.merged = pr.merged_at ? true : false; // list items have merged_at but no `merged`
-    ev.linked_issues = await this.linkedIssues(ev.body, signal);
+    ev.files = await this.files(ev.number, signal);
+    ev.linked_issues = await this.linkedIssues({ body: extractLinkedIssueNumbers(ev.body, this.repo), commits: await this.commitRefs(ev.number, signal) }, signal);
     if (!ev.license) {
       const lic = repoJson.license as Json | null | undefined;
       ev.license = lic && typeof lic.spdx_id === 'string' ? lic.spdx_id : null;
     }
-    if (typeof repoJson.clone_url === 'string') ev.clone_url = repoJson.clone_url;
+    if (typeof repoJson.clone_url === 'string') ev.clone_url = trustedCloneUrl(this.repo, repoJson.clone_url, this.cloneHosts);
     return ev;
   }
 
@@ -253,4 +311,31 @@ export class GitHubSource implements Source {
     }
     return out.sort((a, b) => Date.parse(String(a.updated_at)) - Date.parse(String(b.updated_at)) || Number(a.number) - Number(b.number));
   }
+}
+
+/**
+ * One entry of `GET …/pulls/{n}/files` as a ChangedFile. GitHub's statuses added/removed/modified/renamed/
+ * copied/changed/unchanged map onto added/deleted/modified/renamed; counts may come as numbers or strings
+ * (old recordings); hunks are the `@@` headers of the patch; a changed file with neither a patch nor line
+ * counts is binary (GitHub's own rendering of binary files).
+ */
+export function changedFile(f: Json): ChangedFile {
+  const path = typeof f.filename === 'string' ? f.filename : '';
+  const patch = typeof f.patch === 'string' ? f.patch : null;
+  const raw = typeof f.status === 'string' ? f.status : 'modified';
+  const status = raw === 'removed' ? 'deleted' : raw === 'added' || raw === 'renamed' ? raw : raw === 'copied' ? 'added' : 'modified';
+  const num = (v: unknown) => (Number.isSafeInteger(Number(v)) ? Number(v) : 0);
+  const additions = num(f.additions);
+  const deletions = num(f.deletions);
+  return {
+    path,
+    old_path: typeof f.previous_filename === 'string' ? f.previous_filename : null,
+    kind: fileKind(path),
+    status,
+    additions,
+    deletions,
+    hunks: patch ? (patch.match(/^@@ /gm) ?? []).length : 0,
+    binary: patch === null && additions + deletions === 0 && status !== 'deleted',
+    vendored: isVendoredPath(path),
+  };
 }

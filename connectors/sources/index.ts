@@ -23,6 +23,7 @@ export { GitSource } from './git.js';
  *   source without a secret.
  */
 export function openSource(uri: string, opts: SourceOptions & { gharchiveBase?: string }): Source {
+  const cloneHosts = cloneHostsFrom(process.env.SWE_STREAM_CLONE_HOSTS);
   const i = uri.indexOf(':');
   if (i <= 0) throw new Error(`source ${JSON.stringify(uri)}: expected <scheme>:<target>, scheme one of gharchive, github, webhook, git`);
   const scheme = uri.slice(0, i);
@@ -30,7 +31,7 @@ export function openSource(uri: string, opts: SourceOptions & { gharchiveBase?: 
   if (!rest) throw new Error(`source ${JSON.stringify(uri)}: empty target`);
   switch (scheme) {
     case 'gharchive':
-      return new GhArchiveSource(uri, rest, { base: opts.gharchiveBase });
+      return new GhArchiveSource(uri, rest, { base: opts.gharchiveBase, cloneHosts });
     case 'github': {
       const q = rest.indexOf('?');
       const repo = q === -1 ? rest : rest.slice(0, q);
@@ -51,11 +52,23 @@ export function openSource(uri: string, opts: SourceOptions & { gharchiveBase?: 
       if (!m || Number(m[2]) > 65535) throw new Error(`source ${uri}: expected webhook:<host>:<port>`);
       const secret = opts.webhookSecret ?? process.env.SWE_STREAM_WEBHOOK_SECRET ?? process.env.GITHUB_WEBHOOK_SECRET;
       if (!secret) throw new Error(`source ${uri}: a webhook secret is required (SWE_STREAM_WEBHOOK_SECRET)`);
-      return new WebhookSource(uri, { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), secret });
+      return new WebhookSource(uri, { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), secret, cloneHosts });
     }
     case 'git':
       return new GitSource(uri, rest, opts.mirrors);
     default:
       throw new Error(`source ${JSON.stringify(uri)}: unknown scheme ${JSON.stringify(scheme)} (gharchive, github, webhook, git)`);
   }
+}
+
+/**
+ * Hosts an event's clone URL may name (`SWE_STREAM_CLONE_HOSTS`, comma-separated, e.g. a GitHub Enterprise
+ * host); github.com always. Unset: github.com only (see normalize.ts trustedCloneUrl).
+ * @throws Error for an entry that is not a bare host name (a URL, a path, a port)
+ */
+export function cloneHostsFrom(value: string | undefined): string[] | undefined {
+  if (!value?.trim()) return undefined;
+  const hosts = value.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  for (const h of hosts) if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(h)) throw new Error(`SWE_STREAM_CLONE_HOSTS: ${JSON.stringify(h)} is not a host name`);
+  return [...new Set(['github.com', ...hosts])];
 }

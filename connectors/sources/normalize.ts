@@ -148,6 +148,7 @@ export function normalizePullRequest(input: PullRequestInput, opts: NormalizeOpt
     labels,
     license: licenseOf(baseRepo) ?? licenseOf(input.repository),
     merge_style: null,
+    files: null,
   };
   return { ok: true, event };
 }

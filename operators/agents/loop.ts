@@ -43,6 +43,7 @@ import type { ChatCompletionMessageParam, ChatCompletionTool, ChatCompletionMess
 import type { Sandbox } from '../sandbox/types.js';
 import type { LlmClient } from '../llm/client.js';
 import { logger } from '../../streams/log.js';
+import { isRetriable } from '../../streams/types.js';
 
 const log = logger({ component: 'agent-loop' });
 
@@ -267,7 +268,7 @@ function forModel(messages: ChatCompletionMessageParam[]): ChatCompletionMessage
 
 function errorInfo(e: unknown): { name: string; message: string; retriable: boolean } {
   const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name, message: err.message, retriable: (err as { retriable?: boolean }).retriable ?? true };
+  return { name: err.name, message: err.message, retriable: isRetriable(e) };
 }
 
 /**

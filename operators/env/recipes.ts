@@ -11,15 +11,15 @@
 import { createHash } from 'node:crypto';
 import type { Detection, PackageManager, Runner } from './detect.js';
 import { tomlTable } from './detect.js';
-import { getRunner } from '../runners/index.js';
+import { getRunner, type Invocation, type ReportFormat as RunnerReportFormat } from '../runners/index.js';
 
 /** Where the repository lives in every sandbox, as in SWE-bench. */
 export const WORKDIR = '/testbed';
 /** Directory for harness reports inside a sandbox (outside the repository, so reports never show up in `git status`). */
 export const REPORT_DIR = '/tmp/swe-stream';
 
-/** Report format names as in schemas/parts/Environment.avsc (`report_format`). */
-export type ReportFormat = 'junit' | 'jest-json' | 'vitest-json' | 'mocha-json';
+/** Report format names as in schemas/parts/Environment.avsc (`report_format`): each runner's own (operators/runners). */
+export type ReportFormat = RunnerReportFormat;
 
 /** A replayable environment recipe. All commands run with `bash -lc` in {@link WORKDIR}. */
 export interface Recipe {
@@ -37,6 +37,8 @@ export interface Recipe {
   preCommands: string[];
   /** whole suite, network off; writes {@link reportPath} and prints a text log (the parse fallback) */
   testCommand: string;
+  /** how the repository's test script runs the runner (operators/runners Invocation), for every later test command */
+  invocations: Invocation[];
   nodeVersion: string | null;
   pythonVersion: string | null;
   /** files whose normalised contents went into {@link hash} */
@@ -116,42 +118,26 @@ export function jsPreCommands(d: Detection): string[] {
     const reqs = mochaRequires(d.runnerArgs).requires.map((r) => (!r.startsWith('@') && !r.startsWith('.') && /[/\\]|\.[cm]?[jt]s$/.test(r) ? `./${r}` : r));
     if (reqs.length) out.push(`export NODE_OPTIONS=${q(reqs.map((r) => `--require ${r}`).join(' '))}`);
   }
+  // Runner commands start runners with npx; under Yarn Plug'n'Play there is no node_modules/.bin, and
+  // `yarn <bin>` is how a binary runs.
+  if (d.packageManager === 'yarn-berry') out.push('npx() { yarn "$@"; }');
   out.push(...d.preTest);
   return out;
 }
 
 function jsTestCommand(d: Detection, reportPath: string, pre: string[]): string {
-  const args = (d.runner === 'mocha' ? mochaRequires(d.runnerArgs).rest : d.runnerArgs).map(q).join(' ');
-  let run: string;
-  switch (d.runner) {
-    case 'jest':
-      // --maxWorkers=2: on a 2-core machine jest would otherwise run in band, where a test's process.exit
-      // ends the whole run and a test that parses process.argv (commander's do) sees jest's own flags.
-      run = `jest ${args} --ci --maxWorkers=2 --coverage=false --json --outputFile=${reportPath}`;
-      break;
-    case 'vitest':
-      run = `vitest run ${args} --reporter=junit --outputFile=${reportPath}`;
-      break;
-    case 'mocha':
-      // mocha's json reporter only writes to stdout before mocha 9; redirecting works for every version,
-      // and stderr stays the text log.
-      run = `mocha ${args} --reporter json > ${reportPath}`;
-      break;
-    default:
-      // node's JUnit reporter names no file, so the shared runner runs file by file with markers its parser
-      // reads (and falls back to TAP on Node < 20.11); the repository's own path arguments are not needed.
-      run = getRunner('node-test').testCommand({ files: 'all', reportPath });
-  }
-  if (d.runner !== 'node-test') run = run.replace(/\s+/g, ' ');
-  if (d.packageManager === 'yarn-berry' && d.runner !== 'node-test') run = `yarn ${run}`;
+  // The shared runner builds the command, with the repository's invocations (variables, node flags,
+  // arguments, every variant of its test script): the same code builds every later selected-tests command.
+  const run = getRunner(d.runner).testCommand({ files: 'all', reportPath, invocations: d.invocations });
   // The whole-suite check runs exactly what later test runs get: pre-commands, then the runner.
-  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, ...pre, d.runner === 'node-test' ? `{ ${run}; }` : run];
+  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, ...pre, `{ ${run}; }`];
   return steps.join(' && ');
 }
 
-function pythonTestCommand(reportPath: string): string {
-  // --continue-on-collection-errors: one module that fails to import must not hide every other test.
-  return [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, `python -m pytest -rA --junitxml=${reportPath} -p no:cacheprovider --continue-on-collection-errors`].join(' && ');
+function pythonTestCommand(d: Detection, reportPath: string): string {
+  // pytest runs with --continue-on-collection-errors: one module that fails to import must not hide every other test.
+  const run = getRunner(d.runner).testCommand({ files: 'all', reportPath, invocations: d.invocations });
+  return [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, `{ ${run}; }`].join(' && ');
 }
 
 /** The dependency-relevant part of a manifest, so the package's own version bump does not change the hash. */
@@ -191,8 +177,8 @@ export function normaliseManifest(path: string, text: string): string {
  */
 export function buildRecipe(d: Detection, files: string[], contents: Record<string, string>, baseImage: string): Recipe {
   const python = d.language === 'python';
-  const reportFormat: ReportFormat = d.runner === 'jest' ? 'jest-json' : d.runner === 'mocha' ? 'mocha-json' : 'junit';
-  const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : 'json'}`;
+  const reportFormat: ReportFormat = getRunner(d.runner).reportFormat;
+  const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : reportFormat === 'tap' ? 'tap' : reportFormat === 'jsonl' ? 'jsonl' : 'json'}`;
   const pre = python ? [] : jsPreCommands(d);
   const base = {
     language: d.language,
@@ -204,7 +190,8 @@ export function buildRecipe(d: Detection, files: string[], contents: Record<stri
     workdir: WORKDIR,
     installCommands: python ? pythonInstall(d) : jsInstall(d, files),
     preCommands: pre,
-    testCommand: python ? pythonTestCommand(reportPath) : jsTestCommand(d, reportPath, pre),
+    testCommand: python ? pythonTestCommand(d, reportPath) : jsTestCommand(d, reportPath, pre),
+    invocations: d.invocations,
     nodeVersion: python ? null : String(d.nodeMajor ?? 18),
     pythonVersion: python ? '3.11' : null,
     manifests: d.manifests,
@@ -242,6 +229,7 @@ export function recipeFromJson(o: unknown): Omit<Recipe, 'hash' | 'manifests'> {
     installCommands: r.installCommands as string[],
     preCommands: Array.isArray(r.preCommands) ? (r.preCommands as string[]) : [],
     testCommand: str('testCommand'),
+    invocations: Array.isArray(r.invocations) ? (r.invocations as Invocation[]) : [],
     nodeVersion: typeof r.nodeVersion === 'string' ? r.nodeVersion : null,
     pythonVersion: typeof r.pythonVersion === 'string' ? r.pythonVersion : null,
   };

@@ -10,12 +10,13 @@
  * }
  * ```
  *
- * Retries (the SDK's own retries are switched off so there is one policy, ours): HTTP 408, 409, 429 and
- * 5xx, connection errors and timeouts, up to `maxRetries` more attempts. The wait honours the server's
- * `retry-after-ms` / `retry-after` (seconds or HTTP date; RFC 9110 §10.2.3) when present, else exponential
- * backoff with full jitter (`random(0, min(cap, base·2^n))`, AWS Architecture Blog "Exponential Backoff And
- * Jitter"). Other 4xx (bad request, auth, not found) are not retried: they will not heal.
- * The concurrency slot is released while waiting, so a backing-off call does not block others.
+ * Retries belong to the stage runtime (ARCHITECTURE.md §4): the SDK's own retries are off, and the client
+ * waits in place only on HTTP 429 whose `retry-after-ms` / `retry-after` (seconds or an HTTP date; RFC 9110
+ * §10.2.3) is at most `maxRetryAfterMs` (default 5 s), at most `maxRetries` times (default 2). Every other
+ * failure is thrown at once as an {@link LlmError} with `retriable` set — true for 408, 409, 429, 5xx,
+ * connection errors and timeouts, false for other 4xx (bad request, auth, not found: they will not heal) —
+ * so one failing call is one HTTP request, and the runtime's due-time retry decides when to try again.
+ * The concurrency slot is released while waiting, so a rate-limited call does not block others.
  */
 import OpenAI from 'openai';
 import type {
@@ -63,9 +64,9 @@ export interface ChatResult {
   cachedTokensIn: number;
   /** true when the endpoint sent no `usage` and tokens were estimated */
   usageEstimated: boolean;
-  /** HTTP attempts made (1 = no retry) */
+  /** HTTP requests made (1 unless a 429 with a short retry-after was waited out) */
   attempts: number;
-  /** wall time including backoff waits, ms */
+  /** wall time including retry-after waits, ms */
   durationMs: number;
 }
 
@@ -74,7 +75,7 @@ export interface LlmClient {
   readonly agent: AgentName;
   readonly model: string;
   readonly config: AgentLlmConfig;
-  /** @throws LlmError (retriable for exhausted retries on transient errors, not retriable for other 4xx); the abort reason when `signal` aborts */
+  /** @throws LlmError at the first failure that is not a short 429 (retriable for 408/409/429/5xx, timeouts and connection errors; not for other 4xx); the abort reason when `signal` aborts */
   chat(req: ChatRequest): Promise<ChatResult>;
 }
 
@@ -159,11 +160,6 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
-/** Backoff before retry number `n` (1-based): full jitter over base·2^(n-1), capped. */
-export function backoffMs(n: number, baseMs: number, capMs: number, random = Math.random): number {
-  return Math.floor(random() * Math.min(capMs, baseMs * 2 ** (n - 1)));
-}
-
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -202,76 +198,66 @@ export function createLlmClient(agent: AgentName, config: AgentLlmConfig): LlmCl
   const sdk = new OpenAI({ baseURL: config.baseURL, apiKey: apiKey || 'not-set', maxRetries: 0, timeout: config.timeoutMs });
   const sem = semaphoreFor(config.baseURL, config.concurrency);
 
+  /** One HTTP request: the result, or an LlmError (with `wait` set when a short retry-after allows waiting in place). */
+  async function once(req: ChatRequest, attempt: number, started: number): Promise<ChatResult | { error: LlmError; wait: number | null }> {
+    const release = await sem.acquire(req.signal);
+    try {
+      const completion = await sdk.chat.completions.create(
+        {
+          model: config.model,
+          messages: req.messages,
+          ...(req.tools?.length ? { tools: req.tools, tool_choice: req.toolChoice ?? 'auto' } : {}),
+          temperature: req.temperature ?? config.temperature,
+          max_tokens: req.maxTokens ?? config.maxTokens,
+          ...(req.responseFormat ? { response_format: req.responseFormat } : {}),
+        },
+        { signal: req.signal, timeout: req.timeoutMs ?? config.timeoutMs },
+      );
+      const choice = completion.choices?.[0];
+      if (!choice?.message) return { error: new LlmError('response has no choices[0].message', { retriable: true, attempts: attempt }), wait: null };
+      const usage = completion.usage;
+      const tokensIn = usage?.prompt_tokens ?? approxTokens(JSON.stringify(req.messages));
+      const tokensOut = usage?.completion_tokens ?? approxTokens(JSON.stringify(choice.message));
+      const cached = Math.min(tokensIn, cachedTokens(usage));
+      const costUsd = ((tokensIn - cached) * config.priceInPerMTok + cached * (config.priceCachedInPerMTok ?? config.priceInPerMTok) + tokensOut * config.priceOutPerMTok) / 1e6;
+      log.debug({ agent, model: config.model, attempt, tokensIn, cachedTokensIn: cached, tokensOut, costUsd, ms: Date.now() - started }, 'LLM call');
+      return {
+        message: choice.message,
+        finishReason: choice.finish_reason ?? 'stop',
+        model: completion.model ?? config.model,
+        tokensIn,
+        tokensOut,
+        costUsd,
+        cachedTokensIn: cached,
+        usageEstimated: !usage,
+        attempts: attempt,
+        durationMs: Date.now() - started,
+      };
+    } catch (err) {
+      if (req.signal?.aborted) throw req.signal.reason ?? err;
+      if (err instanceof OpenAI.APIConnectionError) {
+        // includes APIConnectionTimeoutError: the network or the server's latency, both transient
+        return { error: new LlmError(`${err.name}: ${redact(err.message)}`, { retriable: true, attempts: attempt, cause: err }), wait: null };
+      }
+      if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
+        const error = new LlmError(`HTTP ${err.status}: ${redact(err.message)}`, { retriable: RETRIABLE_STATUS(err.status), status: err.status, attempts: attempt, cause: err });
+        const ra = err.status === 429 ? retryAfterMs(err.headers) : null;
+        return { error, wait: ra !== null && ra <= config.maxRetryAfterMs ? ra : null };
+      }
+      throw err; // a bug (e.g. in request building), not an endpoint condition
+    } finally {
+      release();
+    }
+  }
+
   async function chat(req: ChatRequest): Promise<ChatResult> {
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
-      const release = await sem.acquire(req.signal);
-      let wait: number;
-      let lastError: LlmError;
-      try {
-        const completion = await sdk.chat.completions.create(
-          {
-            model: config.model,
-            messages: req.messages,
-            ...(req.tools?.length ? { tools: req.tools, tool_choice: req.toolChoice ?? 'auto' } : {}),
-            temperature: req.temperature ?? config.temperature,
-            max_tokens: req.maxTokens ?? config.maxTokens,
-            ...(req.responseFormat ? { response_format: req.responseFormat } : {}),
-          },
-          { signal: req.signal, timeout: req.timeoutMs ?? config.timeoutMs },
-        );
-        const choice = completion.choices?.[0];
-        if (!choice?.message) throw new LlmError('response has no choices[0].message', { retriable: true, attempts: attempt });
-        const usage = completion.usage;
-        const tokensIn = usage?.prompt_tokens ?? approxTokens(JSON.stringify(req.messages));
-        const tokensOut = usage?.completion_tokens ?? approxTokens(JSON.stringify(choice.message));
-        const cached = Math.min(tokensIn, cachedTokens(usage));
-        const costUsd =
-          ((tokensIn - cached) * config.priceInPerMTok + cached * (config.priceCachedInPerMTok ?? config.priceInPerMTok) + tokensOut * config.priceOutPerMTok) / 1e6;
-        log.debug({ agent, model: config.model, attempt, tokensIn, cachedTokensIn: cached, tokensOut, costUsd, ms: Date.now() - started }, 'LLM call');
-        return {
-          message: choice.message,
-          finishReason: choice.finish_reason ?? 'stop',
-          model: completion.model ?? config.model,
-          tokensIn,
-          tokensOut,
-          costUsd,
-          cachedTokensIn: cached,
-          usageEstimated: !usage,
-          attempts: attempt,
-          durationMs: Date.now() - started,
-        };
-      } catch (err) {
-        if (req.signal?.aborted) throw req.signal.reason ?? err;
-        if (err instanceof LlmError) {
-          lastError = err;
-          wait = backoffMs(attempt, config.retryBaseMs, config.maxBackoffMs);
-        } else if (err instanceof OpenAI.APIConnectionError) {
-          // includes APIConnectionTimeoutError: the network or the server's latency, both transient
-          lastError = new LlmError(`${err.name}: ${redact(err.message)}`, { retriable: true, attempts: attempt, cause: err });
-          wait = backoffMs(attempt, config.retryBaseMs, config.maxBackoffMs);
-        } else if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
-          const retriable = RETRIABLE_STATUS(err.status);
-          lastError = new LlmError(`HTTP ${err.status}: ${redact(err.message)}`, { retriable, status: err.status, attempts: attempt, cause: err });
-          if (!retriable) throw lastError;
-          wait = retryAfterMs(err.headers) ?? backoffMs(attempt, config.retryBaseMs, config.maxBackoffMs);
-        } else {
-          throw err; // a bug (e.g. in request building), not an endpoint condition
-        }
-      } finally {
-        release();
-      }
-      if (attempt > config.maxRetries) {
-        throw new LlmError(`${lastError.message} (gave up after ${attempt} attempts)`, {
-          retriable: true,
-          status: lastError.status,
-          attempts: attempt,
-          cause: lastError,
-        });
-      }
-      wait = Math.min(wait, config.maxBackoffMs);
-      log.info({ agent, model: config.model, attempt, waitMs: wait, status: lastError.status }, 'LLM call failed; retrying');
-      await sleep(wait, req.signal);
+      const r = await once(req, attempt, started);
+      if (!('error' in r)) return r;
+      if (r.wait === null || attempt > config.maxRetries) throw r.error;
+      log.info({ agent, model: config.model, attempt, waitMs: r.wait, status: r.error.status }, 'LLM rate-limited with a short retry-after; waiting');
+      await sleep(r.wait, req.signal);
     }
   }
 

@@ -44,11 +44,14 @@ export const agentLlmSchema = z
     priceCachedInPerMTok: z.number().nonnegative().optional(),
     /** per-request timeout, ms */
     timeoutMs: z.number().int().positive().default(120_000),
-    /** retries after the first attempt on 429 / 5xx / timeouts / connection errors */
-    maxRetries: z.number().int().min(0).default(5),
-    /** first backoff step, ms; doubles per retry (full jitter), capped by maxBackoffMs */
-    retryBaseMs: z.number().int().min(0).default(1_000),
-    maxBackoffMs: z.number().int().min(0).default(60_000),
+    /**
+     * Waits inside one call on HTTP 429 whose `retry-after` is at most maxRetryAfterMs. Every other failure
+     * (5xx, timeouts, connection errors, a longer or missing retry-after) is thrown at once with `retriable`
+     * set: the stage runtime owns retries (due-time retry topic), so they never multiply.
+     */
+    maxRetries: z.number().int().min(0).max(5).default(2),
+    /** longest `retry-after` the client waits for in place, ms (a few seconds; longer waits belong to the runtime) */
+    maxRetryAfterMs: z.number().int().min(0).max(30_000).default(5_000),
     /** requests in flight at once to this baseURL, across all agents in the process (the smallest configured value wins) */
     concurrency: z.number().int().positive().default(4),
   })

@@ -36,15 +36,93 @@ export class GitError extends StageError {
   readonly stderr: string;
   constructor(message: string, opts: { args: string[]; exitCode: number | null; stderr: string; retriable: boolean; name?: string; cause?: unknown }) {
     super(redact(message), { retriable: opts.retriable, name: opts.name ?? 'GitError', cause: opts.cause });
-    this.args = opts.args.map((a) => redact(stripUrlCredentials(a)));
+    this.args = opts.args.map((a) => redact(a));
     this.exitCode = opts.exitCode;
-    this.stderr = redact(stripUrlCredentials(opts.stderr));
+    this.stderr = redact(opts.stderr);
   }
 }
 
-/** `https://user:pw@host/x` → `https://***@host/x`: URLs may carry tokens and end up in errors. */
+/** `https://user:pw@host/x` → `https://***@host/x` anywhere in `s`: URLs may carry tokens and end up in errors. */
 export function stripUrlCredentials(s: string): string {
-  return s.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@');
+  return redact(s);
+}
+
+/** A URL without its userinfo, and the userinfo it carried (percent-decoded), if any. */
+export interface SplitUrl {
+  /** the URL with `user:password@` removed; unchanged for anything that is not a `scheme://` URL */
+  url: string;
+  username?: string;
+  password?: string;
+}
+
+/**
+ * Split `https://user:token@host/path` into `https://host/path` and its credentials (RFC 3986 §3.2.1).
+ * Local paths and scp-like `user@host:path` addresses are returned unchanged (ssh authenticates by key there).
+ */
+export function splitUrlCredentials(raw: string): SplitUrl {
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]+@/i.test(raw)) return { url: raw };
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return { url: redact(raw) }; // not parseable: never hand back the userinfo
+  }
+  const username = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), username: username || undefined, password: password || undefined };
+}
+
+/**
+ * Credentials for git over HTTP(S), kept in memory and handed to git per command through the environment
+ * (`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`, git-config(1) "ENVIRONMENT", git ≥ 2.31) as
+ * `http.<url>.extraHeader: Authorization: Basic …`: never in a remote URL, a repository's config, a command
+ * line (visible in `ps`) or a record. A header applies to URLs under its prefix (git's `http.<url>.*` matching:
+ * same scheme, host and port, path prefix).
+ */
+export class GitCredentials {
+  private readonly entries: Array<{ prefix: string; header: string }> = [];
+
+  /**
+   * Send `username:password` (HTTP Basic, RFC 7617) to URLs under `prefix` (a `scheme://host[/path]` URL).
+   * A GitHub token works as password with any username (GitHub uses `x-access-token`).
+   */
+  add(prefix: string, username: string, password: string): this {
+    const header = `Authorization: Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    this.entries.push({ prefix: splitUrlCredentials(prefix).url, header });
+    return this;
+  }
+
+  /** Credentials from the environment: GITHUB_TOKEN for https://github.com/. */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): GitCredentials {
+    const c = new GitCredentials();
+    if (env.GITHUB_TOKEN) c.add('https://github.com/', 'x-access-token', env.GITHUB_TOKEN);
+    return c;
+  }
+
+  /** Number of prefixes with credentials. */
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * The environment variables that make git send these credentials, plus `extra` (credentials split from one
+   * URL, for this command only). Empty when there is nothing to send.
+   */
+  env(extra?: SplitUrl): Record<string, string> {
+    const all = [...this.entries];
+    if (extra?.username !== undefined || extra?.password !== undefined) {
+      all.push({ prefix: extra.url, header: `Authorization: Basic ${Buffer.from(`${extra.username ?? ''}:${extra.password ?? ''}`).toString('base64')}` });
+    }
+    if (all.length === 0) return {};
+    const out: Record<string, string> = { GIT_CONFIG_COUNT: String(all.length) };
+    all.forEach((e, i) => {
+      out[`GIT_CONFIG_KEY_${i}`] = `http.${e.prefix}.extraHeader`;
+      out[`GIT_CONFIG_VALUE_${i}`] = e.header;
+    });
+    return out;
+  }
 }
 
 /** stderr patterns of git meaning "this object/revision does not exist" (not worth retrying). */

@@ -243,12 +243,26 @@ export async function scanMergedPrs(repo: Mirror, opts: ScanOptions = {}): Promi
   const chosen = opts.limit !== undefined ? all.slice(0, opts.limit) : all;
   const prs: MergedPr[] = [];
   const unresolved = [...found.unresolved];
-  for (const pr of chosen) {
-    const r = await completeMerge(ctx, pr);
+  // One `git merge-base` per merge commit (957 in pallets/click): a few at a time instead of one after another.
+  for (const r of await mapConcurrent(chosen, 4, (pr) => completeMerge(ctx, pr))) {
     if ('reason' in r) unresolved.push(r);
     else prs.push(r);
   }
   return { prs, unresolved, tips: tips.map((t) => t.sha), pullRefs: heads.size, defaultBranch: await repo.defaultBranch() };
+}
+
+/** `fn` over `items` with at most `n` calls in flight; results in input order. Rejects with the first error. */
+async function mapConcurrent<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
 }
 
 /** What the resolution steps share. */

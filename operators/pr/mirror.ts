@@ -11,16 +11,22 @@
  *
  * Refs fetched: branches, tags, and GitHub's `refs/pull/<N>/head` when the remote advertises them
  * (wildcard refspecs that match nothing are not an error).
+ *
+ * Trust: a `clone_url` may come from an event payload. Remote URLs must be http(s)://, ssh://, git:// or
+ * scp-like `user@host:path`; a local path is cloned only when it lies under one of `localPaths` (the
+ * composition root lists what `git:` sources named), never because an event says so — also offline.
+ * Credentials never reach a mirror's config: userinfo is split off the URL and handed to git per command
+ * (see {@link GitCredentials}).
  */
 import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { StageError } from '../../streams/types.js';
 import { logger } from '../../streams/log.js';
-import { git, gitStream, GitError, isPermanentGitFailure, isRepoUnavailable, stripUrlCredentials } from './git-exec.js';
+import { git, gitStream, GitCredentials, GitError, isPermanentGitFailure, isRepoUnavailable, splitUrlCredentials, stripUrlCredentials, type SplitUrl } from './git-exec.js';
 
 const log = logger({ component: 'mirror-cache' });
 
@@ -38,8 +44,9 @@ export class MissingCommitError extends StageError {
  * not a repository, or the cache runs with `network: false` and the URL is remote. Never retriable.
  */
 export class RepoUnavailableError extends StageError {
-  constructor(message: string) {
-    super(message, { retriable: false, name: 'RepoUnavailable' });
+  /** `name`: RepoUnavailable, or InvalidRepoName for a name that cannot be a repository. */
+  constructor(message: string, name = 'RepoUnavailable') {
+    super(message, { retriable: false, name });
   }
 }
 
@@ -89,9 +96,18 @@ export interface MirrorCacheOptions {
   lockWaitMs?: number;
   /** how long a retriable clone/fetch failure is answered from memory (default 30 s) */
   failureTtlMs?: number;
+  /**
+   * Directories under which a local clone URL (a path or file://) is accepted — those `git:` sources named.
+   * Default none: every local clone URL is then RepoUnavailableError.
+   */
+  localPaths?: readonly string[];
+  /** credentials sent to remotes per command (default: GITHUB_TOKEN for github.com, see GitCredentials.fromEnv) */
+  credentials?: GitCredentials;
 }
 
 const REPO_RE = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
+/** Remote clone URLs git may fetch for us: http(s), ssh, git protocol, or scp-like `user@host:path`. */
+const REMOTE_URL_RE = /^(?:(?:https?|ssh|git):\/\/[^\s/]+(?:\/\S*)?|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/-]\S*)$/;
 const REFSPECS = ['+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*', '+refs/pull/*/head:refs/pull/*/head'];
 
 /** Is `url` something git reads from the local file system? */
@@ -102,7 +118,9 @@ export function isLocalCloneUrl(url: string): boolean {
 /** The mirror cache. See the module comment for layout and concurrency rules. */
 export class MirrorCache {
   readonly root: string;
-  private readonly opts: Required<MirrorCacheOptions>;
+  private readonly opts: Required<Omit<MirrorCacheOptions, 'localPaths' | 'credentials'>>;
+  private readonly localRoots: string[];
+  private readonly credentials: GitCredentials;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly lastFetch = new Map<string, number>();
   /** recent retriable clone/fetch failures: callers within `failureTtlMs` get the same error instead of a new attempt */
@@ -119,6 +137,8 @@ export class MirrorCache {
       lockWaitMs: opts.lockWaitMs ?? fetchTimeoutMs,
       failureTtlMs: opts.failureTtlMs ?? 30_000,
     };
+    this.localRoots = (opts.localPaths ?? []).map(canonical);
+    this.credentials = opts.credentials ?? GitCredentials.fromEnv();
     this.root = path.join(opts.dataDir, 'mirrors');
   }
 
@@ -129,16 +149,18 @@ export class MirrorCache {
 
   /**
    * `<dataDir>/mirrors/<owner>/<repo>.git` for `owner/repo`.
-   * @throws Error for a name that is not `owner/repo` (also guards against path traversal).
+   * @throws RepoUnavailableError (retriable=false, name InvalidRepoName) for a name that is not `owner/repo`
+   *   (also guards against path traversal): no later attempt can make such a name valid.
    */
   pathFor(repo: string): string {
-    if (!REPO_RE.test(repo) || repo.split('/').some((p) => p === '.' || p === '..')) throw new Error(`invalid repository name ${JSON.stringify(repo)} (want owner/repo)`);
+    if (!REPO_RE.test(repo) || repo.split('/').some((p) => p === '.' || p === '..')) throw new RepoUnavailableError(`invalid repository name ${JSON.stringify(repo)} (want owner/repo)`, 'InvalidRepoName');
     const [owner, name] = repo.split('/') as [string, string];
     return path.join(this.root, owner, `${name}.git`);
   }
 
   /** The mirror of `repo` if it has been cloned already (no I/O beyond an existence check). */
   open(repo: string): Mirror | undefined {
+    // A name git would read as an option or a traversal never reaches the file system: pathFor throws.
     const p = this.pathFor(repo);
     return existsSync(path.join(p, 'HEAD')) ? new Mirror(repo, p, this.opts.readTimeoutMs) : undefined;
   }
@@ -191,30 +213,46 @@ export class MirrorCache {
     return p;
   }
 
-  private checkUrl(repo: string, cloneUrl: string): void {
-    if (isLocalCloneUrl(cloneUrl)) {
-      const local = cloneUrl.startsWith('file://') ? new URL(cloneUrl).pathname : cloneUrl;
-      if (!existsSync(local)) throw new RepoUnavailableError(`${repo}: local repository ${local} does not exist`);
-    } else if (!this.opts.network) {
-      throw new RepoUnavailableError(`${repo}: network access is disabled for the mirror cache, cannot clone ${stripUrlCredentials(cloneUrl)}`);
+  /**
+   * Whether git may read `cloneUrl` for us; returns it split from its credentials.
+   * @throws RepoUnavailableError for a local path outside `localPaths`, a missing local path, a remote URL
+   *   while the network is off, or anything that is neither (an option-shaped string, `ext::`, …).
+   */
+  private checkUrl(repo: string, cloneUrl: string): SplitUrl {
+    const split = splitUrlCredentials(cloneUrl);
+    if (REMOTE_URL_RE.test(split.url)) {
+      if (!this.opts.network) throw new RepoUnavailableError(`${repo}: network access is disabled for the mirror cache, cannot clone ${split.url}`);
+      return split;
     }
+    if (!isLocalCloneUrl(cloneUrl)) throw new RepoUnavailableError(`${repo}: unsupported clone URL ${JSON.stringify(stripUrlCredentials(cloneUrl))} (want https://, ssh://, git://, user@host:path or a local path from a git: source)`);
+    const local = canonical(cloneUrl.startsWith('file://') ? new URL(cloneUrl).pathname : cloneUrl);
+    if (!this.localRoots.some((r) => local === r || local.startsWith(r.endsWith(path.sep) ? r : r + path.sep))) {
+      throw new RepoUnavailableError(`${repo}: local clone URL ${local} refused: only git: sources may name a local repository`);
+    }
+    if (!existsSync(local)) throw new RepoUnavailableError(`${repo}: local repository ${local} does not exist`);
+    return { url: local };
+  }
+
+  /** git environment for talking to `remote`: configured credentials plus those split from its URL. */
+  private authEnv(remote: SplitUrl): Record<string, string> {
+    return this.credentials.env(remote);
   }
 
   private async cloneLocked(repo: string, cloneUrl: string, p: string, signal?: AbortSignal): Promise<void> {
-    this.checkUrl(repo, cloneUrl);
+    const remote = this.checkUrl(repo, cloneUrl);
     await mkdir(path.dirname(p), { recursive: true });
     await this.withLock(p, signal, async () => {
-      if (existsSync(path.join(p, 'HEAD'))) return this.fetchUnlocked(repo, cloneUrl, p, signal); // another process cloned it meanwhile
+      if (existsSync(path.join(p, 'HEAD'))) return this.fetchUnlocked(repo, remote, p, signal); // another process cloned it meanwhile
       const tmp = `${p}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
       const t0 = Date.now();
       try {
         await git(['init', '--bare', '--quiet', tmp], { timeoutMs: this.opts.readTimeoutMs });
-        await git(['remote', 'add', 'origin', cloneUrl], { gitDir: tmp });
+        await git(['remote', 'add', 'origin', remote.url], { gitDir: tmp }); // never the credentials: they stay in memory
         await git(['config', '--unset-all', 'remote.origin.fetch'], { gitDir: tmp }).catch(() => undefined); // absent is fine
         for (const spec of REFSPECS) await git(['config', '--add', 'remote.origin.fetch', spec], { gitDir: tmp });
         await git(['config', 'gc.auto', '0'], { gitDir: tmp }); // no background gc racing readers; gc is an explicit maintenance job
-        await this.runFetch(repo, tmp, signal);
-        await this.setHead(tmp, signal);
+        await this.runFetch(repo, tmp, remote, signal);
+        await this.setHead(tmp, remote, signal);
         await rename(tmp, p);
         this.lastFetch.set(repo, Date.now());
         log.info({ repo, ms: Date.now() - t0 }, 'mirror cloned');
@@ -226,22 +264,24 @@ export class MirrorCache {
   }
 
   private async fetchLocked(repo: string, cloneUrl: string, p: string, signal?: AbortSignal): Promise<void> {
-    this.checkUrl(repo, cloneUrl);
-    await this.withLock(p, signal, () => this.fetchUnlocked(repo, cloneUrl, p, signal));
+    const remote = this.checkUrl(repo, cloneUrl);
+    await this.withLock(p, signal, () => this.fetchUnlocked(repo, remote, p, signal));
   }
 
-  private async fetchUnlocked(repo: string, cloneUrl: string, p: string, signal?: AbortSignal): Promise<void> {
-    // The clone_url may have changed (e.g. a test repo recreated elsewhere); the newest one wins.
-    await git(['remote', 'set-url', 'origin', cloneUrl], { gitDir: p });
+  private async fetchUnlocked(repo: string, remote: SplitUrl, p: string, signal?: AbortSignal): Promise<void> {
+    // The clone_url may have changed (e.g. a test repo recreated elsewhere); the newest one wins. Setting it
+    // also scrubs a credential an older version of this cache wrote into the config.
+    await git(['remote', 'set-url', 'origin', remote.url], { gitDir: p });
     const t0 = Date.now();
-    await this.runFetch(repo, p, signal);
+    await this.runFetch(repo, p, remote, signal);
     this.lastFetch.set(repo, Date.now());
     log.debug({ repo, ms: Date.now() - t0 }, 'mirror fetched');
   }
 
-  private async runFetch(repo: string, gitDir: string, signal?: AbortSignal): Promise<void> {
+  private async runFetch(repo: string, gitDir: string, remote: SplitUrl, signal?: AbortSignal): Promise<void> {
+    const env = this.authEnv(remote);
     try {
-      await git(['fetch', '--prune', '--quiet', 'origin', ...REFSPECS.slice(0, 2)], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal });
+      await git(['fetch', '--prune', '--quiet', 'origin', ...REFSPECS.slice(0, 2)], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal, env });
     } catch (err) {
       if (err instanceof GitError && isRepoUnavailable(err.stderr)) throw new RepoUnavailableError(`${repo}: ${err.message}`);
       if (err instanceof GitError && !err.retriable && isPermanentGitFailure(err.stderr)) throw new RepoUnavailableError(`${repo}: ${err.message}`);
@@ -250,7 +290,7 @@ export class MirrorCache {
     // PR heads are a separate, best-effort fetch: they are only used for head_sha, and one broken fork
     // head (objects the remote lost; git then aborts the whole pack) must not cost us the mainline.
     try {
-      await git(['fetch', '--prune', '--quiet', 'origin', REFSPECS[2]!], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal });
+      await git(['fetch', '--prune', '--quiet', 'origin', REFSPECS[2]!], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal, env });
     } catch (err) {
       if (signal?.aborted) throw err;
       log.warn({ repo, err: err instanceof Error ? err.message : String(err) }, 'refs/pull/*/head not fetched; PR heads stay unknown');
@@ -258,8 +298,8 @@ export class MirrorCache {
   }
 
   /** Point the bare mirror's HEAD at the remote's default branch (what `git clone` does). */
-  private async setHead(gitDir: string, signal?: AbortSignal): Promise<void> {
-    const out = await git(['ls-remote', '--symref', 'origin', 'HEAD'], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal }).catch(() => '');
+  private async setHead(gitDir: string, remote: SplitUrl, signal?: AbortSignal): Promise<void> {
+    const out = await git(['ls-remote', '--symref', 'origin', 'HEAD'], { gitDir, timeoutMs: this.opts.fetchTimeoutMs, signal, env: this.authEnv(remote) }).catch(() => '');
     const m = /^ref: (refs\/heads\/\S+)\s+HEAD/m.exec(out);
     let target = m?.[1];
     if (!target) {
@@ -319,6 +359,16 @@ export class MirrorCache {
       // The lock vanished between EEXIST and read (released), or is half-written: just retry.
       return false;
     }
+  }
+}
+
+/** Absolute, symlinks resolved where the path exists (so an allowed root cannot be escaped through a link). */
+function canonical(p: string): string {
+  const abs = path.resolve(p);
+  try {
+    return realpathSync(abs);
+  } catch {
+    return abs;
   }
 }
 

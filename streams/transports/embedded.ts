@@ -14,6 +14,8 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EventEmitter } from 'node:events';
+import type { KeyedStore, StoreWrite, StoreWriteOptions } from '../store.js';
+import { checkNamespace } from '../store.js';
 import {
   type Completion,
   type ConsumedRecord,
@@ -36,7 +38,7 @@ interface WriteOp {
   records: ProduceRecord[];
   marks: Array<{ group: string; topic: string; partition: number; offset: string }>;
   commits: Array<{ group: string; topic: string; partition: number; offset: string }>;
-  state?: Record<string, string>;
+  state?: StoreWrite[];
   /** A runtime batch (GroupConsumer.completeMany): each completion's outputs, and its mark unless a commit of the transaction covers it. */
   completions?: { group: string; cs: Completion[] };
   resolve: () => void;
@@ -68,11 +70,16 @@ export class EmbeddedTransport implements Transport {
   private flushScheduled = false;
   private readonly events = new EventEmitter();
   private readonly members = new Map<string, EmbeddedConsumer>();
+  private readonly stores = new Map<string, EmbeddedStore>();
+  /** Store writes made for an input record, waiting for that record's completion (key: topic\0partition\0offset). */
+  private readonly pendingStore = new Map<string, StoreWrite[]>();
+  /** Values of store writes not yet durable (key: namespace\0key), with how many pending writes touch the key. */
+  private readonly overlay = new Map<string, { value: string | null; n: number }>();
   private closed = false;
   readonly pollMs: number;
   private readonly st: {
     insert: Stmt; maxOffset: Stmt; mark: Stmt; commit: Stmt; unmark: Stmt; committed: Stmt; marks: Stmt;
-    read: Stmt; low: Stmt; putState: Stmt; getState: Stmt; topics: Stmt; addTopic: Stmt; groups: Stmt; groupOffsets: Stmt;
+    read: Stmt; low: Stmt; putStore: Stmt; delStore: Stmt; getStore: Stmt; topics: Stmt; addTopic: Stmt; groups: Stmt; groupOffsets: Stmt;
   };
 
   constructor(opts: EmbeddedOptions) {
@@ -97,8 +104,9 @@ export class EmbeddedTransport implements Transport {
         offset INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS processed (grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
         offset INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition, offset)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS store (ns TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (ns, k)) WITHOUT ROWID;
     `);
+    this.migrateStateTable();
     this.st = {
       insert: this.db.prepare('INSERT INTO records (topic, partition, offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       maxOffset: this.db.prepare('SELECT MAX(offset) AS m FROM records WHERE topic = ? AND partition = ?').safeIntegers(true),
@@ -110,8 +118,9 @@ export class EmbeddedTransport implements Transport {
       marks: this.db.prepare('SELECT offset FROM processed WHERE grp = ? AND topic = ? AND partition = ? AND offset >= ?').safeIntegers(true),
       read: this.db.prepare('SELECT offset, key, value, headers, ts FROM records WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?').raw(true),
       low: this.db.prepare('SELECT MIN(offset) AS lo, MAX(offset) AS hi FROM records WHERE topic = ? AND partition = ?').safeIntegers(true),
-      putState: this.db.prepare('INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
-      getState: this.db.prepare('SELECT v FROM state WHERE k = ?'),
+      putStore: this.db.prepare('INSERT INTO store (ns, k, v) VALUES (?, ?, ?) ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v'),
+      delStore: this.db.prepare('DELETE FROM store WHERE ns = ? AND k = ?'),
+      getStore: this.db.prepare('SELECT v FROM store WHERE ns = ? AND k = ?').pluck(true),
       topics: this.db.prepare('SELECT name, partitions FROM topics'),
       addTopic: this.db.prepare('INSERT OR IGNORE INTO topics (name, partitions) VALUES (?, ?)'),
       groups: this.db.prepare('SELECT DISTINCT grp FROM group_offsets ORDER BY grp'),
@@ -136,13 +145,70 @@ export class EmbeddedTransport implements Transport {
     return n;
   }
 
-  produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void> {
+  produce(records: ProduceRecord[], state?: StoreWrite[]): Promise<void> {
     return this.enqueue({ records, marks: [], commits: [], state });
   }
 
-  async getState(key: string): Promise<string | null> {
-    const row = this.st.getState.get(key) as { v: string } | undefined;
-    return row?.v ?? null;
+  /** Source cursors of logs written before the keyed store existed (`state` table, `source-cursor:<uri>`) move into it once. */
+  private migrateStateTable(): void {
+    const old = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'state'").get();
+    if (!old) return;
+    this.db.transaction(() => {
+      this.db.exec(`INSERT OR IGNORE INTO store (ns, k, v) SELECT 'source-cursors', substr(k, 15), v FROM state WHERE k LIKE 'source-cursor:%'`);
+      this.db.exec('DROP TABLE state');
+    }).immediate();
+  }
+
+  /** The keyed store of `namespace`: a table of this log (see streams/store.ts). @throws RangeError for a bad namespace */
+  async openStore(namespace: string): Promise<KeyedStore> {
+    checkNamespace(namespace);
+    let st = this.stores.get(namespace);
+    if (!st) this.stores.set(namespace, (st = new EmbeddedStore(this, namespace)));
+    return st;
+  }
+
+  /** @internal A store value: a pending write of this process first, else the durable one. */
+  storeGet(namespace: string, key: string): string | null {
+    const o = this.overlay.get(`${namespace}\u0000${key}`);
+    if (o) return o.value;
+    return (this.st.getStore.get(namespace, key) as string | undefined) ?? null;
+  }
+
+  /**
+   * @internal Record a store write. With `origin` it waits (visible to this process at once) for the completion
+   * of that input record and is written in its transaction; without, it is written in the next transaction.
+   */
+  storeWrite(w: StoreWrite, opts: StoreWriteOptions | undefined): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportError('embedded log is closed', false));
+    const ok = `${w.namespace}\u0000${w.key}`;
+    const o = this.overlay.get(ok);
+    if (o) {
+      o.value = w.value;
+      o.n++;
+    } else this.overlay.set(ok, { value: w.value, n: 1 });
+    if (!opts?.origin) return this.enqueue({ records: [], marks: [], commits: [], state: [w] });
+    const k = originKey(opts.origin.topic, opts.origin.partition, opts.origin.offset);
+    const list = this.pendingStore.get(k);
+    if (list) list.push(w);
+    else this.pendingStore.set(k, [w]);
+    return Promise.resolve();
+  }
+
+  /** Apply store writes inside the caller's transaction. */
+  private applyStore(ws: StoreWrite[]): void {
+    for (const w of ws) {
+      if (w.value === null) this.st.delStore.run(w.namespace, w.key);
+      else this.st.putStore.run(w.namespace, w.key, w.value);
+    }
+  }
+
+  /** After a commit: the durable table now holds these writes; forget their overlay entries once no other write is pending. */
+  private settleStore(ws: StoreWrite[]): void {
+    for (const w of ws) {
+      const ok = `${w.namespace}\u0000${w.key}`;
+      const o = this.overlay.get(ok);
+      if (o && --o.n <= 0) this.overlay.delete(ok);
+    }
   }
 
   /** Queue a write into the next group-commit transaction. */
@@ -163,14 +229,16 @@ export class EmbeddedTransport implements Transport {
     this.queue = [];
     if (ops.length === 0) return;
     const touched = new Set<string>();
+    const applied: StoreWrite[][] = [];
     try {
-      this.writeBatch(ops, touched);
+      this.writeBatch(ops, touched, applied);
     } catch (e) {
       this.heads.clear(); // the transaction rolled back: re-read heads from the file
       const err = new TransportError(`embedded log write failed: ${(e as Error).message}`, true, { cause: e });
       for (const op of ops) op.reject(err);
       return;
     }
+    for (const ws of applied) this.settleStore(ws);
     for (const op of ops) op.resolve();
     for (const t of touched) this.events.emit('data', t);
   }
@@ -206,7 +274,7 @@ export class EmbeddedTransport implements Transport {
     }
   }
 
-  private writeBatch(ops: WriteOp[], touched: Set<string>): void {
+  private writeBatch(ops: WriteOp[], touched: Set<string>, applied: StoreWrite[][]): void {
     const now = Date.now();
     // A mark is only needed when no commit in this same transaction already covers the offset.
     const commitMax = new Map<string, bigint>();
@@ -219,6 +287,7 @@ export class EmbeddedTransport implements Transport {
       for (const c of op.commits) addCommit(c.group, c.topic, c.partition, c.offset);
       if (op.completions) for (const c of op.completions.cs) if (c.commit !== undefined) addCommit(op.completions.group, c.input.topic, c.input.partition, c.commit);
     }
+    const pendingDone: string[] = [];
     const tx = this.db.transaction(() => {
       for (const op of ops) {
         this.insertRecords(op.records, now, touched);
@@ -234,6 +303,16 @@ export class EmbeddedTransport implements Transport {
           for (const c of cs) {
             this.insertRecords(c.outputs, now, touched);
             const { topic, partition, offset } = c.input;
+            if (this.pendingStore.size > 0) {
+              // Store writes made while handling this input: durable with its outputs, in this transaction.
+              const k = originKey(topic, partition, offset);
+              const ws = this.pendingStore.get(k);
+              if (ws) {
+                this.applyStore(ws);
+                applied.push(ws);
+                pendingDone.push(k);
+              }
+            }
             if (topic !== lastTopic || partition !== lastPartition) {
               lastTopic = topic;
               lastPartition = partition;
@@ -243,7 +322,10 @@ export class EmbeddedTransport implements Transport {
             if (cm === undefined || BigInt(offset) >= cm) this.st.mark.run(group, topic, partition, BigInt(offset));
           }
         }
-        if (op.state) for (const [k, v] of Object.entries(op.state)) this.st.putState.run(k, v);
+        if (op.state) {
+          this.applyStore(op.state);
+          applied.push(op.state);
+        }
       }
       // One offset update per partition per transaction, whatever the number of completions in it.
       for (const [k, off] of commitMax) {
@@ -253,6 +335,7 @@ export class EmbeddedTransport implements Transport {
       }
     });
     tx.immediate();
+    for (const k of pendingDone) this.pendingStore.delete(k);
   }
 
   /** Wait until `topic` gets new records or `ms` passes (other processes are seen by polling). */
@@ -411,13 +494,7 @@ class EmbeddedConsumer implements GroupConsumer {
   }
 
   async complete(c: Completion): Promise<boolean> {
-    if (this.ac.signal.aborted) return false;
-    await this.log.enqueue({
-      records: c.outputs,
-      marks: [{ group: this.opts.groupId, topic: c.input.topic, partition: c.input.partition, offset: c.input.offset }],
-      commits: c.commit ? [{ group: this.opts.groupId, topic: c.input.topic, partition: c.input.partition, offset: c.commit }] : [],
-    });
-    return true;
+    return (await this.completeMany([c]))[0]!;
   }
 
   /** One write-queue entry for a whole runtime batch: one transaction, one promise. */
@@ -450,3 +527,29 @@ class EmbeddedConsumer implements GroupConsumer {
 }
 
 const key = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
+const originKey = (topic: string, partition: number, offset: string) => `${topic}\u0000${partition}\u0000${offset}`;
+
+/** A keyed store on the embedded log (see streams/store.ts for the contract). */
+class EmbeddedStore implements KeyedStore {
+  constructor(private readonly log: EmbeddedTransport, readonly namespace: string) {}
+
+  async get(key: string): Promise<string | null> {
+    return this.log.storeGet(this.namespace, key);
+  }
+
+  put(key: string, value: string, opts?: StoreWriteOptions): Promise<void> {
+    return this.log.storeWrite({ namespace: this.namespace, key, value }, opts);
+  }
+
+  delete(key: string, opts?: StoreWriteOptions): Promise<void> {
+    return this.log.storeWrite({ namespace: this.namespace, key, value: null }, opts);
+  }
+
+  /** Atomic in this process: the check and the write happen in one synchronous step (one writer per log file). */
+  async putIfAbsent(key: string, value: string, opts?: StoreWriteOptions): Promise<string> {
+    const cur = this.log.storeGet(this.namespace, key);
+    if (cur !== null) return cur;
+    await this.log.storeWrite({ namespace: this.namespace, key, value }, opts);
+    return value;
+  }
+}

@@ -15,8 +15,10 @@
  *   longer assigned are dropped (resolve false) and never sent (see {@link KafkaGroupConsumer.commit}).
  * - Kafka has no transaction between the outputs and the commit here: delivery is at-least-once and sinks
  *   dedupe by deterministic ids. `processedAbove` is always empty.
- * - `produce(records, state)` keeps source cursors in a local JSON state file, written after the records are
- *   durable (so a crash repeats, never loses, events; sinks dedupe).
+ * - Keyed stores (`openStore`, streams/store.ts): one compacted topic per namespace (`store.<namespace>`), read
+ *   from the beginning by every process that opens it and tailed from then on (like a Kafka Streams
+ *   GlobalKTable); `produce(records, state)` writes the state to those topics once the records are
+ *   acknowledged (a crash repeats, never loses, events; sinks dedupe).
  *
  * Sources: Kafka protocol guide (OffsetCommit carries generation and member id, committed offset = next offset
  * to read), KIP-98 (idempotent producer: ≤ 5 in-flight requests, acks=all), kafkajs 2.2.4 docs and source
@@ -25,9 +27,8 @@
 import kafkajs from 'kafkajs';
 import type { Admin, Consumer, EachBatchPayload, ICustomPartitioner, IHeaders, KafkaMessage, LogEntry, Message, Producer } from 'kafkajs';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import type pino from 'pino';
+import { checkNamespace, storeTopic, type KeyedStore, type StoreWrite, type StoreWriteOptions } from '../store.js';
 import { logger as makeLogger } from '../log.js';
 import {
   TransportError,
@@ -61,8 +62,10 @@ export interface KafkaTransportOptions {
   connectionTimeoutMs?: number;
   /** Retries of connects and admin requests (exponential backoff from 250 ms, max 2 s): the default 5 fails an unreachable broker in ~6 s. */
   retries?: number;
-  /** File that holds `produce(…, state)` values. Default `.swe-stream/kafka-state.json` under the working directory. */
-  stateFile?: string;
+  /** Partitions of a store topic created by {@link KafkaTransport.openStore}. Default 1 (stores are small; one partition keeps one order). */
+  storePartitions?: number;
+  /** How long a store may take to read its topic to the end when opened (ms). Default 60 000. */
+  storeReadyTimeoutMs?: number;
   /**
    * Largest single record (bytes, see recordBytes) this transport sends; a larger one is refused before it
    * reaches the broker (TransportError with `refused`). Keep it under the broker's and topics'
@@ -197,8 +200,12 @@ export class KafkaTransport implements Transport {
   /** @internal */
   readonly log: pino.Logger;
   private readonly replicationFactor: number;
-  private readonly stateFile: string;
   private readonly maxRequestBytes: number;
+  /** @internal */
+  readonly storePartitions: number;
+  /** @internal */
+  readonly storeReadyTimeoutMs: number;
+  private readonly stores = new Map<string, Promise<KafkaStore>>();
   private readonly admin: Admin;
   private readonly producer: Producer;
   private connecting: Promise<void> | undefined;
@@ -206,15 +213,14 @@ export class KafkaTransport implements Transport {
   private readonly queue: PendingProduce[] = [];
   /** The running drain of {@link queue}, if any. */
   private flushing: Promise<void> | undefined;
-  private state: Record<string, string> | undefined;
-  private stateWrite: Promise<void> = Promise.resolve();
   private readonly members = new Set<KafkaGroupConsumer>();
 
   constructor(opts: KafkaTransportOptions = {}) {
     this.brokers = opts.brokers ?? defaultBrokers();
     this.log = opts.logger ?? makeLogger({ component: 'kafka' });
     this.replicationFactor = opts.replicationFactor ?? 1;
-    this.stateFile = opts.stateFile ?? join(process.cwd(), '.swe-stream', 'kafka-state.json');
+    this.storePartitions = opts.storePartitions ?? 1;
+    this.storeReadyTimeoutMs = opts.storeReadyTimeoutMs ?? 60_000;
     this.maxRequestBytes = opts.maxRequestBytes ?? 900_000;
     this.maxRecordBytes = opts.maxRecordBytes ?? 1_000_000;
     this.metadataWaitMs = opts.metadataWaitMs ?? 30_000;
@@ -299,17 +305,79 @@ export class KafkaTransport implements Transport {
 
   /**
    * Produce records (acks=all, idempotent); resolves once every record is acknowledged by the broker.
-   * `state`, when given, is merged into the local state file after the records are durable.
+   * `state`, when given, goes to the stores' compacted topics after the records are acknowledged.
    * @throws TransportError when the broker rejects the batch or stays unreachable
    */
-  async produce(records: ProduceRecord[], state?: Record<string, string>): Promise<void> {
-    if (records.length > 0) {
-      await new Promise<void>((resolve, reject) => {
-        this.queue.push({ records, resolve, reject });
-        this.kick();
-      });
+  async produce(records: ProduceRecord[], state?: StoreWrite[]): Promise<void> {
+    if (records.length > 0) await this.send1(records);
+    if (state && state.length > 0) {
+      const stores = await Promise.all(state.map((w) => this.openStore(w.namespace) as Promise<KafkaStore>));
+      const recs = state.map((w, i) => stores[i]!.prepare(w.key, w.value));
+      try {
+        await this.send1(recs);
+      } catch (err) {
+        for (let i = 0; i < state.length; i++) stores[i]!.settle(recs[i]!, false);
+        throw err;
+      }
+      for (let i = 0; i < state.length; i++) stores[i]!.settle(recs[i]!, true);
     }
-    if (state) await this.saveState(state);
+  }
+
+  /** @internal Queue records for the next coalesced request; resolves when they are acknowledged. */
+  send1(records: ProduceRecord[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ records, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /**
+   * The keyed store of `namespace` on its compacted topic `store.<namespace>` (created when missing with
+   * cleanup.policy=compact), read to its end before this resolves. Cached per namespace.
+   * @throws RangeError for a bad namespace; TransportError when the brokers do not answer or the topic is
+   * not read to its end within `storeReadyTimeoutMs`
+   */
+  openStore(namespace: string): Promise<KeyedStore> {
+    try {
+      checkNamespace(namespace);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let p = this.stores.get(namespace);
+    if (!p) {
+      const st = new KafkaStore(this, namespace);
+      p = st.open().then(() => st);
+      p.catch(() => this.stores.delete(namespace));
+      this.stores.set(namespace, p);
+    }
+    return p;
+  }
+
+  /**
+   * @internal Create a store topic when missing: compacted, and no record compacted away within 24 h of being
+   * written (min.compaction.lag.ms), which bounds how long a first-writer-wins claim has to settle.
+   */
+  async ensureStoreTopic(topic: string): Promise<void> {
+    await this.connect();
+    try {
+      if ((await this.admin.listTopics()).includes(topic)) return;
+      await this.admin.createTopics({
+        topics: [{
+          topic,
+          numPartitions: this.storePartitions,
+          replicationFactor: this.replicationFactor,
+          configEntries: [
+            { name: 'cleanup.policy', value: 'compact' },
+            { name: 'min.compaction.lag.ms', value: String(24 * 3600_000) },
+          ],
+        }],
+        waitForLeaders: true,
+      });
+      this.log.info({ topic }, 'store topic created');
+    } catch (err) {
+      if (errorType(err) === 'TOPIC_ALREADY_EXISTS') return; // another worker created it first
+      throw toTransportError(`creating store topic ${topic}`, err);
+    }
   }
 
   /** Drain the produce queue: everything queued goes out together, one request at a time. */
@@ -389,41 +457,16 @@ export class KafkaTransport implements Transport {
     if (bytes > 0) await sendNow();
   }
 
-  private loadState(): Record<string, string> {
-    if (!this.state) {
-      try {
-        this.state = JSON.parse(readFileSync(this.stateFile, 'utf8')) as Record<string, string>;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new TransportError(`cannot read state file ${this.stateFile}: ${(err as Error).message}`, false, { cause: err });
-        this.state = {};
-      }
-    }
-    return this.state;
-  }
-
-  /** Merge `values` into the state file (write to a temp file, then rename: never a torn file). Writes are serialised. */
-  private saveState(values: Record<string, string>): Promise<void> {
-    const next = (this.stateWrite = this.stateWrite.then(() => {
-      const state = Object.assign(this.loadState(), values);
-      mkdirSync(dirname(this.stateFile), { recursive: true });
-      const tmp = `${this.stateFile}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(state));
-      renameSync(tmp, this.stateFile);
-    }));
-    return next;
-  }
-
-  /** A value saved with `produce(…, state)`, from the local state file; null when absent. */
-  async getState(key: string): Promise<string | null> {
-    await this.stateWrite;
-    return this.loadState()[key] ?? null;
-  }
-
   /** A consumer-group member; nothing connects until {@link GroupConsumer.start}. */
   consumer(opts: ConsumerOptions): GroupConsumer {
     const c = new KafkaGroupConsumer(this, opts);
     this.members.add(c);
     return c;
+  }
+
+  /** @internal Delete a consumer group (a store's reader); failures are logged, not thrown. */
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.admin.deleteGroups([groupId]).catch((err: unknown) => this.log.debug({ groupId, err: (err as Error).message }, 'deleting a reader group failed'));
   }
 
   /** @internal */
@@ -545,8 +588,8 @@ export class KafkaTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.allSettled([...this.members].map((m) => m.stop()));
+    await Promise.allSettled([...this.stores.values()].map((p) => p.then((st) => st.close())));
     while (this.flushing) await this.flushing; // let queued produces finish
-    await this.stateWrite.catch(() => undefined);
     this.closed = true;
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
   }
@@ -853,5 +896,174 @@ export class KafkaGroupConsumer implements GroupConsumer {
       this.transport.forget(this);
     })();
     return this.stopping;
+  }
+}
+
+/** Headers of store records: a first-writer-wins claim and its nonce (so the claimant finds its own record). */
+const STORE_OP = 'swe-store-op';
+const STORE_NONCE = 'swe-store-nonce';
+
+/**
+ * A keyed store on a compacted topic (streams/store.ts). The view is every record of the topic applied in log
+ * order: a plain record sets its key, a tombstone deletes it, a claim sets its key only when the key holds
+ * nothing yet. Every process applies the same log in the same order, so all agree on every claim's winner.
+ * A claimant waits until its own claim comes back through its reader (it has then seen every earlier record
+ * of the key's partition); a loser appends the winner's value, so compaction, which keeps the last record of
+ * a key, keeps the winner (within min.compaction.lag.ms, 24 h, of the claim).
+ */
+class KafkaStore implements KeyedStore {
+  readonly topic: string;
+  private readonly view = new Map<string, string>();
+  private readonly claims = new Map<string, { resolve: (v: string) => void; reject: (e: unknown) => void }>();
+  /** Per key, the nonce of this process's latest write the reader has not applied yet. */
+  private readonly pendingLocal = new Map<string, string>();
+  private consumer: Consumer | undefined;
+  private readonly groupId: string;
+  private closed = false;
+
+  constructor(private readonly t: KafkaTransport, readonly namespace: string) {
+    this.topic = storeTopic(namespace);
+    this.groupId = `swe-stream.store-reader.${namespace}.${randomUUID()}`;
+  }
+
+  /** Create the topic if needed, start the reader and wait until it has read up to the end offsets seen now. */
+  async open(): Promise<void> {
+    await this.t.ensureStoreTopic(this.topic);
+    const ends = await this.t.topicOffsets(this.topic);
+    const behind = new Map<number, bigint>();
+    for (const p of ends) if (BigInt(p.high) > BigInt(p.low)) behind.set(p.partition, BigInt(p.high));
+    let caughtUp!: () => void;
+    const ready = new Promise<void>((r) => (caughtUp = r));
+    if (behind.size === 0) caughtUp();
+    const consumer = this.t.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 100, allowAutoTopicCreation: false });
+    this.consumer = consumer;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [this.topic], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }: EachBatchPayload) => {
+          for (const m of batch.messages) this.apply(m);
+          const end = behind.get(batch.partition);
+          if (end !== undefined && BigInt(batch.lastOffset()) + 1n >= end) {
+            behind.delete(batch.partition);
+            if (behind.size === 0) caughtUp();
+          }
+        },
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new TransportError(`store ${this.topic} was not read to its end within ${this.t.storeReadyTimeoutMs} ms`, true)), this.t.storeReadyTimeoutMs);
+      });
+      await Promise.race([ready, timeout]).finally(() => clearTimeout(timer));
+    } catch (err) {
+      await this.close();
+      throw toTransportError(`opening store ${this.topic}`, err);
+    }
+  }
+
+  /** Apply one record of the topic to the view (see the class comment). */
+  private apply(m: KafkaMessage): void {
+    if (!m.key) return;
+    const key = m.key.toString('utf8');
+    const h = m.headers ?? {};
+    const nonce = h[STORE_NONCE]?.toString();
+    const mine = this.pendingLocal.get(key);
+    // A write of this process not yet read back is newer than anything before it in the log: keep it.
+    if (mine === undefined || mine === nonce) {
+      if (mine !== undefined) this.pendingLocal.delete(key);
+      const op = h[STORE_OP]?.toString();
+      if (m.value === null) this.view.delete(key);
+      else if (op !== 'claim' || !this.view.has(key)) this.view.set(key, m.value.toString('utf8'));
+    }
+    if (nonce !== undefined) {
+      const w = this.claims.get(nonce);
+      if (w) {
+        this.claims.delete(nonce);
+        w.resolve(this.view.get(key)!);
+      }
+    }
+  }
+
+  /** @internal A plain record of this store (value null = tombstone), tagged so the reader knows it as this process's write. */
+  prepare(key: string, value: string | null): ProduceRecord {
+    const nonce = randomUUID();
+    this.pendingLocal.set(key, nonce);
+    return { topic: this.topic, key, value: value === null ? null : Buffer.from(value, 'utf8'), headers: { [STORE_NONCE]: nonce } };
+  }
+
+  /** @internal After the broker answered a prepared write: on success it is visible at once (read-your-writes). */
+  settle(r: ProduceRecord, acked: boolean): void {
+    const nonce = r.headers![STORE_NONCE];
+    if (this.pendingLocal.get(r.key) !== nonce) return; // the reader has already applied it (or a newer write of ours)
+    if (!acked) this.pendingLocal.delete(r.key);
+    else if (r.value === null) this.view.delete(r.key);
+    else this.view.set(r.key, r.value.toString('utf8'));
+  }
+
+  private async write(key: string, value: string | null): Promise<void> {
+    const r = this.prepare(key, value);
+    try {
+      await this.t.send1([r]);
+    } catch (err) {
+      this.settle(r, false);
+      throw err;
+    }
+    this.settle(r, true);
+  }
+
+  async get(key: string): Promise<string | null> {
+    return this.view.get(key) ?? null;
+  }
+
+  /** Produced at once (acks=all); `origin` is not needed on Kafka: the write precedes the record's outputs. */
+  async put(key: string, value: string, _opts?: StoreWriteOptions): Promise<void> {
+    await this.write(key, value);
+  }
+
+  async delete(key: string, _opts?: StoreWriteOptions): Promise<void> {
+    await this.write(key, null);
+  }
+
+  /**
+   * First writer in the log wins (see the class comment). Waits for its own claim to come back through the
+   * reader: about one fetch round trip (≤ 100 ms long-poll) after the produce.
+   * @throws TransportError (retriable) when the claim does not come back within storeReadyTimeoutMs
+   */
+  async putIfAbsent(key: string, value: string, _opts?: StoreWriteOptions): Promise<string> {
+    const known = this.view.get(key);
+    if (known !== undefined) return known;
+    if (this.closed) throw new TransportError(`store ${this.topic} is closed`, false);
+    const nonce = randomUUID();
+    let timer: NodeJS.Timeout | undefined;
+    const back = new Promise<string>((resolve, reject) => {
+      this.claims.set(nonce, { resolve, reject });
+      timer = setTimeout(() => {
+        this.claims.delete(nonce);
+        reject(new TransportError(`claim of ${key} in store ${this.topic} did not come back within ${this.t.storeReadyTimeoutMs} ms`, true));
+      }, this.t.storeReadyTimeoutMs);
+    });
+    try {
+      await this.t.send1([{ topic: this.topic, key, value: Buffer.from(value, 'utf8'), headers: { [STORE_OP]: 'claim', [STORE_NONCE]: nonce } }]);
+      const winner = await back;
+      if (winner !== value) await this.write(key, winner);
+      return winner;
+    } catch (err) {
+      this.claims.delete(nonce);
+      back.catch(() => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stop the reader and delete its group. Pending claims fail (retriable). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.claims.values()) w.reject(new TransportError(`store ${this.topic} closed`, true));
+    this.claims.clear();
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.t.deleteGroup(this.groupId);
   }
 }

@@ -16,7 +16,7 @@ import { KafkaTransport } from '../../streams/transports/kafka.js';
 import { TransportError } from '../../streams/transport.js';
 import { RegistrySerde } from '../../streams/serde-registry.js';
 import { readTopic } from '../../streams/read.js';
-import { STAGE_NAMES, TOPOLOGY, SINK_TOPICS } from '../../streams/topics.js';
+import { STAGE_NAMES, PR_STAGES, SINK_TOPICS, prCatalog } from '../../operators/pr/topology.js';
 import type { TaskStated } from '../../schemas/types.gen.js';
 
 const exec = promisify(execFile);
@@ -30,13 +30,13 @@ let repo: GeneratedRepo;
 let dataDir: string;
 const workers: Array<{ name: string; child: ChildProcess; err: string }> = [];
 let t: KafkaTransport;
-const serde = new RegistrySerde({ url: registry });
+const serde = new RegistrySerde({ url: registry, catalog: prCatalog() });
 
 function worker(stage: string, extra: string[] = []): void {
   const args = [join(ROOT, 'bin/swe-stream.js'), 'worker', '--stage', stage, '--bus', 'kafka', '--data-dir', dataDir, ...extra];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_KAFKA_BROKERS: brokers, SWE_STREAM_REGISTRY_URL: registry, SWE_STREAM_LOG_LEVEL: 'warn' },
+    env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_LOCAL_REPOS: repo.path, SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_KAFKA_BROKERS: brokers, SWE_STREAM_REGISTRY_URL: registry, SWE_STREAM_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const w = { name: stage, child, err: '' };
@@ -46,7 +46,7 @@ function worker(stage: string, extra: string[] = []): void {
 
 /** True when every topic the test reads exists with leaders (the workers create them at start). */
 async function topicsExist(transport: KafkaTransport): Promise<boolean> {
-  const needed = ['tasks.stated', ...STAGE_NAMES.map((s) => TOPOLOGY[s].input), ...SINK_TOPICS];
+  const needed = ['tasks.stated', ...STAGE_NAMES.map((s) => PR_STAGES[s].input), ...SINK_TOPICS];
   try {
     for (const topic of new Set(needed)) await transport.topicOffsets(topic);
     return true;
@@ -78,12 +78,12 @@ describe('swe-stream worker processes on Kafka', () => {
     worker('sources', ['--source', `git:${repo.path}`]);
     const mine = (k: string | null | undefined) => !!k && k.startsWith(`${repo.repo}#`);
     const fixPrs = repo.prs.filter((p) => p.kind === 'fix').length;
-    const groups = [...STAGE_NAMES.map((s) => ({ group: `swe-stream.${s}`, topics: [TOPOLOGY[s].input] })), { group: 'swe-stream.sink', topics: [...SINK_TOPICS] }];
+    const groups = [...STAGE_NAMES.map((s) => ({ group: `swe-stream.${s}`, topics: [PR_STAGES[s].input] })), { group: 'swe-stream.sink', topics: [...SINK_TOPICS] }];
     // Idle = our tasks reached tasks.stated and every group has committed everything it reads.
     await waitFor(
       async () => {
         for (const w of workers) if (w.child.exitCode !== null) throw new Error(`worker ${w.name} exited ${w.child.exitCode}: ${w.err}`);
-        const fresh = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json'), metadataWaitMs: 1000 });
+        const fresh = new KafkaTransport({ brokers: brokers.split(','), metadataWaitMs: 1000 });
         try {
           // On a fresh broker the workers create the topics only once they are up (minutes on a loaded machine):
           // until then a topic has no metadata and the transport's retriable error means "not yet".
@@ -110,12 +110,12 @@ describe('swe-stream worker processes on Kafka', () => {
     for (const w of workers) w.child.kill('SIGTERM');
     expect(await Promise.all(exits)).toEqual(workers.map(() => 0));
     // Every input record of every stage has exactly one distinct outcome in the sink's tables.
-    t = new KafkaTransport({ brokers: brokers.split(','), stateFile: join(dataDir, 'test-state.json') });
+    t = new KafkaTransport({ brokers: brokers.split(',') });
     const { stdout } = await exec(process.execPath, [join(ROOT, 'bin/swe-stream.js'), 'query', '--json', '--data-dir', dataDir,
       `SELECT stage, uniqExact(outcome_id) AS n FROM stage_outcomes FINAL WHERE startsWith(key, '${repo.repo}#') GROUP BY stage`], { cwd: ROOT, env: { ...process.env, SWE_STREAM_CLICKHOUSE_URL: '' } });
     const counts = Object.fromEntries((JSON.parse(stdout) as Array<{ stage: string; n: number }>).map((r) => [r.stage, Number(r.n)]));
     for (const stage of STAGE_NAMES) {
-      const inputs = (await readTopic<{ candidate?: { pr_id: string }; pr_id?: string }>(t, serde, TOPOLOGY[stage].input)).filter((r) => mine(r.pr_id ?? r.candidate?.pr_id));
+      const inputs = (await readTopic<{ candidate?: { pr_id: string }; pr_id?: string }>(t, serde, PR_STAGES[stage].input)).filter((r) => mine(r.pr_id ?? r.candidate?.pr_id));
       expect(counts[stage] ?? 0, stage).toBe(inputs.length);
     }
     expect(counts.filter).toBe(repo.prs.length);

@@ -50,6 +50,8 @@ export interface PrSpec {
   body?: string;
   /** issue number the PR body says it fixes ("Fixes #N") */
   fixesIssue?: number;
+  /** more files (path → content) committed with the fix of a `fix` / `fix-no-tests` PR, e.g. a regenerated lockfile */
+  extraFiles?: Record<string, string>;
 }
 
 /** One test, by file and name, with its runner id (pytest node id, or node:test name). */
@@ -331,6 +333,7 @@ export async function createRepo(opts: CreateRepoOptions): Promise<GeneratedRepo
         passToPass.push({ file: tf, name: t.pass, id: py ? `${tf}::${t.pass}` : t.pass }, basicsTest);
       }
       await write(root, code, t.fixed);
+      for (const [f, content] of Object.entries(spec.extraFiles ?? {})) await write(root, f, content);
       await g.run(['add', '-A']);
       await g.run(['commit', '-q', '-m', `Fix ${bug.name}${spec.fixesIssue ? `\n\nCloses #${spec.fixesIssue}` : ''}`], author);
       codeFiles.push(code);

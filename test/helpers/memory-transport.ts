@@ -19,6 +19,7 @@ import {
   type TopicSpec,
   type Transport,
 } from '../../streams/transport.js';
+import type { KeyedStore } from '../../streams/store.js';
 
 const tpKey = (tp: TopicPartition) => `${tp.topic}:${tp.partition}`;
 
@@ -175,7 +176,7 @@ export class MemoryTransport implements Transport {
   /** @internal Append records; the partition is the record's, else key hash over the topic's partitions (at least 1). */
   append(records: ProduceRecord[]): void {
     for (const r of records) {
-      if (this.maxRecordBytes !== undefined && r.value.length > this.maxRecordBytes) throw new TransportError(`record for ${r.topic} too large`, false, { refused: true });
+      if (this.maxRecordBytes !== undefined && (r.value?.length ?? 0) > this.maxRecordBytes) throw new TransportError(`record for ${r.topic} too large`, false, { refused: true });
     }
     for (const r of records) {
       const n = Math.max(1, this.topics.get(r.topic)?.length ?? 1);
@@ -185,8 +186,9 @@ export class MemoryTransport implements Transport {
     }
   }
 
-  async getState(): Promise<string | null> {
-    return null;
+  /** Runner unit tests need no keyed store: refused, so a test that reaches one fails loudly. */
+  async openStore(namespace: string): Promise<KeyedStore> {
+    throw new TransportError(`the memory transport keeps no keyed stores (asked for ${namespace})`, false);
   }
 
   consumer(opts: ConsumerOptions): GroupConsumer {

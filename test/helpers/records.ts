@@ -28,6 +28,7 @@ export function prEvent(n: number, overrides: Partial<PullRequestEvent> = {}): P
     labels: [],
     license: null,
     merge_style: null,
+    files: null,
     ...overrides,
   };
 }

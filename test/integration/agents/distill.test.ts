@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { distillStage, solverPassRate, trajectoryId, type GradeFn } from '../../../operators/distill.js';
+import { distillStage, solverPassRate, trajectoryId, DISTILL_ATTEMPTS_STORE, type GradeFn } from '../../../operators/distill.js';
+import { tempStore } from '../../helpers/store.js';
 import { startChatServer, type ChatServer, type ScriptEntry } from '../../helpers/chat-server.js';
 import { createLocalSandbox } from '../../helpers/local-sandbox.js';
 import { createLlmClient } from '../../../operators/llm/client.js';
@@ -42,7 +43,7 @@ function localFactory(log: { images: string[]; networks: boolean[]; destroyed: n
 }
 
 const task = (): TaskStated => stated(slicedTask(), '`sliced(seq, -1)` should raise ValueError instead of returning [].');
-const solver = (baseURL: string) => createLlmClient('solver', agentLlmSchema.parse({ baseURL, model: 'solver-model', retryBaseMs: 1, maxBackoffMs: 5, maxRetries: 1, priceInPerMTok: 1, priceOutPerMTok: 4 }));
+const solver = (baseURL: string) => createLlmClient('solver', agentLlmSchema.parse({ baseURL, model: 'solver-model', maxRetries: 1, priceInPerMTok: 1, priceOutPerMTok: 4 }));
 const call = (name: string, args: unknown): ScriptEntry => ({ toolCalls: [{ name, arguments: args }], usage: { prompt_tokens: 100, completion_tokens: 10 } });
 
 /** A grader standing in for operators/harness/evaluate: resolved when the patch adds the guard. */
@@ -111,6 +112,38 @@ describe('distill stage', () => {
     expect(String(msgs[1]!.content)).not.toContain('diff --git');
     expect(o.meta).toMatchObject({ method: 'agent', model: 'solver-model', tokensIn: 700, tokensOut: 70 });
     expect(srv!.requests.every((r) => r.body.temperature === 0.7)).toBe(true);
+  });
+
+  it('one attempt per store record: a retry after a failing attempt re-runs only that attempt, with the same ids', async () => {
+    srv = await startChatServer([
+      call('write_file', { path: 'more_itertools/more.py', content: FIXED }),
+      call('submit', {}),
+      { status: 500 }, // attempt 2 fails: the record fails retriably
+      call('submit', {}), // the runtime's retry: attempt 2 again, and only it
+    ]);
+    const store = await tempStore(DISTILL_ATTEMPTS_STORE);
+    try {
+      const log = { images: [] as string[], networks: [] as boolean[], destroyed: 0 };
+      const stage = distillStage({ solver: solver(srv.baseURL), sandboxes: localFactory(log), grade, attempts: 2, attemptsStore: store });
+      const t = task();
+      const first = await stage.handle(envelope(t));
+      expect(first).toMatchObject({ kind: 'failed', retriable: true });
+      expect(srv.requests).toHaveLength(3);
+      expect(log.destroyed).toBe(2);
+      const second = await stage.handle({ ...envelope(t), attempt: 2 });
+      expect(second.kind).toBe('accepted');
+      if (second.kind !== 'accepted') return;
+      expect(srv.requests).toHaveLength(4); // attempt 1 was not asked again
+      expect(log.destroyed).toBe(3);
+      expect(second.values!.map((x) => [x.trajectory_id, x.resolved])).toEqual([
+        [trajectoryId(t.instance_id, 'solver-model', 1), true],
+        [trajectoryId(t.instance_id, 'solver-model', 2), false],
+      ]);
+      // emitted: the store forgets the task's attempts
+      expect(await store.get(trajectoryId(t.instance_id, 'solver-model', 1))).toBeNull();
+    } finally {
+      await store.close();
+    }
   });
 
   it('fails the record retriably on an LLM outage, and on a grading failure', async () => {

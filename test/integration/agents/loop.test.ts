@@ -21,7 +21,7 @@ async function run(script: ScriptEntry[], over: Partial<RunAgentOptions<Record<s
   srv = await startChatServer(script, { fallback });
   const llm = createLlmClient(
     'solver',
-    agentLlmSchema.parse({ baseURL: srv.baseURL, model: 'scripted', retryBaseMs: 1, maxBackoffMs: 5, priceInPerMTok: 1, priceOutPerMTok: 2 }),
+    agentLlmSchema.parse({ baseURL: srv.baseURL, model: 'scripted', priceInPerMTok: 1, priceOutPerMTok: 2 }),
   );
   return runAgent({ llm, system: 'sys', user: 'fix it', sandbox: sb, workdir: '/testbed', budgets: { maxSteps: 10 }, ...over });
 }
@@ -83,11 +83,17 @@ describe('agent loop against the scripted chat server', () => {
     expect(JSON.stringify(srv!.requests[1]!.body.messages)).not.toContain('reasoning_content');
   });
 
-  it('retries after 429 and 500 without counting them as steps', async () => {
-    const r = await run([{ status: 429, retryAfter: 0 }, call('bash', { command: 'true' }), { status: 500 }, { status: 502 }, call('submit', {})]);
+  it('waits out a short 429 without counting it as a step; a 500 ends the run as a retriable error for the runtime', async () => {
+    const r = await run([{ status: 429, retryAfter: 0 }, call('bash', { command: 'true' }), call('submit', {})]);
     expect(r.exitStatus).toBe('submitted');
     expect(r.steps).toBe(2);
-    expect(srv!.requests).toHaveLength(5);
+    expect(srv!.requests).toHaveLength(3);
+    await srv!.close();
+    srv = undefined;
+    const failed = await run([call('bash', { command: 'true' }), { status: 500 }, call('submit', {})]);
+    expect(failed.exitStatus).toBe('error');
+    expect(failed.error).toMatchObject({ name: 'LlmError', retriable: true });
+    expect(srv!.requests).toHaveLength(2); // no retry inside the loop: the runtime re-runs the record
   });
 
   it('answers malformed tool arguments, unknown tools and replies without tool calls, then goes on', async () => {

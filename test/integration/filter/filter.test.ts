@@ -4,7 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
-import { filterStage, SeenStore } from '../../../operators/filter.js';
+import { filterStage, PATCH_SEEN_STORE } from '../../../operators/filter.js';
+import { tempStore } from '../../helpers/store.js';
+import type { KeyedStore } from '../../../streams/store.js';
 import { MirrorCache } from '../../../operators/pr/mirror.js';
 import { GitSource } from '../../../connectors/sources/git.js';
 import { GhArchiveSource } from '../../../connectors/sources/gharchive.js';
@@ -27,15 +29,17 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
   let mirrors: MirrorCache;
   let stage: Stage<PullRequestEvent, PrCandidate>;
   let evs: PullRequestEvent[];
+  let seen: KeyedStore & { close(): Promise<void> };
   beforeAll(async () => {
     repo = await createRepo({ language });
     dataDir = await mkdtemp(path.join(tmpdir(), 'filter-'));
-    mirrors = new MirrorCache({ dataDir, network: false });
-    stage = filterStage({ mirrors, dataDir });
+    mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
+    seen = await tempStore(PATCH_SEEN_STORE);
+    stage = filterStage({ mirrors, seen });
     evs = await gitEvents(repo, mirrors);
   });
   afterAll(async () => {
-    await stage.close?.();
+    await seen.close();
     await repo.cleanup();
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -80,19 +84,18 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
     expect(o).toMatchObject({ kind: 'rejected', reason: 'duplicate', detail: expect.stringContaining(e1.pr_id) });
   });
 
-  it('the seen-set is durable: a new stage instance on the same data dir still knows the hash', async () => {
-    const again = filterStage({ mirrors, dataDir });
+  it('the duplicate memory is the store, not the stage: a new stage instance on the same store still knows the hash', async () => {
+    const again = filterStage({ mirrors, seen });
     const e2 = evs.find((e) => e.number === 2)!;
     expect(await again.handle(env({ ...e2, pr_id: 'octo/fork#2', repo: 'octo/fork' }))).toMatchObject({ reason: 'duplicate' });
-    await again.close?.();
   });
 
   it('no test change is accepted when an LLM test creator is configured; size limits are configurable', async () => {
-    const s = filterStage({ mirrors, seen: new SeenStore(':memory:'), testCreator: true });
+    const s = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), testCreator: true });
     expect((await s.handle(env(evs.find((e) => e.number === 3)!))).kind).toBe('accepted');
-    const small = filterStage({ mirrors, seen: new SeenStore(':memory:'), maxFiles: 1 });
+    const small = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), maxFiles: 1 });
     expect(await small.handle(env(evs.find((e) => e.number === 1)!))).toMatchObject({ reason: 'too-large', detail: expect.stringContaining('2 files') });
-    const few = filterStage({ mirrors, seen: new SeenStore(':memory:'), maxChangedLines: 3 });
+    const few = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), maxChangedLines: 3 });
     expect(await few.handle(env(evs.find((e) => e.number === 1)!))).toMatchObject({ reason: 'too-large' });
   });
 
@@ -100,7 +103,7 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
     const pr = repo.prs.find((p) => p.number === 2)!;
     const e = evs.find((x) => x.number === 2)!;
     const trimmed: PullRequestEvent = { ...e, source: 'gharchive', payload_shape: 'trimmed', action: 'closed', merged: null, merge_commit_sha: null, title: null, body: null, base_sha: null, user_login: 'contributor2' };
-    const s = filterStage({ mirrors, seen: new SeenStore(':memory:') });
+    const s = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE) });
     const o = await s.handle(env(trimmed));
     expect(o.kind === 'accepted' && o.value.candidate).toMatchObject({ pr_commit: pr.prCommit, parent_commit: pr.parentCommit, title: pr.title, body: pr.body });
     // a trimmed "closed" for a PR that never landed is not merged
@@ -109,10 +112,42 @@ describe.each(['python', 'javascript'] as const)('filter on a generated %s repos
 
   it('not-merged needs no repository; commits gone from the mirror; unavailable repositories', async () => {
     const e = evs.find((x) => x.number === 1)!;
-    const s = filterStage({ mirrors, seen: new SeenStore(':memory:') });
+    const s = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE) });
     expect(await s.handle(env({ ...e, merged: false, clone_url: '/nonexistent' }))).toMatchObject({ kind: 'rejected', reason: 'not-merged' });
     expect(await s.handle(env({ ...e, merge_commit_sha: 'deadbeef'.repeat(5) }))).toMatchObject({ kind: 'rejected', reason: 'commits-missing' });
     expect(await s.handle(env({ ...e, repo: 'gone/away', pr_id: 'gone/away#1', clone_url: 'https://github.com/gone/away.git' }))).toMatchObject({ kind: 'rejected', reason: 'repo-unavailable' });
+  });
+});
+
+describe('the diff a candidate carries', () => {
+  it('is the diff the rules measured: a small fix with a regenerated lockfile and vendored files stays small; the bound is enforced', async () => {
+    const lock = JSON.stringify({ lockfileVersion: 3, packages: Object.fromEntries(Array.from({ length: 12_000 }, (_, i) => [`node_modules/pkg-${i}`, { version: `1.0.${i}`, integrity: `sha512-${'x'.repeat(64)}` }])) }, null, 2);
+    const repo = await createRepo({ language: 'javascript', prs: [{ number: 1, style: 'squash', kind: 'fix', extraFiles: { 'package-lock.json': lock, 'vendor/lib.js': 'module.exports = 1;\n'.repeat(500) } }] });
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'filter-diff-'));
+    const seen = await tempStore(PATCH_SEEN_STORE);
+    try {
+      const mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
+      const [e] = await gitEvents(repo, mirrors);
+      const pr = repo.prs[0]!;
+      expect(lock.length).toBeGreaterThan(1 << 20); // the lockfile alone would break Kafka's 1 MiB record limit
+      const o = await filterStage({ mirrors, seen }).handle(env(e!));
+      expect(o.kind).toBe('accepted');
+      if (o.kind !== 'accepted') return;
+      const c = o.value.candidate;
+      expect(c.diff).toBe(execFileSync('git', ['diff', pr.parentCommit, pr.prCommit, '--', ...pr.codeFiles, ...pr.testFiles], { cwd: repo.path }).toString());
+      expect(c.diff).not.toContain('package-lock.json');
+      expect(c.diff).not.toContain('vendor/lib.js');
+      expect(Buffer.byteLength(c.diff)).toBeLessThan(4096);
+      // the file list still names every changed file, flagged
+      expect(c.files.map((f) => f.path).sort()).toEqual([...pr.codeFiles, ...pr.testFiles, 'package-lock.json', 'vendor/lib.js'].sort());
+      const bytes = Buffer.byteLength(c.diff);
+      const tight = await filterStage({ mirrors, seen, maxDiffBytes: bytes - 1 }).handle(env({ ...e!, pr_id: 'octo/other#1' }));
+      expect(tight).toMatchObject({ kind: 'rejected', reason: 'too-large', detail: `diff of the counted files is ${bytes} bytes (limit ${bytes - 1})` });
+    } finally {
+      await seen.close();
+      await repo.cleanup();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -121,15 +156,15 @@ describe('filter licence rule', () => {
     const repo = await createRepo({ language: 'python', repo: 'acme/gpl-lib', license: 'GPL-3.0', prs: [{ number: 1, style: 'squash', kind: 'fix' }] });
     const dataDir = await mkdtemp(path.join(tmpdir(), 'filter-lic-'));
     try {
-      const mirrors = new MirrorCache({ dataDir, network: false });
+      const mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
       const [e] = await gitEvents(repo, mirrors);
-      const s = filterStage({ mirrors, seen: new SeenStore(':memory:') });
+      const s = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE) });
       expect(await s.handle(env(e!))).toMatchObject({ reason: 'license-not-permissive', detail: expect.stringContaining('GPL-3.0') });
       expect(await s.handle(env({ ...e!, license: 'AGPL-3.0', clone_url: '/nonexistent' }))).toMatchObject({ reason: 'license-not-permissive' });
       expect((await s.handle(env({ ...e!, license: 'MIT' }))).kind).toBe('accepted'); // the event's licence wins when known
       // The rule is a setting: `any`, or a list of SPDX ids (SWE-bench itself includes GPL/LGPL projects).
-      expect((await filterStage({ mirrors, seen: new SeenStore(':memory:'), licenses: 'any' }).handle(env(e!))).kind).toBe('accepted');
-      const list = filterStage({ mirrors, seen: new SeenStore(':memory:'), licenses: ['MIT', 'LGPL-2.1'] });
+      expect((await filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), licenses: 'any' }).handle(env(e!))).kind).toBe('accepted');
+      const list = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), licenses: ['MIT', 'LGPL-2.1'] });
       expect(await list.handle(env(e!))).toMatchObject({ reason: 'license-not-allowed', detail: 'license GPL-3.0 (from the licence file)' });
       expect((await list.handle(env({ ...e!, license: 'LGPL-2.1-only' }))).kind).toBe('accepted');
     } finally {
@@ -150,7 +185,7 @@ describe('GH Archive → filter (repositories not available offline)', () => {
 
   async function run(file: string) {
     const mirrors = new MirrorCache({ dataDir, network: false });
-    const stage = filterStage({ mirrors, dataDir });
+    const stage = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE) });
     const counts: Record<string, number> = {};
     let events = 0;
     let merged = 0;

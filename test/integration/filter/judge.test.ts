@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
 import { startChatServer } from '../../helpers/chat-server.js';
-import { filterStage, SeenStore, PR_JUDGE_PROMPT_VERSION } from '../../../operators/filter.js';
+import { filterStage, PATCH_SEEN_STORE, PR_JUDGE_PROMPT_VERSION } from '../../../operators/filter.js';
+import { tempStore } from '../../helpers/store.js';
 import { MirrorCache } from '../../../operators/pr/mirror.js';
 import { GitSource } from '../../../connectors/sources/git.js';
 import { createLlmClient } from '../../../operators/llm/client.js';
@@ -22,7 +23,7 @@ describe('filter with the LLM judge', () => {
   beforeAll(async () => {
     repo = await createRepo({ language: 'python', prs: [{ number: 1, style: 'merge', kind: 'fix' }, { number: 2, style: 'squash', kind: 'fix' }, { number: 3, style: 'squash', kind: 'docs' }] });
     dataDir = await mkdtemp(path.join(tmpdir(), 'filter-judge-'));
-    mirrors = new MirrorCache({ dataDir, network: false });
+    mirrors = new MirrorCache({ dataDir, network: false, localPaths: [repo.path] });
     evs = [];
     for await (const it of new GitSource('git:x', repo.path, mirrors).items({ signal: new AbortController().signal, follow: false })) if (it.kind === 'event') evs.push(it.event);
   });
@@ -38,7 +39,7 @@ describe('filter with the LLM judge', () => {
     ]);
     try {
       const judge = createLlmClient('judge', agentLlmSchema.parse({ baseURL: srv.baseURL, model: 'judge-model', priceInPerMTok: 1, priceOutPerMTok: 2, maxRetries: 0 }));
-      const stage = filterStage({ mirrors, seen: new SeenStore(':memory:'), judge });
+      const stage = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), judge });
       const o1 = await stage.handle(env(evs[0]!));
       expect(o1.kind).toBe('accepted');
       if (o1.kind !== 'accepted') return;
@@ -60,7 +61,7 @@ describe('filter with the LLM judge', () => {
     const srv = await startChatServer([{ content: 'I think it is fine.' }, { status: 401, message: 'bad key' }]);
     try {
       const judge = createLlmClient('judge', agentLlmSchema.parse({ baseURL: srv.baseURL, model: 'judge-model', maxRetries: 0 }));
-      const stage = filterStage({ mirrors, seen: new SeenStore(':memory:'), judge });
+      const stage = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), judge });
       expect((await stage.handle(env(evs[0]!))).kind).toBe('accepted');
       await expect(stage.handle(env(evs[1]!))).rejects.toMatchObject({ retriable: false });
     } finally {

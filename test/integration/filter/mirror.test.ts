@@ -36,8 +36,8 @@ describe('mirror cache on a generated repository', () => {
   });
 
   it('clones once under <dataDir>/mirrors/<owner>/<repo>.git when many callers ask at once (in-process and across cache instances)', async () => {
-    const a = new MirrorCache({ dataDir, network: false });
-    const b = new MirrorCache({ dataDir, network: false }); // a second instance stands for a second process: only the lock file serialises it
+    const a = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] });
+    const b = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] }); // a second instance stands for a second process: only the lock file serialises it
     const want = [repo.prs[0]!.prCommit];
     const mirrors = await Promise.all([...Array(4)].map((_, i) => (i % 2 ? b : a).ensure(repo.repo, repo.path, { want })));
     const expected = path.join(dataDir, 'mirrors', 'acme', 'mathlib-python.git');
@@ -50,7 +50,7 @@ describe('mirror cache on a generated repository', () => {
   });
 
   it('reads commits, parents, diffs, files and archives', async () => {
-    const cache = new MirrorCache({ dataDir, network: false });
+    const cache = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] });
     const m = await cache.ensure(repo.repo, repo.path);
     const pr = repo.prs[0]!;
     expect(await m.commitExists(pr.prCommit)).toBe(true);
@@ -72,7 +72,7 @@ describe('mirror cache on a generated repository', () => {
   });
 
   it('fetches incrementally when a wanted commit is new, and says which commits are missing (retriable=false)', async () => {
-    const cache = new MirrorCache({ dataDir, network: false });
+    const cache = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] });
     await writeFile(path.join(repo.path, 'NEW.md'), 'new\n');
     execFileSync('git', ['add', 'NEW.md'], { cwd: repo.path });
     execFileSync('git', ['-c', 'user.name=M', '-c', 'user.email=m@example.com', 'commit', '-q', '-m', 'New file'], { cwd: repo.path });
@@ -89,19 +89,33 @@ describe('mirror cache on a generated repository', () => {
     expect(await m.commitExists('--all')).toBe(false);
   });
 
+  it('a local clone URL is cloned only under localPaths (what git: sources named), also offline; odd URLs never reach git', async () => {
+    const strict = new MirrorCache({ dataDir: await mkdtemp(path.join(tmpdir(), 'mirror-strict-')), network: false });
+    await expect(strict.ensure(repo.repo, repo.path)).rejects.toMatchObject({ name: 'RepoUnavailable', retriable: false, message: expect.stringContaining('only git: sources') });
+    await expect(strict.ensure(repo.repo, `file://${repo.path}`)).rejects.toMatchObject({ name: 'RepoUnavailable' });
+    const other = new MirrorCache({ dataDir: await mkdtemp(path.join(tmpdir(), 'mirror-other-')), network: true, localPaths: [path.join(tmpdir(), 'elsewhere')] });
+    await expect(other.ensure(repo.repo, repo.path)).rejects.toMatchObject({ name: 'RepoUnavailable' });
+    for (const odd of ['--upload-pack=touch /tmp/x', 'ext::sh -c touch% /tmp/x', 'fd::3']) {
+      await expect(other.ensure('acme/odd', odd)).rejects.toMatchObject({ name: 'RepoUnavailable', retriable: false });
+    }
+    expect((await strict.ensure(repo.repo, repo.path).catch((e: Error) => e)) instanceof RepoUnavailableError).toBe(true);
+  });
+
   it('unavailable repositories: missing local path, remote URL with the network off, invalid names', async () => {
-    const cache = new MirrorCache({ dataDir, network: false });
+    const cache = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] });
     await expect(cache.ensure('acme/nothing', path.join(dataDir, 'does-not-exist'))).rejects.toMatchObject({ name: 'RepoUnavailable', retriable: false });
     await expect(cache.ensure('acme/remote', 'https://github.com/acme/remote.git')).rejects.toBeInstanceOf(RepoUnavailableError);
     const notRepo = await mkdtemp(path.join(tmpdir(), 'notrepo-'));
     await expect(cache.ensure('acme/notrepo', notRepo)).rejects.toMatchObject({ retriable: false });
     await rm(notRepo, { recursive: true, force: true });
     expect(() => cache.pathFor('../../etc')).toThrow(/invalid repository name/);
+    // an invalid name is permanent: never retried as if transient
+    await expect(cache.ensure('not a repo', 'https://github.com/x/y.git')).rejects.toMatchObject({ name: 'InvalidRepoName', retriable: false });
     expect(existsSync(path.join(dataDir, 'mirrors', 'acme', 'nothing.git'))).toBe(false);
   });
 
   it('breaks a stale lock left by a dead process', async () => {
-    const cache = new MirrorCache({ dataDir, network: false });
+    const cache = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] });
     const p = cache.pathFor('acme/locked');
     execFileSync('mkdir', ['-p', path.dirname(p)]);
     // pid 2^22+1 is above the largest pid Linux allows (pid_max ≤ 2^22), so it names no live process.

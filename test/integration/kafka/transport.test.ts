@@ -1,26 +1,21 @@
 /**
  * KafkaTransport against the real broker: topics, produce/read, a group member with pause/resume and
  * commits, a rebalance between two members (revoked partitions' completions and commits are dropped),
- * the local state file, and a clear error for an unreachable broker.
+ * and a clear error for an unreachable broker. Keyed stores: test/integration/kafka/store.test.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaTransport } from '../../../streams/transports/kafka.js';
 import { partitionFor, TransportError, type ConsumedRecord, type GroupConsumer, type TopicPartition } from '../../../streams/transport.js';
 import { BROKERS, uniq, waitFor } from './helpers.js';
 
-const stateDir = mkdtempSync(join(tmpdir(), 'kafka-state-'));
 let t: KafkaTransport;
 
 beforeAll(async () => {
-  t = new KafkaTransport({ brokers: BROKERS, stateFile: join(stateDir, 'state.json') });
+  t = new KafkaTransport({ brokers: BROKERS });
   await t.connect();
 });
 afterAll(async () => {
   await t?.close();
-  rmSync(stateDir, { recursive: true, force: true });
 });
 
 const rec = (topic: string, key: string, text: string, partition?: number) => ({
@@ -78,17 +73,6 @@ describe('topics and produce', () => {
     expect(await t.topicOffsets(topic)).toEqual([{ partition: 0, low: '2', high: '5' }]);
     expect((await t.read(topic, 0, '0', 10)).map((r) => r.offset)).toEqual(['2', '3', '4']);
     await expect(t.read(topic, 3, '0', 10)).rejects.toBeInstanceOf(TransportError);
-  });
-
-  it('keeps produce(…, state) values in the local state file', async () => {
-    const topic = uniq('t.state');
-    await t.ensureTopics([{ name: topic, partitions: 1 }]);
-    await t.produce([rec(topic, 'k', 'v')], { 'source:test': 'cursor-42' });
-    expect(await t.getState('source:test')).toBe('cursor-42');
-    const again = new KafkaTransport({ brokers: BROKERS, stateFile: join(stateDir, 'state.json') });
-    expect(await again.getState('source:test')).toBe('cursor-42');
-    expect(await again.getState('nope')).toBeNull();
-    await again.close();
   });
 });
 

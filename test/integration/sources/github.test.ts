@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { GitHubSource } from '../../../connectors/sources/github.js';
 import type { SourceItem } from '../../../connectors/sources/types.js';
+import { statementFromIssues } from '../../../operators/statement.js';
 
 const DIR = path.resolve(__dirname, '../../fixtures/github-api');
 
@@ -110,6 +111,47 @@ describe('github: source against recorded API responses', () => {
       expect(ev?.linked_issues).toEqual([{ number: 28, title: 'Issue created by PyGithub', body: 'Body edited by PyGithub\n', source: 'api' }]);
     } finally {
       replay.overrides.delete('/repos/PyGithub/PyGithub/pulls/31');
+    }
+  });
+
+  it('fetches a merged PR\'s files (PyGithub#31: 45 files with patches)', async () => {
+    const items = await collect(new GitHubSource('github:PyGithub/PyGithub?prs=31', 'PyGithub/PyGithub', { baseUrl: replay.base, prs: [31] }));
+    const ev = items[0]!.kind === 'event' ? items[0]!.event : null;
+    expect(ev?.files).toHaveLength(45);
+    expect(ev!.files![0]).toEqual({ path: 'codegen/templates/GithubObject.py', old_path: null, kind: 'code', status: 'modified', additions: 1, deletions: 1, hunks: 1, binary: false, vendored: false });
+    expect(ev!.files!.some((f) => f.kind === 'test')).toBe(true);
+    expect(replay.log.some((l) => l.path === '/repos/PyGithub/PyGithub/pulls/31/files' && l.status === 200)).toBe(true);
+  });
+
+  it('finds closing references in the commits too, and the statement then comes from the issue text', async () => {
+    // The recorded commits of pulls/31, the last one's message given a closing keyword for issue #28.
+    const commits = replay.routes.get('/repos/PyGithub/PyGithub/pulls/31/commits')!.body as Array<{ commit: { message: string } }>;
+    const edited = commits.map((c, i) => (i === commits.length - 1 ? { ...c, commit: { ...c.commit, message: `${c.commit.message}\n\nCloses #28` } } : c));
+    replay.overrides.set('/repos/PyGithub/PyGithub/pulls/31/commits', edited);
+    try {
+      const items = await collect(new GitHubSource('github:PyGithub/PyGithub?prs=31', 'PyGithub/PyGithub', { baseUrl: replay.base, prs: [31] }));
+      const ev = items[0]!.kind === 'event' ? items[0]!.event : null;
+      expect(ev?.linked_issues).toEqual([{ number: 28, title: 'Issue created by PyGithub', body: 'Body edited by PyGithub\n', source: 'api' }]);
+      expect(statementFromIssues(ev!.linked_issues)).toBe('Issue created by PyGithub\n\nBody edited by PyGithub');
+    } finally {
+      replay.overrides.delete('/repos/PyGithub/PyGithub/pulls/31/commits');
+    }
+  });
+
+  it('PRs whose files and commits are not recorded (404) keep files null and their body references', async () => {
+    const items = await collect(new GitHubSource('github:austinsasko/PyGithub', 'austinsasko/PyGithub', { baseUrl: replay.base }));
+    const ev = items.find((i) => i.kind === 'event');
+    expect(ev && ev.kind === 'event' ? ev.event.files : 'none').toBeNull();
+  });
+
+  it('a repository answer naming another host for clone_url is not trusted', async () => {
+    const repo = replay.routes.get('/repos/PyGithub/PyGithub')!.body as Record<string, unknown>;
+    replay.overrides.set('/repos/PyGithub/PyGithub', { ...repo, clone_url: 'file:///etc' });
+    try {
+      const items = await collect(new GitHubSource('github:PyGithub/PyGithub?prs=31', 'PyGithub/PyGithub', { baseUrl: replay.base, prs: [31] }));
+      expect(items[0]!.kind === 'event' && items[0]!.event.clone_url).toBe('https://github.com/PyGithub/PyGithub.git');
+    } finally {
+      replay.overrides.delete('/repos/PyGithub/PyGithub');
     }
   });
 

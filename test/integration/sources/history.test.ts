@@ -7,7 +7,8 @@ import { createHistoryRepo, type HistoryRepo } from '../../helpers/git-repos.js'
 import { openLocalRepo, scanMergedPrs, type MergedPr } from '../../../operators/pr/history.js';
 import { GitSource } from '../../../connectors/sources/git.js';
 import { MirrorCache } from '../../../operators/pr/mirror.js';
-import { filterStage, SeenStore } from '../../../operators/filter.js';
+import { filterStage, PATCH_SEEN_STORE } from '../../../operators/filter.js';
+import { tempStore } from '../../helpers/store.js';
 import type { Mirror } from '../../../operators/pr/mirror.js';
 import type { PrCandidate, PullRequestEvent } from '../../../schemas/types.gen.js';
 import type { SourceItem } from '../../../connectors/sources/types.js';
@@ -127,9 +128,9 @@ describe('merged PRs in every merge style (generated history)', () => {
   });
 
   it('the filter diffs the recorded range: base commit and PR diff downstream', async () => {
-    const mirrors = new MirrorCache({ dataDir: path.join(tmp, 'f'), network: false });
+    const mirrors = new MirrorCache({ dataDir: path.join(tmp, 'f'), network: false, localPaths: [h.path] });
     const evs = events(await collect(new GitSource('git:x', `${h.path}?branches=*`, mirrors)));
-    const stage = filterStage({ mirrors, seen: new SeenStore(':memory:'), testCreator: true });
+    const stage = filterStage({ mirrors, seen: await tempStore(PATCH_SEEN_STORE), testCreator: true });
     for (const n of [3, 5, 6]) {
       const ev = evs.find((e) => e.number === n)!;
       const o = await stage.handle({ key: ev.pr_id, value: ev, origin: { topic: 'pr.events', partition: 0, offset: String(n) }, attempt: 1, signal: new AbortController().signal });

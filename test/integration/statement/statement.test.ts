@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 const llmFor = (agent: AgentName, baseURL: string) =>
-  createLlmClient(agent, agentLlmSchema.parse({ baseURL, model: `${agent}-model`, retryBaseMs: 1, maxBackoffMs: 5, maxRetries: 2, priceInPerMTok: 1, priceOutPerMTok: 1 }));
+  createLlmClient(agent, agentLlmSchema.parse({ baseURL, model: `${agent}-model`, maxRetries: 2, priceInPerMTok: 1, priceOutPerMTok: 1 }));
 const submit = (statement: string) => ({ toolCalls: [{ name: 'submit', arguments: { statement } }], usage: { prompt_tokens: 1000, completion_tokens: 100 } });
 
 const GOOD = `Calling \`sliced\` with a negative size silently yields wrong results:
@@ -174,7 +174,7 @@ describe('statement stage, agents', () => {
     srv = await startChatServer([], { fallback: { status: 503 } });
     const o = await statementStage({ writer: llmFor('statement-writer', srv.baseURL) }).handle(envelope(slicedTask({ issues: [CLEAN_ISSUE] })));
     expect(o).toMatchObject({ kind: 'failed', retriable: true });
-    expect(srv.requests).toHaveLength(3);
+    expect(srv.requests).toHaveLength(1); // one request: the runtime, not the client, retries
   });
 
   it('gives the writer read-only repository tools in a sandbox of the task image, destroyed afterwards', async () => {

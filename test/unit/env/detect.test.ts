@@ -66,7 +66,8 @@ describe('Python detection and recipes', () => {
       'python -m pip install -e .',
       'python -m pip install pytest',
     ]);
-    expect(r.testCommand).toContain('python -m pytest -rA --junitxml=/tmp/swe-stream/report.xml');
+    expect(r.testCommand).toContain('python -m pytest -rA -v --color=no -p no:cacheprovider --continue-on-collection-errors -o junit_family=xunit1 ');
+    expect(r.testCommand).toContain(' --junitxml=/tmp/swe-stream/report.xml');
     expect(r).toMatchObject({ reportFormat: 'junit', workdir: '/testbed', pythonVersion: '3.11' });
     expect(r.hash).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -168,7 +169,7 @@ describe('JavaScript detection and recipes', () => {
     expect(r.installCommands).toEqual(['npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
     // The repository's mocha hooks and build reach every later test run through pre_commands.
     expect(r.preCommands).toEqual(['export PATH="$PWD/node_modules/.bin:$PATH"', "export NODE_OPTIONS='--require @babel/register'", 'npm run build']);
-    expect(r.testCommand).toMatch(/export NODE_OPTIONS='--require @babel\/register' && npm run build && mocha --recursive --reporter json > \/tmp\/swe-stream\/report\.json$/);
+    expect(r.testCommand).toMatch(/export NODE_OPTIONS='--require @babel\/register' && npm run build && \{ CI=true NO_COLOR=1 FORCE_COLOR=0 npx mocha --require @babel\/register --recursive --reporter json --reporter-option output=\/tmp\/swe-stream\/report\.json; \}$/);
   });
 
   it('package managers from packageManager and lockfiles; vitest with the junit reporter', () => {
@@ -176,7 +177,7 @@ describe('JavaScript detection and recipes', () => {
     const files = ['src/a.ts', 'src/a.test.ts'];
     const pn = ok(detect(snap({ 'package.json': JSON.stringify(pkg), 'pnpm-lock.yaml': "lockfileVersion: '9.0'\n" }, files)));
     expect(pn).toMatchObject({ packageManager: 'pnpm', runner: 'vitest', runnerArgs: [] });
-    expect(buildRecipe(pn, files, {}, BASE).testCommand).toContain('vitest run --reporter=junit --outputFile=/tmp/swe-stream/report.xml');
+    expect(buildRecipe(pn, files, {}, BASE).testCommand).toContain('vitest run --coverage.enabled=false --reporter=verbose --reporter=junit --outputFile=/tmp/swe-stream/report.xml');
     expect(ok(detect(snap({ 'package.json': JSON.stringify(pkg), 'yarn.lock': '' }, files))).packageManager).toBe('yarn');
     expect(ok(detect(snap({ 'package.json': JSON.stringify({ ...pkg, packageManager: 'yarn@4.1.0' }), 'yarn.lock': '' }, files))).packageManager).toBe('yarn-berry');
   });

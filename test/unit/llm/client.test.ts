@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startChatServer, type ChatServer } from '../../helpers/chat-server.js';
-import { agentLlm, backoffMs, createLlmClient, LlmError, retryAfterMs, type AgentLlmConfig } from '../../../operators/llm/client.js';
+import { agentLlm, createLlmClient, LlmError, retryAfterMs, type AgentLlmConfig } from '../../../operators/llm/client.js';
 import { agentLlmSchema, llmConfigSchema, resolveAgentConfig } from '../../../operators/llm/config.js';
 import { loadPrompt, renderPrompt, renderTemplate } from '../../../operators/llm/prompts.js';
 import { AGENT_NAMES } from '../../../operators/llm/config.js';
@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 const cfg = (baseURL: string, over: Partial<AgentLlmConfig> = {}): AgentLlmConfig =>
-  agentLlmSchema.parse({ baseURL, model: 'test-model', apiKeyEnv: 'SWE_STREAM_TEST_KEY', retryBaseMs: 1, maxBackoffMs: 5, ...over });
+  agentLlmSchema.parse({ baseURL, model: 'test-model', apiKeyEnv: 'SWE_STREAM_TEST_KEY', ...over });
 
 const msgs = [{ role: 'user' as const, content: 'hello' }];
 
@@ -54,12 +54,35 @@ describe('llm client', () => {
     expect(b.costUsd).toBeCloseTo((500 * 1 + 500 * 0.1) / 1e6, 12);
   });
 
-  it('retries 429 honouring retry-after, and 500, then succeeds', async () => {
-    srv = await startChatServer([{ status: 429, retryAfter: 0 }, { status: 500 }, { status: 503, retryAfterMs: 1 }, { content: 'ok' }]);
+  it('waits out a 429 with a short retry-after in place, then succeeds', async () => {
+    srv = await startChatServer([{ status: 429, retryAfter: 0 }, { status: 429, retryAfterMs: 20 }, { content: 'ok' }]);
     const r = await createLlmClient('solver', cfg(srv.baseURL)).chat({ messages: msgs });
     expect(r.message.content).toBe('ok');
-    expect(r.attempts).toBe(4);
-    expect(srv.requests).toHaveLength(4);
+    expect(r.attempts).toBe(3);
+    expect(srv.requests).toHaveLength(3);
+  });
+
+  it('throws a 5xx at once as retriable: the runtime owns retries', async () => {
+    srv = await startChatServer([{ status: 500 }, { content: 'never' }]);
+    const err = await createLlmClient('solver', cfg(srv.baseURL)).chat({ messages: msgs }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmError);
+    expect((err as LlmError).retriable).toBe(true);
+    expect((err as LlmError).status).toBe(500);
+    expect((err as LlmError).attempts).toBe(1);
+    expect(srv.requests).toHaveLength(1);
+  });
+
+  it('throws a 429 whose retry-after is longer than maxRetryAfterMs (or missing) without waiting', async () => {
+    srv = await startChatServer([{ status: 429, retryAfter: 30 }, { status: 429 }, { content: 'never' }]);
+    const llm = createLlmClient('solver', cfg(srv.baseURL, { maxRetryAfterMs: 2_000 }));
+    const t0 = Date.now();
+    for (let i = 0; i < 2; i++) {
+      const err = await llm.chat({ messages: msgs }).catch((e: unknown) => e);
+      expect((err as LlmError).status).toBe(429);
+      expect((err as LlmError).retriable).toBe(true);
+    }
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect(srv.requests).toHaveLength(2);
   });
 
   it('does not retry a 400 and reports it as not retriable', async () => {
@@ -71,19 +94,20 @@ describe('llm client', () => {
     expect(srv.requests).toHaveLength(1);
   });
 
-  it('gives up after maxRetries with a retriable error', async () => {
-    srv = await startChatServer([], { fallback: { status: 500 } });
+  it('stops waiting on 429s after maxRetries and throws the 429 as retriable', async () => {
+    srv = await startChatServer([], { fallback: { status: 429, retryAfter: 0 } });
     const err = await createLlmClient('solver', cfg(srv.baseURL, { maxRetries: 2 })).chat({ messages: msgs }).catch((e: unknown) => e);
     expect((err as LlmError).retriable).toBe(true);
     expect((err as LlmError).attempts).toBe(3);
     expect(srv.requests).toHaveLength(3);
   });
 
-  it('retries a request that times out', async () => {
+  it('throws a request that times out as retriable, without a second request', async () => {
     srv = await startChatServer([{ content: 'slow', delayMs: 60_000 }, { content: 'fast' }]);
-    const r = await createLlmClient('solver', cfg(srv.baseURL, { timeoutMs: 1_000 })).chat({ messages: msgs });
-    expect(r.message.content).toBe('fast');
-    expect(r.attempts).toBe(2);
+    const err = await createLlmClient('solver', cfg(srv.baseURL, { timeoutMs: 1_000 })).chat({ messages: msgs }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmError);
+    expect((err as LlmError).retriable).toBe(true);
+    expect(srv.requests).toHaveLength(1);
   });
 
   it('estimates tokens when the endpoint sends no usage', async () => {
@@ -126,12 +150,6 @@ describe('retry helpers', () => {
     expect(retryAfterMs(new Headers({ 'retry-after': new Date(10_000).toUTCString() }), 4_000)).toBe(6_000);
     expect(retryAfterMs(new Headers({}))).toBeNull();
     expect(retryAfterMs(new Headers({ 'retry-after': 'soon' }))).toBeNull();
-  });
-  it('backs off exponentially with full jitter, capped', () => {
-    expect(backoffMs(1, 100, 10_000, () => 0.999)).toBe(99);
-    expect(backoffMs(4, 100, 10_000, () => 0.5)).toBe(400);
-    expect(backoffMs(20, 100, 10_000, () => 0.5)).toBe(5_000);
-    expect(backoffMs(3, 100, 10_000, () => 0)).toBe(0);
   });
 });
 

@@ -28,5 +28,6 @@ export function samplePrEvent(n = 1): PullRequestEvent {
     labels: ['bug'],
     license: 'MIT',
     merge_style: null,
+    files: null,
   };
 }
