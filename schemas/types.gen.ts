@@ -155,6 +155,10 @@ export interface Environment {
   /** test results parsed from the whole-suite run at the parent commit */
   tests_parsed: number;
   build_log_tail: string;
+  /** where the interpreter version came from, e.g. 'requires-python >=3.8; tox envlist 3.8, 3.9' (null: not chosen by rules, or written before this field) */
+  toolchain_source: null | string;
+  /** what the install rules decided: sources read (CI job, tox, Makefile), resolution date, skipped binary downloads, requirements dropped because they no longer resolve */
+  install_notes: null | Array<string>;
   /** null = the runner's defaults */
   test_invocations: null | Array<TestInvocation>;
 }

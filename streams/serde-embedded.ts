@@ -35,12 +35,18 @@ interface TopicCodec {
  * Encoding errors and undecodable bytes throw {@link SerdeError} with retriable=false (the runtime
  * dead-letters the record).
  */
+/** Bytes of one encoding slab (values up to a quarter of it are encoded into it; views keep it alive). */
+const SLAB_BYTES = 256 * 1024;
+
 export class EmbeddedSerde implements Serde {
   private readonly codecs = new Map<string, TopicCodec>();
   /** Writer types of every known version (current and history) by fingerprint, per record type. */
   private readonly writers = new Map<RecordTypeName, Map<string, avro.Type>>();
-  /** Encoding scratch space (grows to the largest value seen). */
+  /** Encoding scratch space for values larger than a quarter slab (grows to the largest value seen). */
   private scratch = Buffer.allocUnsafe(64 * 1024);
+  /** Slab that small values are encoded into and handed out as views: no allocation and no copy per value. */
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  private slabPos = 0;
 
   /**
    * @param opts.catalog record type per topic (the topology's catalog, handed in by the composition root)
@@ -89,6 +95,24 @@ export class EmbeddedSerde implements Serde {
   /** Synchronous {@link encode} for callers that batch (no promise per record). */
   encodeSync(topic: string, value: unknown): { value: Buffer; headers: Headers } {
     const c = this.codec(topic);
+    // Small values: straight into the slab, returned as a view of it. A new slab when this one is full; a value
+    // that does not fit a quarter slab goes the scratch way below.
+    for (let fresh = false; ; fresh = true) {
+      const start = this.slabPos;
+      let end: number;
+      try {
+        end = c.type.encode(value, this.slab, start);
+      } catch (err) {
+        throw invalidValue(topic, c, value, err);
+      }
+      if (end >= 0) {
+        this.slabPos = end;
+        return { value: this.slab.subarray(start, end), headers: c.headers };
+      }
+      if (fresh || -end > SLAB_BYTES / 4) break;
+      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+      this.slabPos = 0;
+    }
     // Into a reused scratch buffer, then one exact copy out (avsc's toBuffer zero-fills its result and
     // writes twice when the value exceeds its 1 KiB scratch).
     let pos: number;

@@ -58,8 +58,8 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 export function renderText(r: Report): string {
   const out: string[] = [];
   out.push('Funnel (each input counted once: latest outcome per input)');
-  out.push(table(['stage', 'inputs', 'accepted', 'rejected', 'failed', 'pass rate'],
-    r.stages.map((s) => [s.stage, s.inputs, s.accepted, s.rejected, s.failed, pct(s.inputs ? s.accepted / s.inputs : null)])));
+  out.push(table(['stage', 'inputs', 'accepted', 'rejected', 'skipped', 'failed', 'pass rate'],
+    r.stages.map((s) => [s.stage, s.inputs, s.accepted, s.rejected, s.skipped, s.failed, pct(s.inputs ? s.accepted / s.inputs : null)])));
   const reasons = r.stages.flatMap((s) => Object.entries(s.reasons).map(([k, v]) => [s.stage, k, v] as [string, string, number]));
   if (reasons.length) {
     out.push('', 'Rejections by reason');

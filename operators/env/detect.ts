@@ -7,7 +7,7 @@
  *  - Python: pyproject.toml / setup.py / setup.cfg / requirements*.txt / tox.ini / pytest.ini; run through
  *    pytest (it also collects unittest suites), unittest where pytest would not find the tests
  *    (operators/env/python-tests.ts, which also strips coverage and lint gates from pytest's addopts), test extras / dependency groups / test requirement
- *    files installed; `requires-python` above the base image's 3.11 is unsupported.
+ *    files installed (the interpreter version is chosen by operators/env/toolchain.ts).
  *  - JavaScript/TypeScript: package.json; package manager from `packageManager`, then lockfiles
  *    (pnpm-lock.yaml, yarn.lock, package-lock.json / npm-shrinkwrap.json); runner from `scripts.test`
  *    (following `npm run x`), then config files, then devDependencies; Node major from .nvmrc /
@@ -169,13 +169,7 @@ function detectPython(snap: RepoSnapshot): Detection | DetectFailure {
   if (!snap.files.some((f) => PY_TEST_RE.test(f) && !f.startsWith('docs/'))) return { reason: 'no-test-suite', detail: 'no test_*.py / *_test.py / tests/*.py files' };
   const pyproject = c['pyproject.toml'] ?? '';
   const project = tomlTable(pyproject, 'project') ?? '';
-  const rp = /requires-python\s*=\s*["']([^"']+)["']/.exec(project)?.[1] ?? /python_requires\s*=\s*(\S+)/.exec(c['setup.cfg'] ?? '')?.[1] ?? /python_requires\s*=\s*["']([^"']+)["']/.exec(c['setup.py'] ?? '')?.[1];
-  if (rp) {
-    const min = requiresPythonMin(rp);
-    if (min && (min[0] > BASE_PYTHON.major || (min[0] === BASE_PYTHON.major && min[1] > BASE_PYTHON.minor))) {
-      return { reason: 'unsupported-language', detail: `requires-python ${rp}; the offline base image has Python ${BASE_PYTHON.major}.${BASE_PYTHON.minor}` };
-    }
-  }
+  // The interpreter a requires-python asks for is chosen by operators/env/toolchain.ts (3.9, 3.11 or 3.13).
   const extrasAvail = [
     ...tomlArrayKeys(tomlTable(pyproject, 'project.optional-dependencies') ?? ''),
     ...[...(/^\[options\.extras_require\]\n([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(c['setup.cfg'] ?? '')?.[1] ?? '').matchAll(/^([A-Za-z0-9_.-]+)\s*=/gm)].map((m) => m[1]),
