@@ -37,6 +37,7 @@ import { fromStage, type Stage } from './stage.js';
 import { retryTopicOf, dlqTopicOf, type StageWiring } from './topics.js';
 import type { StageOutcome } from '../schemas/types.gen.js';
 import { logger } from './log.js';
+import type { ResourceCost, ResourceGate } from './admission.js';
 
 export { H } from './runtime/records.js';
 
@@ -72,6 +73,11 @@ export interface StageRuntimeOptions<I, O> {
   sessionTimeoutMs?: number;
   /** The topics this stage reads and writes (from the topology the composition root hands in), and where its outcomes go. */
   topics: StageWiring & { outcomes: string };
+  /**
+   * Admission by free machine resources (./admission.ts): each record's handler starts only once `cost` is
+   * admitted by the shared gate, and releases it when the handler settles. `concurrency` stays the upper bound.
+   */
+  admission?: { gate: ResourceGate; cost: ResourceCost };
 }
 
 /** Serdes that can work without a promise per record (EmbeddedSerde). Detected by duck typing; optional. */
@@ -103,7 +109,7 @@ const tpKey = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
   readonly name: string;
-  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>;
+  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs' | 'admission'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs' | 'admission'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
   private readonly input$ = new Subject<Envelope<I>>();
@@ -140,6 +146,7 @@ export class StageRuntime<I, O> {
       observer: opts.observer,
       topics: opts.topics,
       sessionTimeoutMs: opts.sessionTimeoutMs,
+      admission: opts.admission,
       now: opts.now ?? Date.now,
     };
     this.name = opts.stage.name;
@@ -185,16 +192,23 @@ export class StageRuntime<I, O> {
 
   /**
    * The stage with its start time stamped on the entry when the handler really starts, so outcome durations
-   * measure the stage's own work, not the wait for a concurrency slot in mergeMap's queue.
+   * measure the stage's own work, not the wait for a concurrency slot in mergeMap's queue or for machine
+   * resources from the admission gate.
    */
   private timedStage(): Stage<I, O> {
     const stage = this.o.stage;
+    const admission = this.o.admission;
     return {
       name: stage.name,
-      handle: (env) => {
-        const e = this.parts.get(tpKey(env.origin))?.byOffset.get(env.origin.offset);
-        if (e) e.startedAt = this.o.now();
-        return stage.handle(env);
+      handle: async (env) => {
+        const release = admission ? await admission.gate.acquire(admission.cost, env.signal) : undefined;
+        try {
+          const e = this.parts.get(tpKey(env.origin))?.byOffset.get(env.origin.offset);
+          if (e) e.startedAt = this.o.now();
+          return await stage.handle(env);
+        } finally {
+          release?.();
+        }
       },
     };
   }
