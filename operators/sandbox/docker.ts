@@ -490,11 +490,14 @@ export class DockerSandboxFactory implements SandboxFactory {
           ...(storage ? { StorageOpt: { size: String(disk) } } : {}),
         },
       });
+    // Decided once per call: creations run concurrently, and one that learns the driver has no size limit
+    // must not make another's refusal of the same option look like a different error.
+    const withStorage = disk > 0 && this.storageOpt !== false;
     try {
-      container = await this.docker.createContainer(spec(disk > 0 && this.storageOpt !== false));
+      container = await this.docker.createContainer(spec(withStorage));
     } catch (e) {
       // The engine refuses StorageOpt where the driver cannot enforce it (overlay2 without xfs pquota, …).
-      if (disk > 0 && this.storageOpt !== false && /storage-?opt|quota|not supported/i.test((e as Error).message)) {
+      if (withStorage && /storage-?opt|quota|not supported/i.test((e as Error).message)) {
         this.storageOpt = false;
         log.warn({ err: (e as Error).message }, 'storage driver has no per-container size limit; sandboxes run without one');
         try {
