@@ -236,6 +236,11 @@ export class StageRuntime<I, O> {
     });
   }
 
+  /** Partitions (of the input and retry topics) this member holds now: 0 until the group assigns it some. */
+  get assignedPartitions(): number {
+    return this.parts.size;
+  }
+
   /** Keep a promise until it settles (stop() waits for these); a rejection is fatal. Used per batch, not per record. */
   private track<T>(p: Promise<T>): void {
     this.pendingIo.add(p);

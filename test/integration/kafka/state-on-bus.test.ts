@@ -58,7 +58,6 @@ describe('state on the bus', () => {
     // The two fixes with tests (#1, #2), each published under 6 pr_ids (forks, backports): 12 events, 2 patches.
     const evs = (await gitEvents(repo, new MirrorCache({ dataDir: a.dataDir, network: false }))).filter((e) => e.number === 1 || e.number === 2);
     const copies = evs.flatMap((e) => Array.from({ length: 6 }, (_, i) => ({ ...e, pr_id: i === 0 ? e.pr_id : `fork${i}/mathlib#${e.number}` })));
-    await a.t.produce(await Promise.all(copies.map(async (e) => ({ topic: input, key: e.pr_id, ...(await serde.encode(input, e)) }))));
 
     const group = `swe-stream.filter.${id}`;
     const worker = async (m: { t: KafkaTransport; dataDir: string }) => {
@@ -69,6 +68,10 @@ describe('state on the bus', () => {
       return rt;
     };
     const [ra, rb] = await Promise.all([worker(a), worker(b)]);
+    // Publish only once the group has split the partitions: on a loaded machine one member could otherwise
+    // take every record before the other joins, and the test would prove nothing about two workers.
+    await waitFor(() => ra.assignedPartitions > 0 && rb.assignedPartitions > 0, 'both members to hold partitions', 120_000);
+    await a.t.produce(await Promise.all(copies.map(async (e) => ({ topic: input, key: e.pr_id, ...(await serde.encode(input, e)) }))));
     // Kafka is at-least-once: a record revoked mid-flight when the second member joins may be redone by the
     // other one, writing its outcome again under the same outcome_id (the sink keeps one). Count ids.
     const distinct = async () => {
