@@ -30,7 +30,6 @@ import { gunzipSync } from 'node:zlib';
 import { Kafka, logLevel } from 'kafkajs';
 import { KafkaTransport, defaultBrokers } from '../streams/transports/kafka.js';
 import { RegistrySerde, defaultRegistryUrl } from '../streams/serde-registry.js';
-import { registerTopic } from '../streams/topics.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,6 +44,8 @@ import { openSource, GhArchiveSource } from '../connectors/sources/index.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
 import { filterStage, PATCH_SEEN_STORE } from '../operators/filter.js';
 import { preloadEvents, committedTotal, repeater } from './common.js';
+import { prCatalog } from '../operators/pr/topology.js';
+import type { TopicCatalog } from '../streams/topics.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -129,13 +130,14 @@ async function runDirect(events: PullRequestEvent[], n: number): Promise<void> {
 }
 
 /** Topics of one run: fresh names, so a shared broker's pipeline topics are never touched or deleted. */
-function runTopics(): { input: string; output: string; all: string[] } {
+function runTopics(): { input: string; output: string; all: string[]; catalog: TopicCatalog } {
   const base = `bench.filter.${Date.now()}`;
   const input = `${base}.in`;
   const output = `${base}.out`;
-  registerTopic(input, 'PullRequestEvent');
-  registerTopic(output, 'PrCandidate');
-  return { input, output, all: [input, output, `${input}.retry.filter`, `${input}.dlq`, 'stage.outcomes'] };
+  const catalog = prCatalog();
+  catalog.register(input, 'PullRequestEvent');
+  catalog.register(output, 'PrCandidate');
+  return { input, output, all: [input, output, `${input}.retry.filter`, `${input}.dlq`, 'stage.outcomes'], catalog };
 }
 
 async function runTransport(kind: string, events: PullRequestEvent[], n: number): Promise<void> {
@@ -145,11 +147,11 @@ async function runTransport(kind: string, events: PullRequestEvent[], n: number)
   let serde: Serde;
   if (kind === 'embedded') {
     t = new EmbeddedTransport({ path: join(dir, 'log.db') });
-    serde = new EmbeddedSerde();
+    serde = new EmbeddedSerde({ catalog: topics.catalog });
   } else if (kind === 'kafka') {
     // Not bench/kafka-setup.ts: it deletes shared topics (stage.outcomes) that other runs on the broker may be using.
     t = new KafkaTransport();
-    serde = new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true });
+    serde = new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true, catalog: topics.catalog });
   } else throw new Error(`unknown transport ${kind}`);
   try {
     await t.ensureTopics(topics.all.map((name) => ({ name, partitions: 3 })));
@@ -163,7 +165,7 @@ async function runTransport(kind: string, events: PullRequestEvent[], n: number)
   const outcomes: Record<string, number> = {};
   const group = `bench.filter.${Date.now()}`;
   const rt = new StageRuntime({
-    stage, transport: t, serde, concurrency: 64, window: 4096, groupId: group, topics: { input: topics.input, output: topics.output },
+    stage, transport: t, serde, concurrency: 64, window: 4096, groupId: group, topics: { input: topics.input, output: topics.output, outcomes: 'stage.outcomes' },
     observer: { outcome: (_s, k, reason) => { const key = reason ?? k; outcomes[key] = (outcomes[key] ?? 0) + 1; } },
   });
   const start = process.hrtime.bigint();

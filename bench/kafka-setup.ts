@@ -12,9 +12,13 @@ import { KafkaTransport, defaultBrokers } from '../streams/transports/kafka.js';
 import { RegistrySerde, defaultRegistryUrl } from '../streams/serde-registry.js';
 import type { Transport } from '../streams/transport.js';
 import type { Serde } from '../streams/serde.js';
+import type { TopicCatalog } from '../streams/topics.js';
 
-/** @param topics base topics of the benchmark; their retry/dlq companions are deleted too. */
-export async function openKafkaBench(topics: string[]): Promise<{ t: Transport; serde: Serde }> {
+/**
+ * @param topics base topics of the benchmark; their retry/dlq companions are deleted too.
+ * @param catalog record types of the benchmark's topics, for the serde
+ */
+export async function openKafkaBench(topics: string[], catalog: TopicCatalog): Promise<{ t: Transport; serde: Serde }> {
   const brokers = defaultBrokers();
   const admin = new Kafka({ brokers, clientId: 'swe-stream-bench', logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
@@ -29,5 +33,5 @@ export async function openKafkaBench(topics: string[]): Promise<{ t: Transport; 
   }
   await admin.disconnect();
   const t = new KafkaTransport({ brokers });
-  return { t, serde: new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true }) };
+  return { t, serde: new RegistrySerde({ url: defaultRegistryUrl(), autoRegisterSchemas: true, catalog }) };
 }

@@ -27,7 +27,6 @@ import { createInterface } from 'node:readline';
 import { EmbeddedTransport } from '../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../streams/serde-embedded.js';
 import { StageRuntime } from '../streams/runtime.js';
-import { registerTopic } from '../streams/topics.js';
 import { accept, reject } from '../streams/types.js';
 import type { Stage } from '../streams/stage.js';
 import type { Transport, ProduceRecord } from '../streams/transport.js';
@@ -36,6 +35,7 @@ import type { PullRequestEvent } from '../schemas/types.gen.js';
 import { openSource } from '../connectors/sources/index.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
 import { preloadEvents, committedTotal } from './common.js';
+import { prCatalog } from '../operators/pr/topology.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,9 +52,10 @@ const IN = 'bench.in';
 const OUT = 'bench.out';
 /** Outcomes go to a bench topic: the pipeline's stage.outcomes may hold a real run's records on the same broker. */
 const OUTCOMES = 'bench.outcomes';
-registerTopic(IN, 'PullRequestEvent');
-registerTopic(OUT, 'PullRequestEvent');
-registerTopic(OUTCOMES, 'StageOutcome');
+const catalog = prCatalog();
+catalog.register(IN, 'PullRequestEvent');
+catalog.register(OUT, 'PullRequestEvent');
+catalog.register(OUTCOMES, 'StageOutcome');
 
 /** The hour's PullRequestEvent records, through the real gharchive source. */
 async function loadEvents(file: string): Promise<PullRequestEvent[]> {
@@ -92,9 +93,9 @@ async function runOne(t: Transport, serde: Serde, stageName: string, n: number, 
 }
 
 async function openTransport(kind: string, dir: string): Promise<{ t: Transport; serde: Serde }> {
-  if (kind === 'embedded') return { t: new EmbeddedTransport({ path: join(dir, 'log.db') }), serde: new EmbeddedSerde() };
+  if (kind === 'embedded') return { t: new EmbeddedTransport({ path: join(dir, 'log.db') }), serde: new EmbeddedSerde({ catalog }) };
   const { openKafkaBench } = await import('./kafka-setup.js');
-  return openKafkaBench([IN, OUT, OUTCOMES]);
+  return openKafkaBench([IN, OUT, OUTCOMES], catalog);
 }
 
 const events = await loadEvents(args.file!);

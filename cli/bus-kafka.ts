@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Config } from './config.js';
 import { KafkaTransport } from '../streams/transports/kafka.js';
 import { RegistrySerde, registerSchemas } from '../streams/serde-registry.js';
-import { allTopics } from '../streams/topics.js';
+import { allTopics, prCatalog } from '../operators/pr/topology.js';
 import type { Bus } from './bus.js';
 
 /** @throws TransportError naming the brokers, or an Error naming the registry URL, when either does not answer. */
@@ -19,11 +19,11 @@ export async function openKafkaBus(cfg: Config): Promise<Bus> {
   });
   if (cfg.registry.autoRegister) {
     try {
-      await registerSchemas(cfg.registry.url, allTopics());
+      await registerSchemas(cfg.registry.url, allTopics(), { catalog: prCatalog() });
     } catch (e) {
       await transport.close();
       throw new Error(`schema registry at ${cfg.registry.url} did not accept the schemas: ${(e as Error).message}`, { cause: e });
     }
   }
-  return { transport, serde: new RegistrySerde({ url: cfg.registry.url }) };
+  return { transport, serde: new RegistrySerde({ url: cfg.registry.url, catalog: prCatalog() }) };
 }

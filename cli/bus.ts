@@ -9,6 +9,7 @@ import type { Serde } from '../streams/serde.js';
 import { EmbeddedTransport } from '../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../streams/serde-embedded.js';
 import type { Config } from './config.js';
+import { prCatalog } from '../operators/pr/topology.js';
 
 export interface Bus {
   transport: Transport;
@@ -59,7 +60,7 @@ export function lockDataDir(dataDir: string): void {
 export async function openBus(cfg: Config, opts: { exclusive?: boolean } = {}): Promise<Bus> {
   if (cfg.bus === 'embedded') {
     if (opts.exclusive) lockDataDir(cfg.dataDir);
-    return { transport: new EmbeddedTransport({ path: join(cfg.dataDir, 'log.db') }), serde: new EmbeddedSerde() };
+    return { transport: new EmbeddedTransport({ path: join(cfg.dataDir, 'log.db') }), serde: new EmbeddedSerde({ catalog: prCatalog() }) };
   }
   const { openKafkaBus } = await import('./bus-kafka.js');
   return openKafkaBus(cfg);

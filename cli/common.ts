@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { resolve } from 'node:path';
-import { STAGE_NAMES, type StageName } from '../streams/topics.js';
+import { STAGE_NAMES, type StageName } from '../operators/pr/topology.js';
 import { GitCredentials, splitUrlCredentials } from '../operators/pr/git-exec.js';
 
 /** Options every command shares, as parsed by commander. */

@@ -4,8 +4,7 @@
  */
 import { join } from 'node:path';
 import type { Config } from './config.js';
-import type { Stage } from '../streams/stage.js';
-import type { StageName } from '../streams/topics.js';
+import type { PrStage, StageName } from '../operators/pr/topology.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
 import type { GitCredentials } from '../operators/pr/git-exec.js';
 import { filterStage } from '../operators/filter.js';
@@ -59,55 +58,56 @@ export class Deps {
   }
 }
 
+/** How to build each stage: typed against its topics, so a stage whose records do not match them does not compile. */
+const BUILDERS: { [S in StageName]: (deps: Deps) => PrStage<S> | Promise<PrStage<S>> } = {
+  filter: async (deps) =>
+    filterStage({
+      mirrors: deps.mirrors,
+      seen: await deps.store(PATCH_SEEN_STORE),
+      maxFiles: deps.cfg.filter.maxFiles,
+      maxChangedLines: deps.cfg.filter.maxChangedLines,
+      maxDiffBytes: deps.cfg.filter.maxDiffBytes,
+      languages: deps.cfg.filter.languages,
+      licenses: deps.cfg.filter.licenses,
+      testCreator: deps.llm('test-creator') !== null,
+    }),
+  'env-build': (deps) => {
+    const llm = deps.llm('environment-builder');
+    return envBuildStage({
+      agent: llm ? environmentBuilderAgent(llm) : null,
+      sandboxes: deps.sandboxes,
+      repoPath: (c, signal) => deps.mirrors.ensure(c.repo, c.clone_url, { want: [c.parent_commit], signal }).then((m) => m.path),
+      installTimeoutMs: deps.cfg.sandbox.installTimeoutMs,
+      suiteTimeoutMs: deps.cfg.sandbox.testTimeoutMs,
+    });
+  },
+  'test-create': (deps) => {
+    const llm = deps.llm('test-creator');
+    return testCreateStage({ createTest: llm ? testCreatorAgent({ llm, sandboxes: deps.sandboxes }) : undefined });
+  },
+  verify: (deps) => verifyStage({ sandboxes: deps.sandboxes, runTimeoutMs: deps.cfg.sandbox.testTimeoutMs }),
+  statement: (deps) =>
+    statementStage({ writer: deps.llm('statement-writer'), judge: deps.llm('judge'), classifier: deps.llm('classifier'), sandboxes: deps.llm('statement-writer') ? deps.sandboxes : null }),
+  distill: async (deps) => {
+    const solver = deps.llm('solver');
+    return distillStage({
+      solver,
+      sandboxes: solver ? deps.sandboxes : null,
+      attemptsStore: solver ? await deps.store(DISTILL_ATTEMPTS_STORE) : null,
+      grade: async (task, patch, signal) => {
+        const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
+        return r?.resolved === true;
+      },
+    });
+  },
+};
+
 /**
- * Build one stage.
+ * Build one stage, typed by its name against the PR topology's topics.
  * @throws Error for a stage whose dependencies cannot be created (e.g. no Docker engine for env-build).
  */
-export async function buildStage(name: StageName, deps: Deps): Promise<Stage<any, any>> {
-  const cfg = deps.cfg;
-  switch (name) {
-    case 'filter':
-      return filterStage({
-        mirrors: deps.mirrors,
-        seen: await deps.store(PATCH_SEEN_STORE),
-        maxFiles: cfg.filter.maxFiles,
-        maxChangedLines: cfg.filter.maxChangedLines,
-        maxDiffBytes: cfg.filter.maxDiffBytes,
-        languages: cfg.filter.languages,
-        licenses: cfg.filter.licenses,
-        testCreator: deps.llm('test-creator') !== null,
-      });
-    case 'env-build': {
-      const llm = deps.llm('environment-builder');
-      return envBuildStage({
-        agent: llm ? environmentBuilderAgent(llm) : null,
-        sandboxes: deps.sandboxes,
-        repoPath: (c, signal) => deps.mirrors.ensure(c.repo, c.clone_url, { want: [c.parent_commit], signal }).then((m) => m.path),
-        installTimeoutMs: cfg.sandbox.installTimeoutMs,
-        suiteTimeoutMs: cfg.sandbox.testTimeoutMs,
-      });
-    }
-    case 'test-create': {
-      const llm = deps.llm('test-creator');
-      return testCreateStage({ createTest: llm ? testCreatorAgent({ llm, sandboxes: deps.sandboxes }) : undefined });
-    }
-    case 'verify':
-      return verifyStage({ sandboxes: deps.sandboxes, runTimeoutMs: cfg.sandbox.testTimeoutMs });
-    case 'statement':
-      return statementStage({ writer: deps.llm('statement-writer'), judge: deps.llm('judge'), classifier: deps.llm('classifier'), sandboxes: deps.llm('statement-writer') ? deps.sandboxes : null });
-    case 'distill': {
-      const solver = deps.llm('solver');
-      return distillStage({
-        solver,
-        sandboxes: solver ? deps.sandboxes : null,
-        attemptsStore: solver ? await deps.store(DISTILL_ATTEMPTS_STORE) : null,
-        grade: async (task, patch, signal) => {
-          const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
-          return r?.resolved === true;
-        },
-      });
-    }
-  }
+export async function buildStage<S extends StageName>(name: S, deps: Deps): Promise<PrStage<S>> {
+  return BUILDERS[name](deps);
 }
 
 /** Where a process keeps its non-bus state. */

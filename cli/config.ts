@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
-import { STAGE_NAMES } from '../streams/topics.js';
+import { STAGE_NAMES } from '../operators/pr/topology.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 

@@ -15,6 +15,14 @@ import { registerStatus } from './commands/status.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerExtra } from './commands/extra.js';
 
+/** A reader that stopped early (`swe-stream query … | head`) closed the pipe: the output is over, not the program's work. */
+const isEpipe = (e: unknown): boolean => (e as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
+process.stdout.on('error', (e) => {
+  if (isEpipe(e)) process.exit(0);
+  process.stderr.write(`swe-stream: cannot write output: ${e.message}\n`);
+  process.exit(1);
+});
+
 const program = new Command();
 program
   .name('swe-stream')
@@ -31,6 +39,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  if (isEpipe(e) || isEpipe((e as Error).cause)) process.exit(0);
   const err = e as Error & { retriable?: boolean };
   // Messages may carry a URL with a password (a registry or ClickHouse URL): never printed as given.
   log.error({ err: err.message, name: err.name }, 'swe-stream failed');

@@ -8,7 +8,7 @@
  * lag (the work known to be waiting), so the bar fills as the backlog drains and grows when events arrive.
  */
 import cliProgress from 'cli-progress';
-import { STAGE_NAMES } from '../streams/topics.js';
+import { STAGE_NAMES } from '../operators/pr/topology.js';
 import { stageSnapshot, type StageSnapshot } from '../streams/metrics.js';
 import { logger } from '../streams/log.js';
 

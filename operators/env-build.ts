@@ -30,13 +30,14 @@ import type { Sandbox, SandboxFactory } from './sandbox/types.js';
 import { checkoutInto } from './sandbox/repo.js';
 import { detect, manifestPaths, type RepoSnapshot } from './env/detect.js';
 import { buildRecipe, type Recipe } from './env/recipes.js';
+import { chooseToolchain, DECLARATION_RE, droppableRequirement, dropCommand, readDeclarations } from './env/installs.js';
 import { getRunner, type TestResult } from './runners/index.js';
 import { git } from './pr/git-exec.js';
 
 const log = logger({ component: 'env-build', stage: 'env-build' });
 
 /** Rejection reason codes of this stage. */
-export type EnvBuildReason = 'no-test-suite' | 'install-failed' | 'suite-does-not-run' | 'timeout' | 'unsupported-language';
+export type EnvBuildReason = 'no-test-suite' | 'install-failed' | 'suite-does-not-run' | 'timeout' | 'unsupported-language' | 'toolchain-unavailable';
 
 /** Label keys written on environment images (build facts read back on a cache hit). */
 export const ENV_LABELS = {
@@ -88,6 +89,11 @@ export function envImageRepo(prefix: string, repo: string): string {
 
 const LOG_TAIL_BYTES = 8192;
 
+/** The last `n` characters of one step's output, redacted: where an install's error is. */
+function tailOf(text: string, n = 1500): string {
+  return redact(text.trimEnd().slice(-n));
+}
+
 /** Keeps a bounded, redacted tail of everything the build printed. */
 class BuildLog {
   private text = '';
@@ -101,7 +107,7 @@ class BuildLog {
 
 /** The part of a recipe that replays it (stored as an image label). */
 function replayable(r: Recipe) {
-  return { installCommands: r.installCommands, testCommand: r.testCommand, runner: r.runner, reportFormat: r.reportFormat, reportPath: r.reportPath, preCommands: r.preCommands };
+  return { installCommands: r.installCommands, testCommand: r.testCommand, runner: r.runner, reportFormat: r.reportFormat, reportPath: r.reportPath, preCommands: r.preCommands, invocations: r.invocations, installNotes: r.installNotes };
 }
 
 /** `recipe` with the replayable fields an image label recorded (an agent's recipe); unchanged when absent or unreadable. */
@@ -120,7 +126,8 @@ function withLabelRecipe(recipe: Recipe, labels: Record<string, string>): Recipe
 export async function snapshotAt(gitDir: string, commit: string, signal?: AbortSignal): Promise<RepoSnapshot> {
   const files = (await git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit], { cwd: gitDir, signal })).split('\0').filter(Boolean);
   const contents: Record<string, string> = {};
-  for (const p of manifestPaths(files)) contents[p] = await git(['show', `${commit}:${p}`], { cwd: gitDir, signal, maxBuffer: 64 << 20 });
+  // Manifests for detection, plus what the install rules read (CI workflows, tox, nox, Makefile, version files).
+  for (const p of new Set([...manifestPaths(files), ...files.filter((f) => DECLARATION_RE.test(f))])) contents[p] = await git(['show', `${commit}:${p}`], { cwd: gitDir, signal, maxBuffer: 64 << 20 });
   const commitDate = (await git(['show', '-s', '--format=%cI', commit], { cwd: gitDir, signal })).trim();
   return { files, contents, commitDate };
 }
@@ -177,15 +184,16 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
   /** The suite "ran" when at least one test passed or failed; only errors (collection/import failures) or nothing means it did not. */
   const ran = (s: SuiteRun) => s.results.some((t) => t.status === 'PASSED' || t.status === 'FAILED');
 
-  async function cold(c: Candidate, gitDir: string, recipe: Recipe, ref: string, signal: AbortSignal, method = 'rules'): Promise<Built> {
+  async function cold(c: Candidate, gitDir: string, recipe0: Recipe, ref: string, signal: AbortSignal, method = 'rules'): Promise<Built> {
     const t0 = now();
     const blog = new BuildLog();
-    const sb = await deps.sandboxes.create({ image: recipe.baseImage, network: true, workdir: recipe.workdir, labels: { 'swe-stream.stage': 'env-build', 'swe-stream.pr': c.pr_id }, signal, ...limits });
+    const sb = await deps.sandboxes.create({ image: recipe0.baseImage, network: true, workdir: recipe0.workdir, labels: { 'swe-stream.stage': 'env-build', 'swe-stream.pr': c.pr_id }, signal, ...limits });
     try {
-      await checkoutInto(sb, gitDir, c.parent_commit, recipe.workdir, signal);
-      const res = await installAndRun(sb, recipe, blog, signal);
-      if (!res.ok) return { ...res, recipe };
-      await sb.exec('rm -rf /tmp/swe-stream /root/.cache/pip /root/.npm/_cacache /root/.cache/yarn /root/.local/share/pnpm/store', { timeoutMs: 120_000, signal });
+      await checkoutInto(sb, gitDir, c.parent_commit, recipe0.workdir, signal);
+      const res = await installAndRun(sb, recipe0, blog, signal);
+      if (!res.ok) return { ...res, recipe: recipe0 };
+      const recipe = res.recipe;
+      await sb.exec('rm -rf /tmp/swe-stream /root/.cache/pip /root/.cache/uv /root/.npm/_cacache /root/.cache/yarn /root/.local/share/pnpm/store', { timeoutMs: 120_000, signal });
       const buildMs = now() - t0;
       const labels = { [ENV_LABELS.recipeHash]: recipe.hash, [ENV_LABELS.testsParsed]: String(res.suite.results.length), [ENV_LABELS.buildMs]: String(buildMs), [ENV_LABELS.commit]: c.parent_commit, [ENV_LABELS.method]: method, [ENV_LABELS.repo]: c.repo, [ENV_LABELS.recipe]: JSON.stringify(replayable(recipe)) };
       const img = await sb.commit(ref, labels);
@@ -196,20 +204,47 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
     }
   }
 
-  async function installAndRun(sb: Sandbox, recipe: Recipe, blog: BuildLog, signal: AbortSignal): Promise<{ ok: true; suite: SuiteRun } | { ok: false; reason: EnvBuildReason; detail: string }> {
-    for (const cmd of recipe.installCommands) {
+  /**
+   * Run the install commands in order, then the whole suite with the network cut. A failed install whose
+   * error names an unresolvable lint / type-stub requirement gets that requirement dropped (an override
+   * line, see operators/env/installs.ts) and the step retried, up to 3 drops per step; the drop is recorded
+   * in the recipe's commands and notes. A failure's detail names the step and ends with that step's own
+   * output tail, where the error is.
+   */
+  async function installAndRun(sb: Sandbox, recipe: Recipe, blog: BuildLog, signal: AbortSignal): Promise<{ ok: true; suite: SuiteRun; recipe: Recipe } | { ok: false; reason: EnvBuildReason; detail: string }> {
+    const cmds = [...recipe.installCommands];
+    const notes = [...recipe.installNotes];
+    for (let i = 0, drops = 0; i < cmds.length; i++) {
+      const cmd = cmds[i];
       const r = await sb.exec(cmd, { timeoutMs: installTimeoutMs, cwd: recipe.workdir, signal, maxOutputBytes: 1 << 20 });
-      blog.add(`${cmd}   [exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}, ${r.durationMs} ms]`, `${r.stdout}\n${r.stderr}`);
-      if (r.timedOut) return { ok: false, reason: 'timeout', detail: `install command timed out after ${installTimeoutMs} ms: ${cmd}\n${blog.tail().slice(-1500)}` };
-      if (r.exitCode !== 0) return { ok: false, reason: 'install-failed', detail: `exit ${r.exitCode}: ${cmd}\n${blog.tail().slice(-1500)}` };
+      const out = `${r.stdout}\n${r.stderr}`;
+      blog.add(`${cmd}   [exit ${r.exitCode}${r.timedOut ? ', timed out' : ''}, ${r.durationMs} ms]`, out);
+      const step = `install step ${i + 1}/${cmds.length}`;
+      if (r.timedOut) return { ok: false, reason: 'timeout', detail: `${step} timed out after ${installTimeoutMs} ms: ${cmd}\n…${tailOf(out)}` };
+      if (r.exitCode === 0) {
+        drops = 0;
+        continue;
+      }
+      const drop = drops < 3 ? droppableRequirement(out) : null;
+      if (drop && /\buv pip install\b/.test(cmd)) {
+        // The drop goes into the recipe before the failed step, which runs again.
+        cmds.splice(i, 0, dropCommand(drop));
+        notes.push(`dropped ${drop}: no longer resolves (${step})`);
+        log.info({ drop, step: i + 1 }, 'unresolvable lint/type-stub requirement dropped, install retried');
+        drops++;
+        i--; // the next iteration runs the drop command at i, then the failed step again
+        continue;
+      }
+      return { ok: false, reason: 'install-failed', detail: `${step} failed (exit ${r.exitCode}): ${cmd}\n…${tailOf(out)}` };
     }
+    const final: Recipe = { ...recipe, installCommands: cmds, installNotes: notes };
     await sb.disconnectNetwork();
-    const suite = await runSuite(sb, recipe, blog, signal);
-    if (suite.timedOut) return { ok: false, reason: 'timeout', detail: `test suite timed out after ${suiteTimeoutMs} ms (${suite.results.length} results parsed)` };
+    const suite = await runSuite(sb, final, blog, signal);
+    if (suite.timedOut) return { ok: false, reason: 'timeout', detail: `test suite timed out after ${suiteTimeoutMs} ms (${suite.results.length} results parsed)\n…${blog.tail().slice(-1200)}` };
     if (!ran(suite)) {
-      return { ok: false, reason: 'suite-does-not-run', detail: `exit ${suite.exitCode}, ${suite.results.length} results (none passed or failed)\n${blog.tail().slice(-1500)}` };
+      return { ok: false, reason: 'suite-does-not-run', detail: `test suite: exit ${suite.exitCode}, ${suite.results.length} results (none passed or failed)\n…${blog.tail().slice(-1500)}` };
     }
-    return { ok: true, suite };
+    return { ok: true, suite, recipe: final };
   }
 
   async function warm(c: Candidate, gitDir: string, rulesRecipe: Recipe, ref: string, labels: Record<string, string>, signal: AbortSignal): Promise<Built> {
@@ -253,6 +288,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       install_commands: recipe.installCommands,
       pre_commands: recipe.preCommands,
       test_command: recipe.testCommand,
+      test_invocations: recipe.invocations.length ? recipe.invocations.map((i) => ({ label: i.label, env: i.env, node_options: i.nodeOptions, args: i.args, paths: i.paths })) : null,
       runner: recipe.runner,
       report_format: recipe.reportFormat,
       package_manager: recipe.packageManager,
@@ -263,6 +299,8 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       build_ms: buildMs,
       tests_parsed: testsParsed,
       build_log_tail: tail,
+      toolchain_source: recipe.toolchainSource,
+      install_notes: recipe.installNotes.length ? recipe.installNotes : null,
     };
   }
 
@@ -283,7 +321,7 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       await sb.destroy();
     }
     const prov: Provenance = { stage: 'env-build', method: 'agent', model: proposal.model, prompt_version: proposal.promptVersion, image_digest: null, duration_ms: now() - t0, tokens_in: proposal.tokensIn, tokens_out: proposal.tokensOut, cost_usd: proposal.costUsd };
-    if (!proposal.recipe) return { ok: false, reason: failure.reason, detail: `rules: ${failure.detail.slice(0, 500)}\nagent: gave up`, recipe: rules };
+    if (!proposal.recipe) return { ok: false, reason: failure.reason, detail: `agent gave up; rules: ${failure.detail.slice(-800)}`, recipe: rules };
     const p = proposal.recipe;
     const reportFormat = p.runner === 'jest' ? 'jest-json' : p.runner === 'mocha' ? 'mocha-json' : 'junit';
     const recipe: Recipe = {
@@ -297,8 +335,11 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       installCommands: p.installCommands,
       preCommands: [],
       testCommand: p.testCommand,
+      invocations: [],
       nodeVersion: rules?.nodeVersion ?? null,
       pythonVersion: rules?.pythonVersion ?? null,
+      toolchainSource: rules?.toolchainSource ?? null,
+      installNotes: [],
       manifests: rules?.manifests ?? [],
       hash: rules?.hash ?? c.parent_commit,
     };
@@ -320,8 +361,11 @@ export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, Environmen
       }
       return { built: { ok: false, ...failure, recipe: null }, language: c.language, cacheHit: false };
     }
-    const baseImage = await deps.sandboxes.baseImage(det.language);
-    const recipe = buildRecipe(det, snap.files, snap.contents, baseImage);
+    const declarations = readDeclarations(snap);
+    const toolchain = chooseToolchain(det, snap, declarations);
+    if (!toolchain.ok) return { built: { ok: false, reason: 'toolchain-unavailable', detail: toolchain.detail, recipe: null }, language: det.language, cacheHit: false };
+    const baseImage = await deps.sandboxes.baseImage(det.language, { python: det.language === 'python' ? toolchain.version : null });
+    const recipe = buildRecipe(det, snap.files, snap.contents, { baseImage, commitDate: snap.commitDate, toolchain, declarations });
     const ref = `${ref0}:${recipe.hash.slice(0, 12)}`;
     const known = rejected.get(recipe.hash);
     if (known) return { built: { ok: false, reason: known.reason, detail: `(recipe ${recipe.hash.slice(0, 12)} rejected earlier) ${known.detail}`, recipe }, language: det.language, cacheHit: true };

@@ -15,12 +15,12 @@
  * Rejections: `no-tests` (no test change and no agent), `no-code-change` (the PR changes only tests, so
  * nothing can go from failing to passing), `generated-test-rejected` (the agent's test failed the harness).
  */
-import type { Candidate, EnvironmentReady, Provenance, TestSpec, TestsReady } from '../schemas/types.gen.js';
+import type { Candidate, Environment, EnvironmentReady, Provenance, TestSpec, TestsReady } from '../schemas/types.gen.js';
 import type { Stage } from '../streams/stage.js';
 import { accept, reject } from '../streams/types.js';
 import type { Envelope, Outcome } from '../streams/types.js';
 import { joinDiff, parseDiff, type FileDiff } from './pr/patch.js';
-import { getRunner, type Runner } from './runners/index.js';
+import { getRunner, type Invocation, type Runner } from './runners/index.js';
 import { REPORT_PATH, prepareCheckout, runRepeated, type RunEvidence } from './harness/runs.js';
 import { invalidReason, isPass } from './harness/grading.js';
 import type { SandboxFactory } from './sandbox/types.js';
@@ -80,10 +80,16 @@ export function splitPatch(candidate: Pick<Candidate, 'diff' | 'files'>, runner:
 
 /**
  * The command that runs `files` ('all' = the whole suite) with the runner's explicit reporter writing to
- * {@link REPORT_PATH}, the report path the harness reads back.
+ * {@link REPORT_PATH}, the report path the harness reads back, the way the repository's test script runs
+ * its runner (the environment's `test_invocations`: variables, node flags, arguments, every variant).
  */
-export function selectedTestCommand(runner: Runner, files: string[] | 'all'): string {
-  return runner.testCommand({ files, reportPath: REPORT_PATH });
+export function selectedTestCommand(runner: Runner, files: string[] | 'all', invocations?: Environment['test_invocations']): string {
+  return runner.testCommand({ files, reportPath: REPORT_PATH, invocations: invocationsOf(invocations) });
+}
+
+/** The environment's record of how the repository runs its runner, in the runners' shape. */
+export function invocationsOf(recorded: Environment['test_invocations'] | undefined): Invocation[] {
+  return (recorded ?? []).map((i) => ({ label: i.label, env: i.env, nodeOptions: i.node_options, args: i.args, paths: i.paths }));
 }
 
 /** What the agent path returns when it produced an accepted test. */
@@ -127,7 +133,7 @@ export function testCreateStage(deps: TestCreateDeps = {}): Stage<EnvironmentRea
           gold_patch: split.goldPatch,
           test_patch: split.testPatch,
           test_files: split.testFiles,
-          test_command: selectedTestCommand(runner, files),
+          test_command: selectedTestCommand(runner, files, environment.test_invocations),
           f2p_script: null,
           f2p_script_path: null,
           method: 'pr-tests',
@@ -145,7 +151,7 @@ export function testCreateStage(deps: TestCreateDeps = {}): Stage<EnvironmentRea
         gold_patch: split.goldPatch,
         test_patch: '',
         test_files: [made.f2p_script_path],
-        test_command: selectedTestCommand(runner, [made.f2p_script_path]),
+        test_command: selectedTestCommand(runner, [made.f2p_script_path], environment.test_invocations),
         f2p_script: made.f2p_script,
         f2p_script_path: made.f2p_script_path,
         method: 'agent',
@@ -194,7 +200,7 @@ export async function judgeGeneratedTest(j: JudgeInput): Promise<string | null> 
   }
   const base = {
     sandboxes: j.sandboxes, image: environment.image_id || environment.image_ref, commit: candidate.parent_commit, workdir: environment.workdir,
-    preCommands: environment.pre_commands, testCommand: selectedTestCommand(j.runner, [j.path]), runner: j.runner,
+    preCommands: environment.pre_commands, testCommand: selectedTestCommand(j.runner, [j.path], environment.test_invocations), runner: j.runner,
     files: [{ path: j.path, content: j.content }], n: j.repeats ?? 3, timeoutMs: j.timeoutMs ?? 300_000, labels: { 'swe-stream.stage': 'test-create' }, signal: j.signal,
   };
   const parentVerdict = (r: RunEvidence): string | null => {

@@ -141,9 +141,9 @@ export interface Environment {
   pre_commands: Array<string>;
   /** whole-suite command, reporter set explicitly */
   test_command: string;
-  /** pytest | jest | vitest | mocha | node-test */
+  /** pytest | unittest | jest | vitest | mocha | node-test | jasmine | ava | tap | karma */
   runner: string;
-  /** junit | jest-json | vitest-json | mocha-json */
+  /** junit | jest-json | vitest-json | mocha-json | tap | jsonl */
   report_format: string;
   package_manager: null | string;
   node_version: null | string;
@@ -155,6 +155,26 @@ export interface Environment {
   /** test results parsed from the whole-suite run at the parent commit */
   tests_parsed: number;
   build_log_tail: string;
+  /** where the interpreter version came from, e.g. 'requires-python >=3.8; tox envlist 3.8, 3.9' (null: not chosen by rules, or written before this field) */
+  toolchain_source: null | string;
+  /** what the install rules decided: sources read (CI job, tox, Makefile), resolution date, skipped binary downloads, requirements dropped because they no longer resolve */
+  install_notes: null | Array<string>;
+  /** null = the runner's defaults */
+  test_invocations: null | Array<TestInvocation>;
+}
+
+/** How the repository's own test script runs its runner; several = variants, each test id of a labelled variant ends with ' [label]'. */
+export interface TestInvocation {
+  /** variant label, e.g. TZ=Pacific/Auckland ('' when unlabelled) */
+  label: string;
+  /** variables the script sets for this run */
+  env: Record<string, string>;
+  /** node flags before the runner's entry, passed through NODE_OPTIONS */
+  node_options: Array<string>;
+  /** the runner's own arguments (reporters, coverage, watch removed) */
+  args: Array<string>;
+  /** test paths or patterns the script restricts this run to ([] = default discovery) */
+  paths: Array<string>;
 }
 
 /** Topic tests.ready. Environment plus the split test patch / gold patch (or an f2p_script). */

@@ -1,7 +1,7 @@
 /**
  * One process running any subset of the pipeline: source runners, stage runtimes and the sink runner on
  * one transport, with idle detection for `--until-idle` and a graceful stop. Knows stages only as
- * {@link Stage} objects and topics by name — the composition root (cli/) builds the stages.
+ * {@link Stage} objects and topics only through the {@link Topology} the composition root (cli/) hands in.
  */
 import type { Transport } from './transport.js';
 import type { Serde } from './serde.js';
@@ -10,15 +10,17 @@ import type { Source, SourceTarget } from './source.js';
 import { StageRuntime, type RuntimeObserver } from './runtime.js';
 import { SinkRunner, type Sink } from './sink-runner.js';
 import { runSource, type SourceStats } from './source-runner.js';
-import { SINK_TOPICS, allTopics } from './topics.js';
+import { topicsOf, type Topology } from './topics.js';
 import { logger } from './log.js';
 
 export interface PipelineOptions {
   transport: Transport;
   serde: Serde;
   partitions: number;
-  /** Stages with their concurrency. */
-  stages: Array<{ stage: Stage<any, any>; concurrency: number }>;
+  /** Topics, their record types and each stage's input and output; every stage below must be in it. */
+  topology: Topology;
+  /** Stages with their concurrency (each typed against its topics by the composition root). */
+  stages: Array<{ stage: Stage<unknown, unknown>; concurrency: number }>;
   sources: Source<any>[];
   /** Where the sources write (topic, dead-letter topic, key of an event). */
   sourceTarget: SourceTarget<any>;
@@ -56,17 +58,20 @@ export class Pipeline {
   readonly fatal: Promise<RunnerFailure> = new Promise((r) => (this.onFatal = r));
 
   constructor(private readonly o: PipelineOptions) {
-    this.runtimes = o.stages.map(
-      (s) => new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer }),
-    );
-    if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: SINK_TOPICS });
+    this.runtimes = o.stages.map((s) => {
+      const wiring = o.topology.stages[s.stage.name];
+      if (!wiring) throw new Error(`stage ${s.stage.name} is not in the topology (${Object.keys(o.topology.stages).join(', ')})`);
+      const topics = { ...wiring, outcomes: o.topology.outcomes };
+      return new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer, topics });
+    });
+    if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: o.topology.sinkTopics });
     for (const rt of this.runtimes) void rt.died.then((error) => this.onFatal({ runner: `stage ${rt.name}`, error }));
     void this.sink?.died.then((error) => this.onFatal({ runner: 'sink', error }));
   }
 
   /** Create topics, start stage members and the sink, then start the sources. */
   async start(): Promise<void> {
-    await this.o.transport.ensureTopics(allTopics().map((name) => ({ name, partitions: this.o.partitions })));
+    await this.o.transport.ensureTopics(topicsOf(this.o.topology).map((name) => ({ name, partitions: this.o.partitions })));
     for (const rt of this.runtimes) await rt.start();
     await this.sink?.start();
     this.sourcesDone = Promise.all(
@@ -115,7 +120,7 @@ export class Pipeline {
 
   private groups(): Array<[string, { group: string; topics: readonly string[]; inFlight: number }]> {
     const out: Array<[string, { group: string; topics: readonly string[]; inFlight: number }]> = this.runtimes.map((r) => [r.name, { group: r.groupId, topics: r.topics, inFlight: r.inFlight() }]);
-    if (this.sink) out.push(['sink', { group: this.sink.groupId, topics: SINK_TOPICS, inFlight: this.sink.inFlight() }]);
+    if (this.sink) out.push(['sink', { group: this.sink.groupId, topics: this.o.topology.sinkTopics, inFlight: this.sink.inFlight() }]);
     return out;
   }
 

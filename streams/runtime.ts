@@ -33,7 +33,7 @@ import { TransportError, recordBytes } from './transport.js';
 import type { Serde } from './serde.js';
 import type { Envelope, Outcome, OutcomeMeta } from './types.js';
 import { fromStage, type Stage } from './stage.js';
-import { TOPOLOGY, retryTopic, dlqTopic, type StageName } from './topics.js';
+import { retryTopicOf, dlqTopicOf, type StageWiring } from './topics.js';
 import type { StageOutcome, DeadLetter } from '../schemas/types.gen.js';
 import { logger } from './log.js';
 
@@ -79,8 +79,8 @@ export interface StageRuntimeOptions<I, O> {
   now?: () => number;
   /** Kafka session timeout (ms) of this member. The poll loop never waits on a stage, so long work does not need a long timeout. */
   sessionTimeoutMs?: number;
-  /** Override the topology's topics (benchmarks, custom pipelines); topics must be known to streams/topics.ts. */
-  topics?: { input: string; output: string; /** default stage.outcomes */ outcomes?: string };
+  /** The topics this stage reads and writes (from the topology the composition root hands in), and where its outcomes go. */
+  topics: StageWiring & { outcomes: string };
 }
 
 type EntryStatus = 'queued' | 'running' | 'completing' | 'durable';
@@ -157,7 +157,7 @@ const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'he
 
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
-  readonly name: StageName;
+  readonly name: string;
   private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
@@ -205,20 +205,21 @@ export class StageRuntime<I, O> {
   }
 
   get inputTopic(): string {
-    return this.o.topics?.input ?? TOPOLOGY[this.name].input;
+    return this.o.topics.input;
   }
   get outputTopic(): string {
-    return this.o.topics?.output ?? TOPOLOGY[this.name].output;
+    return this.o.topics.output;
   }
   get groupId(): string {
     return this.o.groupId;
   }
-  /** The stage's retry topic (derived from the input topic when the topology is overridden). */
+  /** The stage's due-time retry topic, `<input>.retry.<stage>`. */
   get retryTopicName(): string {
-    return this.o.topics ? `${this.o.topics.input}.retry.${this.name}` : retryTopic(this.name);
+    return retryTopicOf(this.o.topics.input, this.name);
   }
+  /** The dead-letter topic of its input, `<input>.dlq`. */
   get dlqTopicName(): string {
-    return this.o.topics ? `${this.o.topics.input}.dlq` : dlqTopic(this.name);
+    return dlqTopicOf(this.o.topics.input);
   }
   /** Topics this member consumes: the stage input and its retry topic. */
   get topics(): string[] {
@@ -738,7 +739,7 @@ export class StageRuntime<I, O> {
       tokens_out: meta?.tokensOut ?? 0,
       cost_usd: meta?.costUsd ?? 0,
     };
-    return { topic: this.o.topics?.outcomes ?? 'stage.outcomes', key: rec.key, value: rec };
+    return { topic: this.o.topics.outcomes, key: rec.key, value: rec };
   }
 
   private retryRecord(e: Entry, attempt: number, error: { name: string; message: string }): ProduceRecord {

@@ -14,7 +14,7 @@ import type avro from 'avsc';
 import { loadHistory } from '../schemas/history/index.js';
 import { schemaOf, type RecordTypeName } from '../schemas/index.js';
 import { SerdeError, type Serde } from './serde.js';
-import { recordTypeOf } from './topics.js';
+import type { TopicCatalog } from './topics.js';
 import type { Headers } from './transport.js';
 
 /** Header that carries the writer schema's fingerprint. */
@@ -35,23 +35,32 @@ interface TopicCodec {
  * Encoding errors and undecodable bytes throw {@link SerdeError} with retriable=false (the runtime
  * dead-letters the record).
  */
+/** Bytes of one encoding slab (values up to a quarter of it are encoded into it; views keep it alive). */
+const SLAB_BYTES = 256 * 1024;
+
 export class EmbeddedSerde implements Serde {
   private readonly codecs = new Map<string, TopicCodec>();
   /** Writer types of every known version (current and history) by fingerprint, per record type. */
   private readonly writers = new Map<RecordTypeName, Map<string, avro.Type>>();
-  /** Encoding scratch space (grows to the largest value seen). */
+  /** Encoding scratch space for values larger than a quarter slab (grows to the largest value seen). */
   private scratch = Buffer.allocUnsafe(64 * 1024);
+  /** Slab that small values are encoded into and handed out as views: no allocation and no copy per value. */
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  private slabPos = 0;
 
-  /** @param historyDir folder of `<RecordType>.v<N>.avsc` writer schemas (default schemas/history/; tests pass their own) */
-  constructor(private readonly historyDir?: string) {}
+  /**
+   * @param opts.catalog record type per topic (the topology's catalog, handed in by the composition root)
+   * @param opts.historyDir folder of `<RecordType>.v<N>.avsc` writer schemas (default schemas/history/; tests pass their own)
+   */
+  constructor(private readonly opts: { catalog: TopicCatalog; historyDir?: string }) {}
 
-  /** Per-topic codec; @throws SerdeError for a topic not in the catalog (streams/topics.ts). */
+  /** Per-topic codec; @throws SerdeError for a topic not in the catalog. */
   private codec(topic: string): TopicCodec {
     let c = this.codecs.get(topic);
     if (c) return c;
     let recordType: RecordTypeName;
     try {
-      recordType = recordTypeOf(topic);
+      recordType = this.opts.catalog.recordTypeOf(topic);
     } catch (err) {
       throw new SerdeError(`no record type for topic ${topic}`, false, { cause: err });
     }
@@ -65,7 +74,7 @@ export class EmbeddedSerde implements Serde {
     let m = this.writers.get(recordType);
     if (!m) {
       m = new Map();
-      for (const h of loadHistory(this.historyDir).get(recordType) ?? []) m.set(h.fingerprint, h.type);
+      for (const h of loadHistory(this.opts.historyDir).get(recordType) ?? []) m.set(h.fingerprint, h.type);
       this.writers.set(recordType, m);
     }
     return m;
@@ -86,6 +95,24 @@ export class EmbeddedSerde implements Serde {
   /** Synchronous {@link encode} for callers that batch (no promise per record). */
   encodeSync(topic: string, value: unknown): { value: Buffer; headers: Headers } {
     const c = this.codec(topic);
+    // Small values: straight into the slab, returned as a view of it. A new slab when this one is full; a value
+    // that does not fit a quarter slab goes the scratch way below.
+    for (let fresh = false; ; fresh = true) {
+      const start = this.slabPos;
+      let end: number;
+      try {
+        end = c.type.encode(value, this.slab, start);
+      } catch (err) {
+        throw invalidValue(topic, c, value, err);
+      }
+      if (end >= 0) {
+        this.slabPos = end;
+        return { value: this.slab.subarray(start, end), headers: c.headers };
+      }
+      if (fresh || -end > SLAB_BYTES / 4) break;
+      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+      this.slabPos = 0;
+    }
     // Into a reused scratch buffer, then one exact copy out (avsc's toBuffer zero-fills its result and
     // writes twice when the value exceeds its 1 KiB scratch).
     let pos: number;

@@ -5,7 +5,7 @@
  * Wire format (Confluent docs, "Wire format"): byte 0 = magic 0, bytes 1–4 = schema id (big-endian uint32),
  * then the Avro binary encoding of the value (Avro 1.11 spec, "Binary Encoding"). Subject naming TOPIC:
  * the value schema of topic T lives under subject `T-value`. Retry topics carry their base topic's record
- * type, dead-letter topics DeadLetter (streams/topics.ts `recordTypeOf`); each has its own subject.
+ * type, dead-letter topics DeadLetter (the topology's {@link TopicCatalog}); each has its own subject.
  *
  * Registration is explicit (ARCHITECTURE.md §4): {@link registerSchemas} registers each topic's current
  * self-contained schema from schemas/ and sets the subject's compatibility to FULL_TRANSITIVE, at startup or
@@ -25,7 +25,7 @@ import { SchemaRegistryClient, type Client, type Compatibility } from '@confluen
 import { schemaOf, type RecordTypeName } from '../schemas/index.js';
 import { logger } from './log.js';
 import { SerdeError, type Serde } from './serde.js';
-import { recordTypeOf as catalogRecordTypeOf } from './topics.js';
+import type { TopicCatalog } from './topics.js';
 import { TransportError, type Headers } from './transport.js';
 
 /** Magic byte of the Confluent wire format. */
@@ -73,8 +73,8 @@ function describe(err: unknown): string {
 }
 
 export interface RegisterOptions {
-  /** Record type per topic. Default: the topic catalog (streams/topics.ts). */
-  recordTypeOf?: (topic: string) => RecordTypeName;
+  /** Record type per topic: the topology's catalog. */
+  catalog: Pick<TopicCatalog, 'recordTypeOf'>;
   /** Compatibility set on every subject. Default FULL_TRANSITIVE. */
   compatibility?: `${Compatibility}`;
   client?: Client;
@@ -89,9 +89,9 @@ export interface RegisterOptions {
  * @throws TransportError (retriable) naming the URL when the registry is unreachable;
  *         TransportError (not retriable) when the registry refuses the schema (e.g. incompatible: 409)
  */
-export async function registerSchemas(registryUrl: string, topics: string[], opts: RegisterOptions = {}): Promise<Map<string, number>> {
+export async function registerSchemas(registryUrl: string, topics: string[], opts: RegisterOptions): Promise<Map<string, number>> {
   const client = opts.client ?? registryClient(registryUrl);
-  const typeOf = opts.recordTypeOf ?? catalogRecordTypeOf;
+  const typeOf = (topic: string) => opts.catalog.recordTypeOf(topic);
   const level = (opts.compatibility ?? 'FULL_TRANSITIVE') as Compatibility;
   const log = logger({ component: 'registry' });
   const ids = new Map<string, number>();
@@ -127,8 +127,8 @@ export interface RegistrySerdeOptions {
   url?: string;
   /** Register our schema on first use of a topic. Tests only: default false (schemas are registered at deploy by {@link registerSchemas}). */
   autoRegisterSchemas?: boolean;
-  /** Record type per topic. Default: the topic catalog (streams/topics.ts). */
-  recordTypeOf?: (topic: string) => RecordTypeName;
+  /** Record type per topic: the topology's catalog. */
+  catalog: Pick<TopicCatalog, 'recordTypeOf'>;
   client?: Client;
 }
 
@@ -159,11 +159,11 @@ export class RegistrySerde implements Serde {
   /** Scratch space for framing: values are encoded after a 5-byte gap, then copied out once. */
   private scratch = Buffer.allocUnsafe(64 * 1024);
 
-  constructor(opts: RegistrySerdeOptions = {}) {
+  constructor(opts: RegistrySerdeOptions) {
     this.url = opts.url ?? defaultRegistryUrl();
     this.client = opts.client ?? registryClient(this.url);
     this.autoRegister = opts.autoRegisterSchemas ?? false;
-    this.typeOf = opts.recordTypeOf ?? catalogRecordTypeOf;
+    this.typeOf = (topic) => opts.catalog.recordTypeOf(topic);
   }
 
   private recordType(topic: string): RecordTypeName {

@@ -4,43 +4,61 @@
  * record inside the inner observable, retried work wrapped in `defer`), so a stage never sees
  * concurrency, retries, commits or the transport.
  */
-import { defer, mergeMap } from 'rxjs';
+import { catchError, defaultIfEmpty, defer, isObservable, map, mergeMap, of, take, type Observable, type ObservableInput } from 'rxjs';
 import type { Envelope, Outcome, StageOperator } from './types.js';
 import { fail } from './types.js';
-import type { StageName } from './topics.js';
 
 /** A stage: `handle` resolves to exactly one outcome. Throwing is allowed and becomes `failed`, retriable as `isRetriable` (streams/types.ts) judges. */
 export interface Stage<I, O> {
-  name: StageName;
+  /** The stage's name in the topology: its consumer group (`swe-stream.<name>`), retry topic and outcome records. */
+  name: string;
   handle(env: Envelope<I>): Promise<Outcome<O>>;
   /** Release resources (containers, clients) at shutdown. */
   close?(): Promise<void>;
 }
 
+/** What a handler may return for one envelope: the stage contract's promise, or an observable (tests in virtual time, streaming handlers). */
+export type HandlerResult<O> = Promise<Outcome<O>> | Observable<Outcome<O>>;
+
 /**
- * One record through the stage, as a promise that never rejects: a throw (synchronous or not) becomes a
- * `failed` outcome. The outcome envelope keeps the input's key, origin, attempt and signal.
+ * One record through a handler, never failing: a throw (synchronous or not) or an error of the observable
+ * becomes a `failed` outcome; of an observable only the first value counts, and one that completes empty is a
+ * non-retriable `failed` (a handler bug). The outcome envelope keeps the input's key, origin, attempt and signal.
  */
-function outcomeOf<I, O>(stage: Stage<I, O>, env: Envelope<I>): Promise<Envelope<Outcome<O>>> {
-  let p: Promise<Outcome<O>>;
+function outcomeOf<I, O>(handle: (env: Envelope<I>) => HandlerResult<O>, env: Envelope<I>): ObservableInput<Envelope<Outcome<O>>> {
+  let r: HandlerResult<O>;
   try {
-    p = Promise.resolve(stage.handle(env));
+    r = handle(env);
   } catch (err) {
-    return Promise.resolve({ ...env, value: fail<O>(err) });
+    return of({ ...env, value: fail<O>(err) }); // synchronous, as the throw was
   }
-  return p.then(
+  if (isObservable(r)) {
+    return r.pipe(
+      take(1),
+      defaultIfEmpty(fail<O>(new Error('the handler completed without an outcome'), false)),
+      map((value): Envelope<Outcome<O>> => ({ ...env, value })),
+      catchError((err: unknown) => of<Envelope<Outcome<O>>>({ ...env, value: fail<O>(err) })),
+    );
+  }
+  return Promise.resolve(r).then(
     (value): Envelope<Outcome<O>> => ({ ...env, value }),
     (err: unknown): Envelope<Outcome<O>> => ({ ...env, value: fail<O>(err) }),
   );
 }
 
 /**
- * Lift a stage into an operator with at most `concurrency` records in flight.
- * One record's failure never errors the stream: the inner observable catches it into a `failed` outcome.
- * The inner observable is `defer` over one promise that already maps and catches (rather than
+ * Lift a handler into an operator with at most `concurrency` records in flight (RxJS `mergeMap`; the runtime
+ * bounds what reaches it, since mergeMap buffers overflow without bound). Exactly one outcome per input; one
+ * record's failure never errors the stream: the inner observable catches it into a `failed` outcome. For a
+ * promise the inner observable is `defer` over one promise that already maps and catches (rather than
  * `defer(from(p)).pipe(catchError, map)`): same semantics — `handle` runs at subscription, once per
  * subscription — with one observable and subscriber per record instead of four.
  */
+export function liftHandler<I, O>(handle: (env: Envelope<I>) => HandlerResult<O>, concurrency: number): StageOperator<I, O> {
+  return mergeMap((env: Envelope<I>) => defer(() => outcomeOf(handle, env)), concurrency);
+}
+
+/** Lift a stage into an operator with at most `concurrency` records in flight; see {@link liftHandler}. */
 export function fromStage<I, O>(stage: Stage<I, O>, concurrency: number): StageOperator<I, O> {
-  return mergeMap((env: Envelope<I>) => defer(() => outcomeOf(stage, env)), concurrency);
+  return liftHandler((env: Envelope<I>) => stage.handle(env), concurrency);
 }

@@ -8,7 +8,8 @@ import { writeFileSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { openClickHouse } from '../../connectors/sinks/connection.js';
 import { buildReport, type Report } from '../../connectors/analytics/views.js';
-import { renderText } from '../../connectors/analytics/render.js';
+import { renderText, safeJson } from '../../connectors/analytics/render.js';
+import { findAnalyticsEndpoint } from '../../connectors/analytics/endpoint.js';
 import { renderHtml } from '../../connectors/analytics/html.js';
 import { write, type AnalyticsContext, type CommandIo } from '../../connectors/analytics/context.js';
 
@@ -21,24 +22,30 @@ export interface ReportOptions extends AnalyticsContext, CommandIo {
 }
 
 /**
- * Build the report and print it. Returns the process exit code (0).
+ * Build the report and print it (from the running `run` that holds chDB, when there is one). Returns the
+ * process exit code (0).
  * @throws ClickHouseStoreError when ClickHouse cannot be reached or a query fails (retriable per the error)
  */
 export async function runReport(opts: ReportOptions): Promise<number> {
   const stdout = opts.stdout ?? process.stdout;
-  const ch = await openClickHouse({ url: opts.clickhouseUrl, dataDir: opts.dataDir, database: opts.database });
+  // While a run holds the chDB directory, that process answers (connectors/analytics/endpoint.ts).
+  const served = opts.clickhouseUrl ? undefined : findAnalyticsEndpoint(opts.dataDir);
   let report: Report;
-  try {
-    report = await buildReport(ch);
-  } finally {
-    await ch.close();
+  if (served) report = await served.report();
+  else {
+    const ch = await openClickHouse({ url: opts.clickhouseUrl, dataDir: opts.dataDir, database: opts.database });
+    try {
+      report = await buildReport(ch);
+    } finally {
+      await ch.close();
+    }
   }
   if (opts.html) {
     const path = resolve(opts.html);
     writeFileSync(`${path}.tmp`, renderHtml(report));
     renameSync(`${path}.tmp`, path);
   }
-  await write(stdout, opts.json ? `${JSON.stringify(report)}\n` : renderText(report));
+  await write(stdout, opts.json ? `${safeJson(report)}\n` : renderText(report));
   if (opts.html && !opts.json) await write(stdout, `HTML report written to ${resolve(opts.html)}\n`);
   return 0;
 }

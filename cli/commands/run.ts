@@ -7,7 +7,7 @@ import { Pipeline, type RunnerFailure } from '../../streams/pipeline.js';
 import { openSource } from '../../connectors/sources/index.js';
 import { PR_EVENTS_TARGET, type Source } from '../../connectors/sources/types.js';
 import type { Config } from '../config.js';
-import { STAGE_NAMES, type StageName } from '../../streams/topics.js';
+import { PR_TOPOLOGY, STAGE_NAMES, type StageName } from '../../operators/pr/topology.js';
 import { log, redact, redactValue } from '../../streams/log.js';
 import { openBus } from '../bus.js';
 import { Deps, buildStage } from '../compose.js';
@@ -107,6 +107,7 @@ async function runPipeline(raw: Config, stageNames: StageName[], opts: { untilId
     transport: bus.transport,
     serde: bus.serde,
     partitions: cfg.partitions,
+    topology: PR_TOPOLOGY,
     stages,
     sources,
     sourceTarget: PR_EVENTS_TARGET,

@@ -1,7 +1,7 @@
 /** `swe-stream status [--json]`: per topic end offsets; per consumer group committed offsets and lag. */
 import type { Command } from 'commander';
 import { openBus } from '../bus.js';
-import { allTopics } from '../../streams/topics.js';
+import { allTopics } from '../../operators/pr/topology.js';
 import { commonOptions, configFrom, type CommonFlags } from '../common.js';
 
 /** One group's position on one topic: committed offset sum, end offset sum and lag (records). */

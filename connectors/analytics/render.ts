@@ -4,6 +4,31 @@
  */
 import type { Report } from './views.js';
 
+/**
+ * Control characters that a terminal would act on (C0, DEL, C1 — ECMA-48 escape and control sequences) and
+ * the bidirectional overrides that reorder what is shown (Unicode TR9 embeddings, overrides and isolates).
+ */
+const UNSAFE_RE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `text` with every terminal-active character shown as an escape (`\n`, `\t`, `\r`, `\x1b`, `\u202e`), so
+ * values from event data (titles, bodies, branch names) cannot move the cursor, recolour or rewrite the screen.
+ */
+export function safeText(text: string): string {
+  return text.replace(UNSAFE_RE, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** JSON text (as JSON.stringify) whose strings carry no terminal-active character: those left raw by JSON.stringify (DEL, C1, bidi) become \\u escapes. */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Format a fraction as a percentage with one decimal, "–" for null. */
 export const pct = (r: number | null): string => (r === null ? '–' : `${(r * 100).toFixed(1)}%`);
 /** Format milliseconds as ms / s / min. */
@@ -16,11 +41,14 @@ const usd = (v: number): string => `$${v.toFixed(v !== 0 && Math.abs(v) < 0.01 ?
 
 /**
  * A text table: header row, a rule, body rows; numeric-looking cells right-aligned.
- * @param rows cells as strings or numbers (numbers rendered with toString)
+ * @param rows cells as strings or numbers (numbers rendered with toString); control characters are escaped ({@link safeText})
  */
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = rows.map((r) => r.map((c) => String(c)));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  // Cells may hold event data: never let it reach the terminal raw.
+  headers = headers.map(safeText);
+  const cells = rows.map((r) => r.map((c) => safeText(String(c))));
+  // A loop, not Math.max(...cells): spreading hundreds of thousands of rows overflows the call stack.
+  const widths = headers.map((h, i) => cells.reduce((w, r) => Math.max(w, (r[i] ?? '').length), h.length));
   const numeric = headers.map((_, i) => cells.length > 0 && cells.every((r) => /^[-$]?[\d.,]+( ?(%|ms|s|min))?$|^–$/.test(r[i] ?? '')));
   const line = (r: string[]): string => r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
@@ -30,8 +58,8 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 export function renderText(r: Report): string {
   const out: string[] = [];
   out.push('Funnel (each input counted once: latest outcome per input)');
-  out.push(table(['stage', 'inputs', 'accepted', 'rejected', 'failed', 'pass rate'],
-    r.stages.map((s) => [s.stage, s.inputs, s.accepted, s.rejected, s.failed, pct(s.inputs ? s.accepted / s.inputs : null)])));
+  out.push(table(['stage', 'inputs', 'accepted', 'rejected', 'skipped', 'failed', 'pass rate'],
+    r.stages.map((s) => [s.stage, s.inputs, s.accepted, s.rejected, s.skipped, s.failed, pct(s.inputs ? s.accepted / s.inputs : null)])));
   const reasons = r.stages.flatMap((s) => Object.entries(s.reasons).map(([k, v]) => [s.stage, k, v] as [string, string, number]));
   if (reasons.length) {
     out.push('', 'Rejections by reason');

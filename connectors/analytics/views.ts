@@ -12,7 +12,7 @@
  * and formatted here, so neither engine's time zone matters.
  */
 import type { ClickHouse } from '../sinks/connection.js';
-import { STAGE_NAMES } from '../../streams/topics.js';
+import { STAGE_NAMES } from '../../operators/pr/topology.js';
 
 /**
  * Filter rejection reasons that mean "this event is not a merged PR" (operators/filter.ts rejects
@@ -24,12 +24,22 @@ export const NOT_MERGED_REASONS: readonly string[] = ['not-merged'];
 /** Scale-SWE's ten bug types plus Feature (ARCHITECTURE.md §7), in the paper's order; always present in the report. */
 export const CATEGORIES = ['API Mismatch', 'Logic Error', 'Input/Boundary', 'Constructor', 'Import Error', 'State Sync', 'Mutability', 'Spec Violation', 'I/O Resource', 'Security', 'Feature'];
 
-/** One stage of the funnel. Counts are inputs (distinct outcome_id); accepted + rejected + failed = inputs. */
+/**
+ * Rejection reasons that are no verdict on the input: the stage chose not to work on it and the record goes on
+ * as it is (operators/distill.ts: without a solver LLM every task is `skipped-no-llm` and still reaches the
+ * dataset). Counted as `skipped`, never as a rejection.
+ */
+export const SKIP_REASONS: readonly string[] = ['skipped-no-llm'];
+
+/** One stage of the funnel. Counts are inputs (distinct outcome_id); accepted + rejected + skipped + failed = inputs. */
 export interface StageFunnel {
   stage: string;
   inputs: number;
   accepted: number;
+  /** rejections other than {@link SKIP_REASONS} */
   rejected: number;
+  /** inputs the stage passed over ({@link SKIP_REASONS}), e.g. distill without an LLM */
+  skipped: number;
   failed: number;
   /** Rejections by reason code (null reason → "unspecified"). */
   reasons: Record<string, number>;
@@ -120,21 +130,23 @@ function orderStages(seen: Iterable<string>): string[] {
 /** Funnel per stage. @throws ClickHouseStoreError */
 export async function funnel(ch: ClickHouse): Promise<StageFunnel[]> {
   const L = latest(ch);
-  const counts = await ch.rows<{ stage: string; inputs: number; accepted: number; rejected: number; failed: number }>(
+  const skip = `ifNull(l_reason, '') IN (${sqlList(SKIP_REASONS)})`;
+  const counts = await ch.rows<{ stage: string; inputs: number; accepted: number; rejected: number; skipped: number; failed: number }>(
     `SELECT l_stage AS stage, count() AS inputs, countIf(l_kind = 'accepted') AS accepted,
-       countIf(l_kind = 'rejected') AS rejected, countIf(l_kind = 'failed') AS failed
+       countIf(l_kind = 'rejected' AND NOT ${skip}) AS rejected, countIf(l_kind = 'rejected' AND ${skip}) AS skipped,
+       countIf(l_kind = 'failed') AS failed
      FROM ${L} GROUP BY l_stage`,
   );
   const reasons = await ch.rows<{ stage: string; reason: string; c: number }>(
     `SELECT l_stage AS stage, ifNull(l_reason, 'unspecified') AS reason, count() AS c
-     FROM ${L} WHERE l_kind = 'rejected' GROUP BY l_stage, reason ORDER BY l_stage, reason`,
+     FROM ${L} WHERE l_kind = 'rejected' AND NOT ${skip} GROUP BY l_stage, reason ORDER BY l_stage, reason`,
   );
   const by = new Map(counts.map((c) => [c.stage, c]));
   return orderStages(by.keys()).map((stage) => {
     const c = by.get(stage);
     const rs: Record<string, number> = {};
     for (const r of reasons) if (r.stage === stage) rs[r.reason] = n(r.c);
-    return { stage, inputs: n(c?.inputs), accepted: n(c?.accepted), rejected: n(c?.rejected), failed: n(c?.failed), reasons: rs };
+    return { stage, inputs: n(c?.inputs), accepted: n(c?.accepted), rejected: n(c?.rejected), skipped: n(c?.skipped), failed: n(c?.failed), reasons: rs };
   });
 }
 

@@ -4,14 +4,22 @@
  * {@link manifestPaths} asks for), so it is unit-tested without git or Docker.
  *
  * Rules (what SWE-bench's per-repository specs and the Scale-SWE Environment Builder found to matter):
- *  - Python: pyproject.toml / setup.py / setup.cfg / requirements*.txt / tox.ini / pytest.ini; always run
- *    through pytest (it also collects unittest suites), test extras / dependency groups / test requirement
- *    files installed; `requires-python` above the base image's 3.11 is unsupported.
+ *  - Python: pyproject.toml / setup.py / setup.cfg / requirements*.txt / tox.ini / pytest.ini; run through
+ *    pytest (it also collects unittest suites), unittest where pytest would not find the tests
+ *    (operators/env/python-tests.ts, which also strips coverage and lint gates from pytest's addopts), test extras / dependency groups / test requirement
+ *    files installed (the interpreter version is chosen by operators/env/toolchain.ts).
  *  - JavaScript/TypeScript: package.json; package manager from `packageManager`, then lockfiles
  *    (pnpm-lock.yaml, yarn.lock, package-lock.json / npm-shrinkwrap.json); runner from `scripts.test`
  *    (following `npm run x`), then config files, then devDependencies; Node major from .nvmrc /
  *    .node-version / engines.node (Debian bookworm ships 18; node:test's junit reporter needs ≥ 20).
  */
+
+import type { Invocation, RunnerName } from '../runners/types.js';
+import { cleanRunnerArgs, findRunnerCalls, invocationsOf, shellSegments, type RunnerCall } from './scripts.js';
+
+import { pythonRunner } from './python-tests.js';
+
+export { cleanRunnerArgs, shellSegments } from './scripts.js';
 
 /** The files of a repository at one commit: every path, and the text of the manifests. */
 export interface RepoSnapshot {
@@ -24,7 +32,8 @@ export interface RepoSnapshot {
 }
 
 export type Language = 'python' | 'javascript' | 'typescript';
-export type Runner = 'pytest' | 'jest' | 'vitest' | 'mocha' | 'node-test';
+/** The test runner names of operators/runners (Environment.runner). */
+export type Runner = RunnerName;
 export type PackageManager = 'pip' | 'npm' | 'yarn' | 'yarn-berry' | 'pnpm';
 
 /** What was found. `runnerArgs` are the arguments the repository itself passes to its runner (reporters and coverage removed). */
@@ -35,6 +44,11 @@ export interface Detection {
   runnerArgs: string[];
   /** VAR=value pairs the repository's test script sets (e.g. cross-env TZ=UTC) */
   runnerEnv: Record<string, string>;
+  /**
+   * How the repository's test script runs the runner, every variant of it (`TZ=A jest && TZ=B jest`),
+   * for operators/runners `testCommand({ invocations })`; [] = the runner's defaults.
+   */
+  invocations: Invocation[];
   /** build steps the test script runs first (from `pretest`, e.g. `npm run build`), lint/format steps dropped */
   preTest: string[];
   /** Node major to install from the npm registry, or null for the base image's Node 18 */
@@ -95,7 +109,7 @@ export function manifestPaths(files: string[]): string[] {
 
 /** Test files by the runners' default discovery conventions (pytest `test_*.py`/`*_test.py`; jest/vitest/mocha `*.test.*`, `*.spec.*`, `test/`, `__tests__/`). */
 const PY_TEST_RE = /(^|\/)(test_[^/]*\.py|[^/]*_test\.py|tests?\/.*\.py)$/;
-const JS_TEST_RE = /(^|\/)([^/]*\.(test|spec)\.[cm]?[jt]sx?|(test|tests|__tests__|spec)\/.*\.[cm]?[jt]sx?)$/;
+const JS_TEST_RE = /(^|\/)([^/]*\.(test|spec)\.[cm]?[jt]sx?|(test|tests|__tests__|spec)\/.*\.[cm]?[jt]sx?|tests?\.[cm]?[jt]sx?|test-[^/]*\.[cm]?[jt]sx?|[^/]*[sS]pec\.[cm]?[jt]sx?)$/;
 
 /**
  * Detect language, package manager, runner and versions. `hint` is the candidate's language from the
@@ -155,13 +169,7 @@ function detectPython(snap: RepoSnapshot): Detection | DetectFailure {
   if (!snap.files.some((f) => PY_TEST_RE.test(f) && !f.startsWith('docs/'))) return { reason: 'no-test-suite', detail: 'no test_*.py / *_test.py / tests/*.py files' };
   const pyproject = c['pyproject.toml'] ?? '';
   const project = tomlTable(pyproject, 'project') ?? '';
-  const rp = /requires-python\s*=\s*["']([^"']+)["']/.exec(project)?.[1] ?? /python_requires\s*=\s*(\S+)/.exec(c['setup.cfg'] ?? '')?.[1] ?? /python_requires\s*=\s*["']([^"']+)["']/.exec(c['setup.py'] ?? '')?.[1];
-  if (rp) {
-    const min = requiresPythonMin(rp);
-    if (min && (min[0] > BASE_PYTHON.major || (min[0] === BASE_PYTHON.major && min[1] > BASE_PYTHON.minor))) {
-      return { reason: 'unsupported-language', detail: `requires-python ${rp}; the offline base image has Python ${BASE_PYTHON.major}.${BASE_PYTHON.minor}` };
-    }
-  }
+  // The interpreter a requires-python asks for is chosen by operators/env/toolchain.ts (3.9, 3.11 or 3.13).
   const extrasAvail = [
     ...tomlArrayKeys(tomlTable(pyproject, 'project.optional-dependencies') ?? ''),
     ...[...(/^\[options\.extras_require\]\n([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(c['setup.cfg'] ?? '')?.[1] ?? '').matchAll(/^([A-Za-z0-9_.-]+)\s*=/gm)].map((m) => m[1]),
@@ -177,12 +185,14 @@ function detectPython(snap: RepoSnapshot): Detection | DetectFailure {
   ];
   const installable = /^\s*\[(build-system|project)\]/m.test(pyproject) || snap.files.includes('setup.py') || /^\[metadata\]/m.test(c['setup.cfg'] ?? '');
   const toxDeps = toxTestDeps(c['tox.ini'] ?? '');
+  const tests = pythonRunner(snap.files, c, snap.files.filter((f) => PY_TEST_RE.test(f)));
   return {
     language: 'python',
     packageManager: 'pip',
-    runner: 'pytest',
+    runner: tests.runner,
     runnerArgs: [],
     runnerEnv: {},
+    invocations: tests.invocations,
     preTest: [],
     nodeMajor: null,
     requirementFiles: [...new Set(chosen)],
@@ -226,8 +236,6 @@ interface PackageJson {
   mocha?: unknown;
 }
 
-const RUNNER_BINS: Record<string, Runner> = { jest: 'jest', vitest: 'vitest', mocha: 'mocha', _mocha: 'mocha' };
-
 /** Node major asked for by an .nvmrc / .node-version text ("v20.1.0", "22", "lts/*", "lts/hydrogen"). */
 export function nvmrcMajor(text: string): number | null {
   const t = text.trim().toLowerCase();
@@ -247,133 +255,6 @@ export function enginesMinMajor(range: string): number | null {
     .filter((x): x is string => x !== undefined)
     .map(Number);
   return nums.length ? Math.min(...nums) : null;
-}
-
-/** Split a shell command line into `&&` / `;` / `||` segments and words (quotes kept intact, no expansion). */
-export function shellSegments(cmd: string): string[][] {
-  const segs: string[][] = [];
-  let words: string[] = [];
-  let cur = '';
-  let q: string | null = null;
-  let inWord = false;
-  const endWord = () => {
-    if (inWord) words.push(cur);
-    cur = '';
-    inWord = false;
-  };
-  for (let i = 0; i < cmd.length; i++) {
-    const ch = cmd[i];
-    if (q) {
-      if (ch === '\\' && q === '"' && i + 1 < cmd.length) {
-        cur += cmd[++i];
-      } else if (ch === q) q = null;
-      else cur += ch;
-      continue;
-    }
-    if (ch === '"' || ch === "'") {
-      q = ch;
-      inWord = true;
-    } else if (ch === '\\' && i + 1 < cmd.length) {
-      cur += cmd[++i];
-      inWord = true;
-    } else if (/\s/.test(ch)) endWord();
-    else if ((ch === '&' && cmd[i + 1] === '&') || (ch === '|' && cmd[i + 1] === '|')) {
-      endWord();
-      segs.push(words);
-      words = [];
-      i++;
-    } else if (ch === ';') {
-      endWord();
-      segs.push(words);
-      words = [];
-    } else {
-      cur += ch;
-      inWord = true;
-    }
-  }
-  endWord();
-  segs.push(words);
-  return segs.filter((s) => s.length > 0);
-}
-
-interface RunnerCall {
-  runner: Runner;
-  args: string[];
-  env: Record<string, string>;
-}
-
-/** Flags of coverage wrappers (nyc, c8) that take a separate value. */
-const WRAPPER_VALUE_FLAGS = new Set(['--reporter', '-r', '--include', '-n', '--exclude', '-x', '--extension', '-e', '--report-dir', '--temp-dir', '--require', '-i', '--instrument', '--check-coverage', '--branches', '--lines', '--functions', '--statements', '--src', '--reports-dir', '-o']);
-
-/** Parse one segment into a runner call, unwrapping env assignments, cross-env, npx, nyc/c8 and node_modules/.bin paths. */
-function runnerCall(words: string[]): RunnerCall | null {
-  const env: Record<string, string> = {};
-  let i = 0;
-  const bin = (w: string) => w.replace(/^(\.\/)?node_modules\/\.bin\//, '');
-  for (;;) {
-    const w = words[i];
-    if (w === undefined) return null;
-    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w)) {
-      const k = w.slice(0, w.indexOf('='));
-      env[k] = w.slice(w.indexOf('=') + 1);
-      i++;
-    } else if (['cross-env', 'env', 'npx', 'dotenv', 'cross-env-shell'].includes(bin(w)) || w === '--') i++;
-    else if (bin(w) === 'nyc' || bin(w) === 'c8') {
-      i++;
-      while (i < words.length && !(bin(words[i]) in RUNNER_BINS) && words[i] !== 'node') {
-        if (WRAPPER_VALUE_FLAGS.has(words[i])) i++;
-        i++;
-      }
-    } else break;
-  }
-  const head = bin(words[i]);
-  const rest = words.slice(i + 1);
-  if (head in RUNNER_BINS) return { runner: RUNNER_BINS[head], args: rest, env };
-  if (head === 'node' && rest.includes('--test')) return { runner: 'node-test', args: rest.filter((a) => a !== '--test'), env };
-  if (head === 'react-scripts' && rest[0] === 'test') return { runner: 'jest', args: rest.slice(1), env };
-  return null;
-}
-
-/** `npm run x` / `npm test` / `yarn x` / `pnpm x` / `pnpm run x` → script name x (npm-run-all style fan-out is not followed). */
-function scriptRef(words: string[]): string | null {
-  const [a, b, c] = words;
-  if (a === 'npm' && (b === 'run' || b === 'run-script') && c) return c;
-  if (a === 'npm' && b === 'test') return 'test';
-  if ((a === 'yarn' || a === 'pnpm') && b === 'run' && c) return c;
-  if ((a === 'yarn' || a === 'pnpm') && b && !b.startsWith('-') && !['install', 'add', 'exec', 'dlx'].includes(b)) return b;
-  return null;
-}
-
-function findRunnerCalls(scripts: Record<string, string>, name: string, depth: number, out: RunnerCall[]): void {
-  const cmd = scripts[name];
-  if (cmd === undefined || depth > 4) return;
-  for (const seg of shellSegments(cmd)) {
-    const call = runnerCall(seg);
-    if (call) {
-      out.push(call);
-      continue;
-    }
-    const ref = scriptRef(seg);
-    if (ref && ref !== name) findRunnerCalls(scripts, ref, depth + 1, out);
-  }
-}
-
-/** Remove the repository's reporter / coverage / watch flags: the harness sets its own reporter (ARCHITECTURE.md §6). */
-export function cleanRunnerArgs(runner: Runner, args: string[]): string[] {
-  const out: string[] = [];
-  const valueFlags = new Set(['--reporter', '-R', '--reporter-option', '--reporter-options', '-O', '--outputFile', '--coverageReporters', '--test-reporter', '--test-reporter-destination', '--coverageThreshold', '--coverageDirectory']);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const flag = a.split('=')[0];
-    if (valueFlags.has(flag)) {
-      if (!a.includes('=')) i++;
-      continue;
-    }
-    if (/^--(coverage|collectCoverage|watch|watchAll|ui|json|silent|reporters?)\b/.test(flag) || flag === '--experimental-test-coverage') continue;
-    if (runner === 'vitest' && (a === 'run' || a === 'watch' || a === 'dev') && out.length === 0) continue;
-    out.push(a);
-  }
-  return out;
 }
 
 /** Build steps of `pretest`: `npm run build`-like and compiler segments kept; lint, format and type-check-only segments dropped. */
@@ -409,10 +290,11 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
   else if (has('yarn.lock')) packageManager = has('.yarnrc.yml') ? 'yarn-berry' : 'yarn';
   else packageManager = 'npm';
 
-  const calls: RunnerCall[] = [];
+  let calls: RunnerCall[] = [];
+  const tapLibrary = 'tape' in deps || 'tap' in deps;
   if (!/no test specified/.test(scripts.test ?? '')) {
     for (const name of ['test', 'test:unit', 'unit', 'test:node', 'tests']) {
-      findRunnerCalls(scripts, name, 0, calls);
+      calls = findRunnerCalls(scripts, name, { tapLibrary });
       if (calls.length) break;
     }
   }
@@ -420,16 +302,16 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
   const positional = (c: RunnerCall) => cleanRunnerArgs(c.runner, c.args).some((a) => !a.startsWith('-') && /[/.]/.test(a));
   let call: RunnerCall | null = calls.find((c) => !positional(c)) ?? calls[0] ?? null;
   if (!call) {
-    const byConfig: Array<[RegExp, Runner]> = [[/^vitest\.config\./, 'vitest'], [/^jest\.config\./, 'jest'], [/^\.mocharc\./, 'mocha']];
-    for (const [re, r] of byConfig) if (snap.files.some((f) => re.test(f))) call = { runner: r, args: [], env: {} };
-    if (!call && pkg.jest) call = { runner: 'jest', args: [], env: {} };
-    if (!call) for (const r of ['vitest', 'jest', 'mocha'] as const) if (r in deps) {
-      call = { runner: r, args: [], env: {} };
+    const byConfig: Array<[RegExp, Runner]> = [[/^vitest\.config\./, 'vitest'], [/^jest\.config\./, 'jest'], [/^\.mocharc\./, 'mocha'], [/^ava\.config\./, 'ava'], [/^(spec\/support\/)?jasmine\.json$/, 'jasmine']];
+    for (const [re, r] of byConfig) if (snap.files.some((f) => re.test(f))) call = { runner: r, args: [], env: {}, nodeOptions: [] };
+    if (!call && pkg.jest) call = { runner: 'jest', args: [], env: {}, nodeOptions: [] };
+    if (!call) for (const r of ['vitest', 'jest', 'mocha', 'jasmine', 'ava', 'tap', 'tape'] as const) if (r in deps) {
+      call = { runner: r === 'tape' ? 'tap' : r, args: [], env: {}, nodeOptions: [] };
       break;
     }
   }
-  if (!call) return { reason: 'no-test-suite', detail: `no jest/vitest/mocha/node --test in scripts.test (${JSON.stringify(scripts.test ?? null)}), config files or devDependencies` };
-  if (!snap.files.some((f) => JS_TEST_RE.test(f) && !f.startsWith('node_modules/'))) return { reason: 'no-test-suite', detail: 'no *.test.*, *.spec.* or test/ files' };
+  if (!call) return { reason: 'no-test-suite', detail: `no jest/vitest/mocha/jasmine/ava/tap/tape/node --test in scripts.test (${JSON.stringify(scripts.test ?? null)}), config files or devDependencies` };
+  if (!snap.files.some((f) => JS_TEST_RE.test(f) && !f.startsWith('node_modules/'))) return { reason: 'no-test-suite', detail: 'no *.test.*, *.spec.*, test.js, test-*.js or test/ files' };
 
   let nodeMajor: number | null = null;
   const rc = snap.contents['.nvmrc'] ?? snap.contents['.node-version'];
@@ -442,6 +324,7 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
     runner: call.runner,
     runnerArgs: cleanRunnerArgs(call.runner, call.args),
     runnerEnv: call.env,
+    invocations: invocationsOf(call.runner, calls.length ? calls : [call]),
     preTest: preTestSteps(scripts),
     nodeMajor,
     requirementFiles: [],

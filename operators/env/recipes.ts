@@ -9,17 +9,19 @@
  * dependencies share one environment image.
  */
 import { createHash } from 'node:crypto';
-import type { Detection, PackageManager, Runner } from './detect.js';
+import type { Detection, PackageManager, RepoSnapshot, Runner } from './detect.js';
 import { tomlTable } from './detect.js';
-import { getRunner } from '../runners/index.js';
+import { getRunner, type Invocation, type ReportFormat as RunnerReportFormat } from '../runners/index.js';
+import { chooseToolchain, jsInstallPlan, pythonInstallPlan, readDeclarations, type Declarations, type JsInstallPlan } from './installs.js';
+import type { ToolchainChoice } from './toolchain.js';
 
 /** Where the repository lives in every sandbox, as in SWE-bench. */
 export const WORKDIR = '/testbed';
 /** Directory for harness reports inside a sandbox (outside the repository, so reports never show up in `git status`). */
 export const REPORT_DIR = '/tmp/swe-stream';
 
-/** Report format names as in schemas/parts/Environment.avsc (`report_format`). */
-export type ReportFormat = 'junit' | 'jest-json' | 'vitest-json' | 'mocha-json';
+/** Report format names as in schemas/parts/Environment.avsc (`report_format`): each runner's own (operators/runners). */
+export type ReportFormat = RunnerReportFormat;
 
 /** A replayable environment recipe. All commands run with `bash -lc` in {@link WORKDIR}. */
 export interface Recipe {
@@ -37,8 +39,14 @@ export interface Recipe {
   preCommands: string[];
   /** whole suite, network off; writes {@link reportPath} and prints a text log (the parse fallback) */
   testCommand: string;
+  /** how the repository's test script runs the runner (operators/runners Invocation), for every later test command */
+  invocations: Invocation[];
   nodeVersion: string | null;
   pythonVersion: string | null;
+  /** where the interpreter version came from (e.g. `requires-python >=3.8; tox envlist 3.8, 3.9`), null when not chosen by rules */
+  toolchainSource: string | null;
+  /** what the install rules decided (sources read, dates, skipped downloads) and, after a build, what was dropped and retried */
+  installNotes: string[];
   /** files whose normalised contents went into {@link hash} */
   manifests: string[];
   /** sha256 hex of recipe + base image + normalised manifests */
@@ -47,27 +55,26 @@ export interface Recipe {
 
 const q = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
 
-function pythonInstall(d: Detection): string[] {
-  const cmds = ['python3 -m venv /opt/venv', 'python -m pip install -q -U pip setuptools wheel'];
-  for (const f of d.requirementFiles) cmds.push(`python -m pip install -r ${q(f)}`);
-  if (d.installable) cmds.push(`python -m pip install -e ${q(d.extras.length ? `.[${d.extras.join(',')}]` : '.')}`);
-  // PEP 735 groups need pip ≥ 25.1 (`--group`), which the upgrade above provides.
-  for (const g of d.groups) cmds.push(`python -m pip install --group ${q(g)}`);
-  if (d.toxDeps.length) cmds.push(`python -m pip install ${d.toxDeps.map(q).join(' ')}`);
-  // The harness always drives Python suites through pytest (it collects unittest cases too), in the major
-  // that was current at the commit (detect.ts PYTEST_MAJORS).
-  cmds.push(d.pytestPin ? `python -m pip install 'pytest==${d.pytestPin}'` : d.pytestBelow === null ? 'python -m pip install pytest' : `python -m pip install 'pytest<${d.pytestBelow}'`);
-  return cmds;
+/** pnpm major for a lockfile: `packageManager` wins, else lockfileVersion 5.3 → 6, 5.4 → 7, 6.x → 8, 9.x → 9 (pnpm's lockfile history); capped by what the Node major runs. */
+export function pnpmMajor(d: Detection, contents: Record<string, string>, nodeMajor: number): number {
+  const pm = /"packageManager"\s*:\s*"pnpm@(\d+)/.exec(contents['package.json'] ?? '')?.[1];
+  const lv = /^lockfileVersion:\s*'?([\d.]+)/m.exec(contents['pnpm-lock.yaml'] ?? '')?.[1];
+  let major = pm ? Number(pm) : !lv ? 9 : lv.startsWith('5.3') || Number(lv) < 5.3 ? 6 : lv.startsWith('5') ? 7 : lv.startsWith('6') ? 8 : 9;
+  // pnpm 8 needs Node ≥ 16.14, pnpm 9 Node ≥ 18.12.
+  if (nodeMajor < 16) major = Math.min(major, 7);
+  else if (nodeMajor < 18) major = Math.min(major, 8);
+  return major;
 }
 
-function jsInstall(d: Detection, files: string[]): string[] {
-  const cmds: string[] = [];
+function jsInstall(d: Detection, snap: RepoSnapshot, nodeMajor: number, plan: JsInstallPlan): string[] {
+  const files = snap.files;
+  const cmds: string[] = [...plan.before];
   // The npm registry's `node` package ships the official binaries; -g puts them first on PATH (/usr/local/bin).
-  if (d.nodeMajor !== null) cmds.push(`npm install -g node@${d.nodeMajor} && hash -r && node --version`);
+  if (nodeMajor !== BASE_NODE) cmds.push(`npm install -g node@${nodeMajor} && hash -r && node --version`);
   const lock = files.includes('package-lock.json') || files.includes('npm-shrinkwrap.json');
   switch (d.packageManager) {
     case 'pnpm':
-      cmds.push('npm install -g pnpm@9', 'pnpm install --frozen-lockfile || pnpm install');
+      cmds.push(`npm install -g pnpm@${pnpmMajor(d, snap.contents, nodeMajor)}`, 'pnpm install --frozen-lockfile || pnpm install');
       break;
     case 'yarn':
       cmds.push('npm install -g yarn@1', 'yarn install --frozen-lockfile --non-interactive || yarn install --non-interactive');
@@ -76,17 +83,22 @@ function jsInstall(d: Detection, files: string[]): string[] {
       // corepack would fetch Yarn from repo.yarnpkg.com; COREPACK_NPM_REGISTRY keeps it on the npm registry.
       cmds.push('npm install -g corepack@latest && corepack enable', 'export COREPACK_ENABLE_DOWNLOAD_PROMPT=0 COREPACK_NPM_REGISTRY=https://registry.npmjs.org && (yarn install --immutable || yarn install)');
       break;
-    default:
+    default: {
       // npm ≥ 7 refuses peer-dependency conflicts that npm 6 (which many repositories were written for) let
       // through (ERESOLVE); --legacy-peer-deps is npm's own way back to the npm 6 behaviour.
+      const before = plan.npmBefore ? ` --before=${plan.npmBefore}` : '';
       cmds.push(
         lock
           ? 'npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps'
-          : 'npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps',
+          : `npm install --no-audit --no-fund${before} || npm install --no-audit --no-fund${before} --legacy-peer-deps`,
       );
+    }
   }
   return cmds;
 }
+
+/** Debian bookworm's nodejs major, the one the node base image has without an install. */
+const BASE_NODE = 18;
 
 /** Mocha `--require X` / `-r X` / `--require=X` values of a runner's arguments. */
 function mochaRequires(args: string[]): { requires: string[]; rest: string[] } {
@@ -108,7 +120,7 @@ function mochaRequires(args: string[]): { requires: string[]; rest: string[] } {
  * hooks as NODE_OPTIONS (so any mocha command line gets them, e.g. validator.js's @babel/register), and the
  * build steps of `pretest` (tests that import built files must see the patched sources built).
  */
-export function jsPreCommands(d: Detection): string[] {
+export function jsPreCommands(d: Detection, buildSteps: string[] = []): string[] {
   const out = ['export PATH="$PWD/node_modules/.bin:$PATH"'];
   for (const [k, v] of Object.entries(d.runnerEnv)) out.push(`export ${k}=${q(v)}`);
   if (d.runner === 'mocha') {
@@ -116,42 +128,26 @@ export function jsPreCommands(d: Detection): string[] {
     const reqs = mochaRequires(d.runnerArgs).requires.map((r) => (!r.startsWith('@') && !r.startsWith('.') && /[/\\]|\.[cm]?[jt]s$/.test(r) ? `./${r}` : r));
     if (reqs.length) out.push(`export NODE_OPTIONS=${q(reqs.map((r) => `--require ${r}`).join(' '))}`);
   }
-  out.push(...d.preTest);
+  // Runner commands start runners with npx; under Yarn Plug'n'Play there is no node_modules/.bin, and
+  // `yarn <bin>` is how a binary runs.
+  if (d.packageManager === 'yarn-berry') out.push('npx() { yarn "$@"; }');
+  out.push(...d.preTest, ...buildSteps);
   return out;
 }
 
 function jsTestCommand(d: Detection, reportPath: string, pre: string[]): string {
-  const args = (d.runner === 'mocha' ? mochaRequires(d.runnerArgs).rest : d.runnerArgs).map(q).join(' ');
-  let run: string;
-  switch (d.runner) {
-    case 'jest':
-      // --maxWorkers=2: on a 2-core machine jest would otherwise run in band, where a test's process.exit
-      // ends the whole run and a test that parses process.argv (commander's do) sees jest's own flags.
-      run = `jest ${args} --ci --maxWorkers=2 --coverage=false --json --outputFile=${reportPath}`;
-      break;
-    case 'vitest':
-      run = `vitest run ${args} --reporter=junit --outputFile=${reportPath}`;
-      break;
-    case 'mocha':
-      // mocha's json reporter only writes to stdout before mocha 9; redirecting works for every version,
-      // and stderr stays the text log.
-      run = `mocha ${args} --reporter json > ${reportPath}`;
-      break;
-    default:
-      // node's JUnit reporter names no file, so the shared runner runs file by file with markers its parser
-      // reads (and falls back to TAP on Node < 20.11); the repository's own path arguments are not needed.
-      run = getRunner('node-test').testCommand({ files: 'all', reportPath });
-  }
-  if (d.runner !== 'node-test') run = run.replace(/\s+/g, ' ');
-  if (d.packageManager === 'yarn-berry' && d.runner !== 'node-test') run = `yarn ${run}`;
+  // The shared runner builds the command, with the repository's invocations (variables, node flags,
+  // arguments, every variant of its test script): the same code builds every later selected-tests command.
+  const run = getRunner(d.runner).testCommand({ files: 'all', reportPath, invocations: d.invocations });
   // The whole-suite check runs exactly what later test runs get: pre-commands, then the runner.
-  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, ...pre, d.runner === 'node-test' ? `{ ${run}; }` : run];
+  const steps = [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, ...pre, `{ ${run}; }`];
   return steps.join(' && ');
 }
 
-function pythonTestCommand(reportPath: string): string {
-  // --continue-on-collection-errors: one module that fails to import must not hide every other test.
-  return [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, `python -m pytest -rA --junitxml=${reportPath} -p no:cacheprovider --continue-on-collection-errors`].join(' && ');
+function pythonTestCommand(d: Detection, reportPath: string): string {
+  // pytest runs with --continue-on-collection-errors: one module that fails to import must not hide every other test.
+  const run = getRunner(d.runner).testCommand({ files: 'all', reportPath, invocations: d.invocations });
+  return [`cd ${WORKDIR}`, `mkdir -p ${REPORT_DIR}`, `rm -f ${reportPath}`, `{ ${run}; }`].join(' && ');
 }
 
 /** The dependency-relevant part of a manifest, so the package's own version bump does not change the hash. */
@@ -185,37 +181,67 @@ export function normaliseManifest(path: string, text: string): string {
   return text;
 }
 
+/** Options of {@link buildRecipe}. */
+export interface RecipeOptions {
+  /** base image ref the environment starts from (the one for {@link RecipeOptions.toolchain}'s interpreter) */
+  baseImage: string;
+  /** committer date of the commit (ISO 8601): dependency resolution cut-off, default interpreter */
+  commitDate?: string | null;
+  /** the interpreter chosen by operators/env/installs.ts chooseToolchain; default: chosen here, falling back to the base image's */
+  toolchain?: ToolchainChoice | null;
+  /** the repository's declarations; default: read from `contents` */
+  declarations?: Declarations | null;
+}
+
 /**
- * Build the recipe for a detection. `contents` are the manifest texts (keyed by path) and `files` the
- * repository's file list; `baseImage` is the base image ref the environment starts from.
+ * Build the recipe for a detection. `contents` are the manifest and declaration texts (keyed by path) and
+ * `files` the repository's file list; `options` is the base image ref or {@link RecipeOptions}.
  */
-export function buildRecipe(d: Detection, files: string[], contents: Record<string, string>, baseImage: string): Recipe {
+export function buildRecipe(d: Detection, files: string[], contents: Record<string, string>, options: string | RecipeOptions): Recipe {
+  const o: RecipeOptions = typeof options === 'string' ? { baseImage: options } : options;
+  const snap: RepoSnapshot = { files, contents, commitDate: o.commitDate ?? null };
   const python = d.language === 'python';
-  const reportFormat: ReportFormat = d.runner === 'jest' ? 'jest-json' : d.runner === 'mocha' ? 'mocha-json' : 'junit';
-  const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : 'json'}`;
-  const pre = python ? [] : jsPreCommands(d);
+  const decl = o.declarations ?? readDeclarations(snap);
+  let toolchain = o.toolchain ?? null;
+  if (!toolchain) {
+    const c = chooseToolchain(d, snap, decl);
+    toolchain = c.ok ? c : python ? { ok: true, version: '3.11', source: 'default', released: '2022-10-24' } : { ok: true, version: String(BASE_NODE), source: 'default', released: '2022-04-19' };
+  }
+  const reportFormat: ReportFormat = getRunner(d.runner).reportFormat;
+  const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : reportFormat === 'tap' ? 'tap' : reportFormat === 'jsonl' ? 'jsonl' : 'json'}`;
+  const pyPlan = python ? pythonInstallPlan(d, snap, decl, toolchain) : null;
+  const jsPlan = python ? null : jsInstallPlan(d, snap, decl, toolchain);
+  const pre = jsPlan ? jsPreCommands(d, jsPlan.buildSteps) : [];
   const base = {
     language: d.language,
-    baseImage,
+    baseImage: o.baseImage,
     packageManager: d.packageManager,
     runner: d.runner,
     reportFormat,
     reportPath,
     workdir: WORKDIR,
-    installCommands: python ? pythonInstall(d) : jsInstall(d, files),
+    installCommands: pyPlan ? pyPlan.commands : jsInstall(d, snap, Number(toolchain.version), jsPlan!),
     preCommands: pre,
-    testCommand: python ? pythonTestCommand(reportPath) : jsTestCommand(d, reportPath, pre),
-    nodeVersion: python ? null : String(d.nodeMajor ?? 18),
-    pythonVersion: python ? '3.11' : null,
+    testCommand: python ? pythonTestCommand(d, reportPath) : jsTestCommand(d, reportPath, pre),
+    invocations: d.invocations,
+    nodeVersion: python ? null : toolchain.version,
+    pythonVersion: python ? toolchain.version : null,
+    toolchainSource: toolchain.source,
+    installNotes: (pyPlan ?? jsPlan)!.notes,
     manifests: d.manifests,
   };
   return { ...base, hash: recipeHash(base, contents) };
 }
 
-/** sha256 hex over the recipe fields and the normalised manifests (sorted by path). */
+/** sha256 hex over the recipe fields (resolution dates and notes left out) and the normalised manifests (sorted by path). */
 export function recipeHash(recipe: Omit<Recipe, 'hash'>, contents: Record<string, string>): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 1, ...recipe }));
+  // The resolution date (uv --exclude-newer, npm --before), the notes and the toolchain's source text are left
+  // out (the chosen versions stay in): they differ per commit,
+  // while the environment only needs rebuilding when the manifests or the commands change, so consecutive PRs
+  // keep sharing one image.
+  const { installNotes: _notes, toolchainSource: _source, ...rest } = recipe;
+  h.update(JSON.stringify({ v: 2, ...rest }).replace(/(--exclude-newer |--before=|--exclude-newer-package [\w.-]+=)[0-9T:Z-]+/g, '$1<date>'));
   for (const m of [...recipe.manifests].sort()) h.update(`\0${m}\0${normaliseManifest(m, contents[m] ?? '')}`);
   return h.digest('hex');
 }
@@ -242,7 +268,10 @@ export function recipeFromJson(o: unknown): Omit<Recipe, 'hash' | 'manifests'> {
     installCommands: r.installCommands as string[],
     preCommands: Array.isArray(r.preCommands) ? (r.preCommands as string[]) : [],
     testCommand: str('testCommand'),
+    invocations: Array.isArray(r.invocations) ? (r.invocations as Invocation[]) : [],
     nodeVersion: typeof r.nodeVersion === 'string' ? r.nodeVersion : null,
     pythonVersion: typeof r.pythonVersion === 'string' ? r.pythonVersion : null,
+    toolchainSource: typeof r.toolchainSource === 'string' ? r.toolchainSource : null,
+    installNotes: Array.isArray(r.installNotes) ? (r.installNotes as unknown[]).map(String) : [],
   };
 }

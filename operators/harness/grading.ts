@@ -23,6 +23,31 @@ export interface RunRecord {
   patchApplied: boolean;
   /** wall time of the test command, ms */
   durationMs?: number;
+  /**
+   * A gate of the repository's configuration that the log names as the cause of a non-zero exit (a
+   * coverage threshold not met), found by {@link exitGate}; such an exit says nothing about the tests.
+   */
+  gate?: string | null;
+}
+
+/**
+ * The coverage gates' own failure messages: pytest-cov ("FAIL Required test coverage of 90% not reached"),
+ * jest ('Jest: "global" coverage threshold for lines (80%) not met'), nyc / c8 / vitest / node-tap
+ * ("ERROR: Coverage for lines (50%) does not meet global threshold (90%)"), coverage.py's `report
+ * --fail-under` ("Coverage failure: total of 45 is less than fail-under=90").
+ */
+const GATES: Array<[RegExp, string]> = [
+  [/Required test coverage of [\d.]+% not reached/, 'pytest-cov fail-under'],
+  [/coverage threshold for \w+ \([\d.]+%\) not met/, 'jest coverageThreshold'],
+  [/ERROR: Coverage for \w+ \([\d.]+%\) does not meet (global )?threshold/, 'istanbul check-coverage'],
+  [/Coverage failure: total of [\d.]+ is less than fail-under/, 'coverage.py fail-under'],
+];
+
+/** The coverage gate a test log names as failed (see {@link GATES}), or null. Only the last 64 KiB are searched: gates report at the end. */
+export function exitGate(log: string): string | null {
+  const tail = log.slice(-65536);
+  for (const [re, name] of GATES) if (re.test(tail)) return name;
+  return null;
 }
 
 /** Why a run cannot be graded. Such a run is not a failure of the tests; it says nothing about them. */
@@ -30,15 +55,18 @@ export type InvalidReason = 'patch-does-not-apply' | 'timeout' | 'nothing-parsed
 
 /**
  * Whether a run can be graded (ARCHITECTURE.md §6): not when a patch did not apply, it timed out,
- * nothing parsed although the suite ran, or the exit code was non-zero with no failing test parsed
- * (a crash of the runner itself, a coverage threshold, an unhandled rejection after the last test).
+ * nothing parsed although the suite ran, or the exit code was non-zero with no failing test parsed and
+ * no gate to explain it — a crash of the runner itself or an unhandled rejection after the last test,
+ * where tests after the crash are missing and would read as failures. A repository's coverage threshold
+ * ({@link RunRecord.gate}) is not such a crash: "624 passed, exit 1 because coverage is low" is a valid
+ * run whose tests passed (issue 11, Grading).
  * @returns null for a valid run, else the reason
  */
 export function invalidReason(run: RunRecord): InvalidReason | null {
   if (!run.patchApplied) return 'patch-does-not-apply';
   if (run.timedOut) return 'timeout';
   if (run.results.length === 0) return 'nothing-parsed';
-  if (run.exitCode !== 0 && !run.results.some((r) => r.status === 'FAILED' || r.status === 'ERROR')) return 'exit-without-failure';
+  if (run.exitCode !== 0 && !run.gate && !run.results.some((r) => r.status === 'FAILED' || r.status === 'ERROR')) return 'exit-without-failure';
   return null;
 }
 

@@ -14,7 +14,7 @@ import { SandboxError } from '../sandbox/types.js';
 import { StageError } from '../../streams/types.js';
 import type { Runner, TestResult } from '../runners/types.js';
 import { shq } from '../runners/util.js';
-import { invalidReason, type RunRecord } from './grading.js';
+import { exitGate, invalidReason, type RunRecord } from './grading.js';
 import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'harness' });
@@ -258,6 +258,7 @@ export async function runOnce(sb: Sandbox, spec: RunSpec, opts: { reset?: boolea
     timedOut: r.timedOut,
     patchApplied: true,
     durationMs,
+    gate: exitCode !== 0 ? exitGate(log) : null,
     log,
     report,
     source: fromReport.length ? 'report' : results.length ? 'log' : 'none',

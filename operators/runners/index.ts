@@ -43,13 +43,23 @@ import { nodeTest } from './node-test.js';
 import { pytest } from './pytest.js';
 import type { Runner, RunnerName, TestResult, TestStatus } from './types.js';
 import { vitest } from './vitest.js';
+import { unittest } from './unittest.js';
+import { jasmine } from './jasmine.js';
+import { ava } from './ava.js';
+import { tap } from './tap.js';
+import { karma } from './karma.js';
+import { withInvocations } from './plan.js';
 
-export type { Runner, RunnerName, TestResult, TestStatus, TestCommandOptions, ParseContext, ReportFormat } from './types.js';
+export type { Runner, RunnerName, TestResult, TestStatus, TestCommandOptions, ParseContext, ReportFormat, Invocation } from './types.js';
+export { DEFAULT_INVOCATION, pathSelects, variantId } from './plan.js';
 export { worse, dedupeResults } from './types.js';
 export { shq, stripAnsi } from './util.js';
 
-/** Every runner by name. */
-export const RUNNERS: Record<RunnerName, Runner> = { pytest, jest, vitest, mocha, 'node-test': nodeTest };
+/** The runners as written, before the repository's invocations are honoured. */
+const BASE: Record<RunnerName, Runner> = { pytest, unittest, jest, vitest, mocha, 'node-test': nodeTest, jasmine, ava, tap, karma } as Record<RunnerName, Runner>;
+
+/** Every runner by name, each taking the repository's invocations ({@link withInvocations}). */
+export const RUNNERS: Record<RunnerName, Runner> = Object.fromEntries(Object.entries(BASE).map(([k, r]) => [k, withInvocations(r)])) as Record<RunnerName, Runner>;
 
 /**
  * The runner called `name` (Environment.runner).

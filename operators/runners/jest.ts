@@ -8,10 +8,17 @@ import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus }
 import { dedupeResults } from './types.js';
 import { QUIET_ENV, relPath, shFiles, shq, stripAnsi } from './util.js';
 
-/** `jest --ci --json --outputFile=<report> --verbose [--runTestsByPath files]` (files as paths, not regexes). */
+/**
+ * `jest <repo args> --ci --maxWorkers=2 --coverage=false --json --outputFile=<report> --verbose
+ * [--runTestsByPath files | patterns]` (files as paths, not regexes; the script's own patterns as it wrote
+ * them). `--coverage=false` keeps a `collectCoverage` + `coverageThreshold` configuration from failing a
+ * run of a few selected tests. `--maxWorkers=2`: on a 2-core sandbox jest would otherwise run in band,
+ * where a test's process.exit ends the whole run and a test that parses process.argv sees jest's flags.
+ */
 function testCommand(opts: TestCommandOptions): string {
-  const files = opts.files === 'all' ? '' : ' --runTestsByPath ' + shFiles(opts.files);
-  return `${QUIET_ENV} npx jest --ci --json --outputFile=${shq(opts.reportPath)} --verbose${files}`;
+  const files = opts.files === 'all' ? (opts.patterns?.length ? ' ' + shFiles(opts.patterns) : '') : ' --runTestsByPath ' + shFiles(opts.files);
+  const args = opts.args?.length ? ' ' + shFiles(opts.args) : '';
+  return `${QUIET_ENV} npx jest${args} --ci --maxWorkers=2 --coverage=false --json --outputFile=${shq(opts.reportPath)} --verbose${files}`;
 }
 
 /** jest assertion statuses (passed | failed | skipped | pending | todo | disabled | focused) → ours. */

@@ -20,13 +20,14 @@ const MARK_LOG = '# swe-stream file: ';
 /** `mocha --reporter json --reporter-option output=<report>`, once per file (see above) or once for 'all'. */
 function testCommand(opts: TestCommandOptions): string {
   const rep = shq(opts.reportPath);
-  if (opts.files === 'all') return `${QUIET_ENV} npx mocha --reporter json --reporter-option output=${rep}`;
+  const args = opts.args?.length ? ' ' + shFiles(opts.args) : '';
+  if (opts.files === 'all') return `${QUIET_ENV} npx mocha${args} --reporter json --reporter-option output=${rep}${opts.patterns?.length ? ' ' + shFiles(opts.patterns) : ''}`;
   const part = shq(opts.reportPath + '.part');
   return [
     `__rc=0`,
     `: > ${rep}`,
     `for __f in ${shFiles(opts.files)}; do echo "${MARK_LOG}$__f"; echo "${MARK_REP}$__f -->" >> ${rep}; rm -f ${part}; ` +
-      `${QUIET_ENV} npx mocha --reporter json --reporter-option output=${part} "$__f" || __rc=$?; ` +
+      `${QUIET_ENV} npx mocha${args} --reporter json --reporter-option output=${part} "$__f" || __rc=$?; ` +
       `cat ${part} >> ${rep} 2>/dev/null; echo >> ${rep}; rm -f ${part}; done`,
     `exit $__rc`,
   ].join('; ');

@@ -21,13 +21,14 @@ const FIND_ALL = `find . -name node_modules -prune -o -type f \\( -path '*/test/
 function testCommand(opts: TestCommandOptions): string {
   const rep = shq(opts.reportPath);
   const part = shq(opts.reportPath + '.part');
-  const files = opts.files === 'all' ? `$(${FIND_ALL})` : shFiles(opts.files);
+  const files = opts.files === 'all' ? (opts.patterns?.length ? shFiles(opts.patterns) : `$(${FIND_ALL})`) : shFiles(opts.files);
+  const args = opts.args?.length ? shFiles(opts.args) + ' ' : '';
   return [
     `__fmt=$(node -p "var v=process.versions.node.split('.').map(Number);(v[0]>20||(v[0]===20&&v[1]>=11))?'junit':'tap'")`,
     `__rc=0`,
     `: > ${rep}`,
     `for __f in ${files}; do echo "${MARK_LOG}$__f"; echo "${MARK_XML}$__f -->" >> ${rep}; rm -f ${part}; ` +
-      `NO_COLOR=1 FORCE_COLOR=0 node --test --test-reporter=$__fmt --test-reporter-destination=${part} --test-reporter=spec --test-reporter-destination=stdout "$__f" || __rc=$?; ` +
+      `NO_COLOR=1 FORCE_COLOR=0 node --test ${args}--test-reporter=$__fmt --test-reporter-destination=${part} --test-reporter=spec --test-reporter-destination=stdout "$__f" || __rc=$?; ` +
       `cat ${part} >> ${rep} 2>/dev/null; rm -f ${part}; done`,
     `exit $__rc`,
   ].join('; ');

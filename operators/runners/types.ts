@@ -18,17 +18,45 @@ export interface TestResult {
   durationMs?: number;
 }
 
-/** Names of the supported runners (Environment.runner). */
-export type RunnerName = 'pytest' | 'jest' | 'vitest' | 'mocha' | 'node-test';
+/** Names of the supported runners (Environment.runner). `tap` covers node-tap and tape (both print TAP). */
+export type RunnerName = 'pytest' | 'unittest' | 'jest' | 'vitest' | 'mocha' | 'node-test' | 'jasmine' | 'ava' | 'tap' | 'karma';
 
-/** Environment.report_format values. */
-export type ReportFormat = 'junit' | 'jest-json' | 'vitest-json' | 'mocha-json';
+/** Environment.report_format values. `jsonl` = one JSON object per test, written by our own reporter module. */
+export type ReportFormat = 'junit' | 'jest-json' | 'vitest-json' | 'mocha-json' | 'tap' | 'jsonl';
+
+/**
+ * How the repository's own test script starts its runner, so the harness runs the tests the same way
+ * (issue 11: environment prefixes, node flags, a suite run several times under different settings).
+ * One script may hold several invocations of the same runner (`TZ=A jest && TZ=B jest`): each is a variant.
+ */
+export interface Invocation {
+  /** variant label, unique within a plan ('' for the unlabelled one), e.g. `TZ=Pacific/Auckland`; test ids of a labelled variant end with ` [label]` when more than one variant runs */
+  label: string;
+  /** VAR=value pairs the script sets for this run (`TZ=…`, `NODE_ENV=…`, `cross-env X=…`) */
+  env: Record<string, string>;
+  /** node flags the script puts before the runner's entry (`node --experimental-vm-modules node_modules/jest/bin/jest.js`); passed through NODE_OPTIONS */
+  nodeOptions: string[];
+  /** the runner's own arguments from the script (config path, flags), with reporters, coverage, watch and positional paths removed */
+  args: string[];
+  /** positional test paths or patterns the script restricts this run to ([] = the runner's default discovery) */
+  paths: string[];
+}
 
 export interface TestCommandOptions {
   /** repository-relative test files, or 'all' for the whole suite */
   files: string[] | 'all';
   /** absolute path in the sandbox where the machine-readable report is written */
   reportPath: string;
+  /**
+   * The repository's invocations of the runner (see {@link Invocation}); absent or empty = the runner's
+   * defaults. Handled by the shared wrapper in runners/index.ts: a single runner only sees `args` and
+   * `patterns`.
+   */
+  invocations?: Invocation[];
+  /** the repository's own runner arguments, placed before the harness's reporter flags */
+  args?: string[];
+  /** with files 'all': the script's own path patterns to run instead of the runner's default discovery */
+  patterns?: string[];
 }
 
 /** Context for parsing: absolute paths in reports are made relative to `workdir`. */

@@ -89,3 +89,72 @@ export function timeMs(node: XmlNode): number | undefined {
   const t = Number(attr(node, 'time'));
   return Number.isFinite(t) && attr(node, 'time') !== '' ? Math.round(t * 1000) : undefined;
 }
+
+/** Marker before each file's part of a per-file report (see {@link perFileCommand}). */
+export const FILE_MARK_REPORT = '<!-- swe-stream file: ';
+/** Marker before each file's part of the log. */
+export const FILE_MARK_LOG = '# swe-stream file: ';
+/** Line after each file's part of the report: the exit code of that file's run. */
+export const FILE_EXIT_MARK = '<!-- swe-stream exit: ';
+
+/**
+ * A bash loop that runs `run` once per file — for runners where one file that fails to load aborts the
+ * whole run, or whose report does not name files — appending each file's report (written by `run` to
+ * the part path `$__part`) to `reportPath` after `<!-- swe-stream file: <path> -->` and before
+ * `<!-- swe-stream exit: <code> -->`, and printing `# swe-stream file: <path>` before its log. `files`
+ * is a bash word list (quoted paths, or an unquoted glob / command substitution). Exits with the last
+ * non-zero exit code of any file's run.
+ * @param run the command for one file, given the file as `"$__f"` and the part path as `"$__part"`
+ */
+export function perFileCommand(opts: { files: string; reportPath: string; run: string; prelude?: string[] }): string {
+  const rep = shq(opts.reportPath);
+  const part = shq(opts.reportPath + '.part');
+  return [
+    ...(opts.prelude ?? []),
+    `__rc=0`,
+    `__part=${part}`,
+    `: > ${rep}`,
+    `for __f in ${opts.files}; do echo "${FILE_MARK_LOG}$__f"; echo "${FILE_MARK_REPORT}$__f -->" >> ${rep}; rm -f "$__part"; ` +
+      `${opts.run}; __frc=$?; [ $__frc -eq 0 ] || __rc=$__frc; ` +
+      `cat "$__part" >> ${rep} 2>/dev/null; echo "${FILE_EXIT_MARK}$__frc -->" >> ${rep}; rm -f "$__part"; done`,
+    `exit $__rc`,
+  ].join('; ');
+}
+
+/** One file's part of a per-file report: its text and the exit code of its run (null when not recorded). */
+export interface FilePart {
+  file: string;
+  text: string;
+  exitCode: number | null;
+}
+
+/** Split a report written by {@link perFileCommand} into its files' parts, in order. */
+export function fileParts(report: string): FilePart[] {
+  const out: FilePart[] = [];
+  for (const chunk of report.split(FILE_MARK_REPORT).slice(1)) {
+    const end = chunk.indexOf(' -->');
+    if (end < 0) continue;
+    const file = chunk.slice(0, end);
+    let text = chunk.slice(end + 4);
+    let exitCode: number | null = null;
+    const x = text.lastIndexOf(FILE_EXIT_MARK);
+    if (x >= 0) {
+      exitCode = Number.parseInt(text.slice(x + FILE_EXIT_MARK.length), 10);
+      if (!Number.isFinite(exitCode)) exitCode = null;
+      text = text.slice(0, x);
+    }
+    out.push({ file, text: text.replace(/^\n/, ''), exitCode });
+  }
+  return out;
+}
+
+/** Split a log written by {@link perFileCommand} into `file → its log` (text before the first marker dropped). */
+export function fileLogs(log: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const chunk of stripAnsi(log).split(FILE_MARK_LOG).slice(1)) {
+    const nl = chunk.indexOf('\n');
+    const file = (nl < 0 ? chunk : chunk.slice(0, nl)).trim();
+    out.set(file, (out.get(file) ?? '') + (nl < 0 ? '' : chunk.slice(nl + 1)));
+  }
+  return out;
+}

@@ -9,10 +9,15 @@ import { dedupeResults } from './types.js';
 import { isJsTestFile, jsId, parseJestJson } from './jest.js';
 import { QUIET_ENV, attr, kids, parseXml, relPath, shFiles, shq, stripAnsi, timeMs, type XmlNode } from './util.js';
 
-/** `vitest run --reporter=verbose --reporter=junit --outputFile=<report> [files]` (files are vitest path filters). */
+/**
+ * `vitest run <repo args> --coverage.enabled=false --reporter=verbose --reporter=junit --outputFile=<report>
+ * [files | patterns]` (files are vitest path filters). Coverage off: a configured threshold must not fail
+ * a run of a few selected tests.
+ */
 function testCommand(opts: TestCommandOptions): string {
-  const files = opts.files === 'all' ? '' : ' ' + shFiles(opts.files);
-  return `${QUIET_ENV} npx vitest run --reporter=verbose --reporter=junit --outputFile=${shq(opts.reportPath)}${files}`;
+  const files = opts.files === 'all' ? (opts.patterns?.length ? ' ' + shFiles(opts.patterns) : '') : ' ' + shFiles(opts.files);
+  const args = opts.args?.length ? ' ' + shFiles(opts.args) : '';
+  return `${QUIET_ENV} npx vitest run${args} --coverage.enabled=false --reporter=verbose --reporter=junit --outputFile=${shq(opts.reportPath)}${files}`;
 }
 
 /**

@@ -4,14 +4,21 @@
  *  - not privileged; every capability dropped except the few package installs need (CHOWN, DAC_OVERRIDE,
  *    FOWNER, FSETID, SETUID, SETGID, KILL); `no-new-privileges`;
  *  - pids, memory (swap included) and CPU limits;
- *  - network only while installing (`bridge`, cut by {@link Sandbox.disconnectNetwork}) or never (`none`);
+ *  - network only while installing (the `swe-stream-install` bridge of operators/sandbox/network.ts, which
+ *    reaches the registries but not the host or private networks; cut by {@link Sandbox.disconnectNetwork})
+ *    or never (`none`);
+ *  - a writable-layer size limit (`StorageOpt.size`) where the storage driver supports one (overlay2 on xfs
+ *    with pquota, btrfs, zfs, devicemapper); elsewhere the engine refuses it and it is left off, logged once;
  *  - no host mount but the host CA bundle, read-only, with SSL_CERT_FILE / NODE_EXTRA_CA_CERTS / PIP_CERT /
  *    REQUESTS_CA_BUNDLE pointing at it; proxy variables passed through; no other host variable;
- *  - every command has a timeout: the command runs in its own session (setsid) and the whole session is
- *    SIGKILLed at the deadline (exit code 124, timedOut=true);
+ *  - every command has a timeout: the command runs in its own session (setsid) and, at the deadline or when
+ *    it ends, every process it left behind is SIGKILLed — its session, and (when no other command of the
+ *    sandbox is running) every process of the container but init and the keep-alive, so a daemon that
+ *    escaped with its own `setsid` dies too (exit code 124, timedOut=true on the deadline);
  *  - stdout/stderr capped per stream (the tail is kept);
  *  - containers labelled `swe-stream=1` plus an owner label (host:pid) and run/stage labels; destroyed on
- *    AbortSignal; {@link DockerSandboxFactory.sweep} removes leftovers of dead owners.
+ *    AbortSignal; {@link DockerSandboxFactory.sweep} removes leftovers of dead owners, and every factory runs
+ *    it once before its first container (a `kill -9` of a run leaves its containers behind).
  *
  * CA and proxy variables are set per exec, not on the container, so `docker commit` never bakes a proxy
  * URL (which may hold credentials) into an environment image.
@@ -26,6 +33,7 @@ import tar from 'tar-stream';
 import type { CreateOptions, ExecOptions, ExecResult, Sandbox, SandboxFactory } from './types.js';
 import { SandboxError } from './types.js';
 import { ensureBaseImage, type EnsureBaseOptions } from './images.js';
+import { ensureInstallNetwork, INSTALL_NETWORK, type InstallNetwork } from './network.js';
 import { logger } from '../../streams/log.js';
 
 const log = logger({ component: 'sandbox' });
@@ -65,7 +73,29 @@ export interface DockerSandboxOptions {
    * Call {@link DockerSandboxFactory.close} to remove idle pooled containers.
    */
   warmPool?: number;
+  /**
+   * Network of sandboxes created with `network: true`: default the isolated install network
+   * (operators/sandbox/network.ts); `'bridge'` for Docker's default bridge (reaches the host).
+   */
+  installNetwork?: string;
+  /** Writable-layer limit per container, bytes, where the storage driver supports one; default 20 GiB; 0: none. */
+  diskBytes?: number;
 }
+
+/**
+ * Shell that SIGKILLs every process of the container except init (PID 1), the keep-alive (the oldest
+ * `sleep infinity`) and itself. Run with `docker exec`, outside any command's session.
+ */
+export const KILL_ALL_SCRIPT = [
+  'keep=""',
+  'for p in $(ls /proc | grep -E "^[0-9]+$" | sort -n); do',
+  '  if [ "$(tr "\\0" " " < /proc/$p/cmdline 2>/dev/null)" = "sleep infinity " ]; then keep=$p; break; fi',
+  'done',
+  'for d in /proc/[0-9]*; do p=${d#/proc/}',
+  '  [ "$p" = 1 ] || [ "$p" = "$keep" ] || [ "$p" = $$ ] || kill -9 "$p" 2>/dev/null',
+  'done',
+  'true',
+].join('\n');
 
 function engineError(what: string, e: unknown): SandboxError {
   const status = (e as { statusCode?: number }).statusCode;
@@ -121,6 +151,8 @@ class DockerSandbox implements Sandbox {
   private readonly onAbort?: () => void;
   /** cleanup of the previous exec; the next operation waits for it so processes never overlap */
   private pending: Promise<void> = Promise.resolve();
+  /** commands running now: the container-wide kill only runs when the ending command is the only one */
+  private running = 0;
 
   constructor(
     private readonly docker: Docker,
@@ -156,6 +188,22 @@ class DockerSandbox implements Sandbox {
     const cmd = ['setsid', '-w', 'bash', '-c', `echo $$ > ${sidFile}; bash -lc "$1"; r=$?; exit $r`, 'swe-exec', script];
     const env = { ...this.env, ...(opts.env ?? {}) };
     const t0 = Date.now();
+    this.running++;
+    try {
+      return await this.execStarted(cmd, env, opts, { cap, sidFile, t0 });
+    } finally {
+      this.running--;
+    }
+  }
+
+  /** The kill of one command's leftovers: its session, then (when it ran alone) the container's other processes. */
+  private killScript(sidFile: string): string {
+    const session = `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"`;
+    return this.running <= 1 ? `${session}; ${KILL_ALL_SCRIPT}` : `${session}; true`;
+  }
+
+  private async execStarted(cmd: string[], env: Record<string, string>, opts: ExecOptions, o: { cap: number; sidFile: string; t0: number }): Promise<ExecResult> {
+    const { cap, sidFile, t0 } = o;
     let exec: Docker.Exec;
     let stream: NodeJS.ReadWriteStream;
     try {
@@ -181,7 +229,7 @@ class DockerSandbox implements Sandbox {
       stream.on('error', (e: Error) => reject(e));
     });
     const killSession = async (): Promise<void> => {
-      const ok = await this.run(['bash', '-c', `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"; true`]);
+      const ok = await this.run(['bash', '-c', this.killScript(sidFile)]);
       // No process slot left for the kill itself (a fork bomb at the pids limit): restart the container, which
       // kills every process in it and keeps its file system.
       if (!ok && !this.destroyed) await this.restart();
@@ -218,7 +266,7 @@ class DockerSandbox implements Sandbox {
     // Whatever the command left running in the background dies with it (the process-group rule of §6),
     // and the sid file goes; not awaited, so it costs the caller nothing.
     if (!this.destroyed) {
-      this.pending = this.run(['bash', '-c', `s=$(cat ${sidFile} 2>/dev/null) && [ -n "$s" ] && pkill -KILL -s "$s"; rm -f ${sidFile}; true`]).then(async (ok) => {
+      this.pending = this.run(['bash', '-c', `${this.killScript(sidFile)}; rm -f ${sidFile}; true`]).then(async (ok) => {
         if (!ok && !this.destroyed) await this.restart();
       });
     }
@@ -365,17 +413,29 @@ export class DockerSandboxFactory implements SandboxFactory {
   private readonly pool = new Map<string, Docker.Container[]>();
   private readonly refilling = new Set<string>();
   private closed = false;
+  private readonly local: boolean;
+  private swept: Promise<void> | null = null;
+  private installNet: Promise<InstallNetwork> | null = null;
+  /** whether the engine accepts StorageOpt.size (null: not tried yet) */
+  private storageOpt: boolean | null = null;
 
   constructor(private readonly opts: DockerSandboxOptions = {}) {
     this.docker = opts.docker ?? new Docker();
     const host = process.env.DOCKER_HOST;
     const local = !host || host.startsWith('unix://');
+    this.local = local;
     // A bind mount names a path on the engine's host; for a remote engine the host's bundle is not there.
     this.caBundle = opts.caBundle === undefined ? (local && existsSync(CA_BUNDLE) ? CA_BUNDLE : null) : opts.caBundle;
   }
 
   async create(o: CreateOptions): Promise<Sandbox> {
     if (o.signal?.aborted) throw new SandboxError('aborted before create', true);
+    // Leftovers of runs that died without cleaning up (kill -9) go before this factory's first container.
+    this.swept ??= this.sweep().then(
+      () => undefined,
+      (e: unknown) => log.warn({ err: (e as Error).message }, 'sweep of leftover sandboxes failed'),
+    );
+    await this.swept;
     const pooled = this.poolSize > 0 && !o.network ? this.takePooled(o) : null;
     let container: Docker.Container;
     if (pooled) {
@@ -405,9 +465,10 @@ export class DockerSandboxFactory implements SandboxFactory {
   private async startContainer(o: CreateOptions, labels: Record<string, string>): Promise<Docker.Container> {
     const memory = o.memoryBytes ?? this.opts.memoryBytes ?? 4 * 1024 ** 3;
     const binds = this.caBundle ? [`${this.caBundle}:${CA_BUNDLE}:ro`] : [];
+    const network = o.network ? await this.installNetworkName() : 'none';
+    const disk = this.opts.diskBytes ?? 20 * 1024 ** 3;
     let container: Docker.Container;
-    try {
-      container = await this.docker.createContainer({
+    const spec = (storage: boolean): Docker.ContainerCreateOptions => ({
         Image: o.image,
         Cmd: ['sleep', 'infinity'],
         WorkingDir: o.workdir,
@@ -423,14 +484,27 @@ export class DockerSandboxFactory implements SandboxFactory {
           Memory: memory,
           MemorySwap: memory,
           NanoCpus: o.nanoCpus ?? this.opts.nanoCpus ?? 2e9,
-          NetworkMode: o.network ? 'bridge' : 'none',
+          NetworkMode: network,
           Binds: binds,
           AutoRemove: false,
+          ...(storage ? { StorageOpt: { size: String(disk) } } : {}),
         },
       });
+    try {
+      container = await this.docker.createContainer(spec(disk > 0 && this.storageOpt !== false));
     } catch (e) {
-      throw engineError(`create container from ${o.image}`, e);
+      // The engine refuses StorageOpt where the driver cannot enforce it (overlay2 without xfs pquota, …).
+      if (disk > 0 && this.storageOpt !== false && /storage-?opt|quota|not supported/i.test((e as Error).message)) {
+        this.storageOpt = false;
+        log.warn({ err: (e as Error).message }, 'storage driver has no per-container size limit; sandboxes run without one');
+        try {
+          container = await this.docker.createContainer(spec(false));
+        } catch (e2) {
+          throw engineError(`create container from ${o.image}`, e2);
+        }
+      } else throw engineError(`create container from ${o.image}`, e);
     }
+    this.storageOpt ??= disk > 0;
     try {
       await container.start();
     } catch (e) {
@@ -438,6 +512,23 @@ export class DockerSandboxFactory implements SandboxFactory {
       throw engineError('start container', e);
     }
     return container;
+  }
+
+  /** The network of install sandboxes (created and fenced once per factory; see operators/sandbox/network.ts). */
+  private async installNetworkName(): Promise<string> {
+    const name = this.opts.installNetwork ?? INSTALL_NETWORK;
+    if (name !== INSTALL_NETWORK) return name;
+    this.installNet ??= ensureInstallNetwork(this.docker, { local: this.local }).catch((e: unknown) => {
+      this.installNet = null; // a failed creation is tried again by the next create
+      throw e;
+    });
+    return (await this.installNet).name;
+  }
+
+  /** What the install network got (isolated or not, and why); creates it when missing. */
+  async installNetworkStatus(): Promise<InstallNetwork> {
+    await this.installNetworkName();
+    return this.installNet ? await this.installNet : { name: this.opts.installNetwork ?? INSTALL_NETWORK, isolated: false, reason: 'a network chosen by configuration' };
   }
 
   private get poolSize(): number {
@@ -514,8 +605,9 @@ export class DockerSandboxFactory implements SandboxFactory {
     }
   }
 
-  async baseImage(language: 'python' | 'javascript' | 'typescript'): Promise<string> {
-    const { ref } = await ensureBaseImage(this.docker, language === 'python' ? 'python' : 'node', this.opts.images);
+  async baseImage(language: 'python' | 'javascript' | 'typescript', toolchain?: { python?: string | null }): Promise<string> {
+    const python = language === 'python' ? (toolchain?.python ?? null) : null;
+    const { ref } = await ensureBaseImage(this.docker, language === 'python' ? 'python' : 'node', { ...this.opts.images, python });
     return ref;
   }
 

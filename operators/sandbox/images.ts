@@ -6,8 +6,10 @@
  * new image and an unchanged one is never rebuilt. A lock directory keeps two processes on one host from
  * building the same image at once.
  *
- * Other Node versions are not baked in: an environment recipe installs the npm registry's `node@<major>`
- * package inside the environment when a repository asks for it (Debian bookworm's nodejs is 18).
+ * Python versions come from Debian releases, one base image each ({@link PYTHON_SUITES}: bullseye 3.9,
+ * bookworm 3.11, trixie 3.13), so every interpreter is a distribution build from the same mirror. Other Node
+ * versions are not baked in: an environment recipe installs the npm registry's `node@<major>` package inside
+ * the environment when a repository asks for it (Debian bookworm's nodejs is 18).
  */
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -42,7 +44,7 @@ const PROFILE = 'export PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/s
 
 const COMMON = ['ca-certificates', 'git', 'build-essential', 'procps', 'tzdata', 'xz-utils', 'curl'];
 
-/** The two base recipes. Bumping `v` in {@link baseRef} forces a rebuild of both. */
+/** The default base recipes (Python 3.11 and Node 18, both Debian bookworm). Bumping `v` in {@link baseRecipeHash} forces a rebuild of all. */
 export const BASE_RECIPES: Record<BaseKind, BaseRecipe> = {
   python: {
     kind: 'python',
@@ -63,14 +65,37 @@ export const BASE_RECIPES: Record<BaseKind, BaseRecipe> = {
   },
 };
 
+/**
+ * Python minor version → the Debian release whose `python3` is that version (Debian's own package versions:
+ * bullseye 3.9.2, bookworm 3.11.2, trixie 3.13.5). These are the interpreters env-build can offer.
+ */
+export const PYTHON_SUITES: Readonly<Record<string, string>> = { '3.9': 'bullseye', '3.11': 'bookworm', '3.13': 'trixie' };
+
+/** The Python versions of {@link PYTHON_SUITES}, oldest first. */
+export const PYTHON_VERSIONS: readonly string[] = Object.keys(PYTHON_SUITES).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+
+/**
+ * The base recipe for `kind`, for Python at version `python` (a key of {@link PYTHON_SUITES}; default 3.11).
+ * The bookworm recipe is {@link BASE_RECIPES}.python itself, so its tag does not change.
+ * @throws RangeError for a Python version no Debian release here provides
+ */
+export function baseRecipe(kind: BaseKind, python?: string | null): BaseRecipe {
+  if (kind !== 'python' || !python || python === '3.11') return BASE_RECIPES[kind];
+  const suite = PYTHON_SUITES[python];
+  if (!suite) throw new RangeError(`no base image provides Python ${python} (available: ${PYTHON_VERSIONS.join(', ')})`);
+  return { ...BASE_RECIPES.python, suite };
+}
+
 /** Short content hash of a base recipe (12 hex chars of sha256 over its canonical JSON plus the mirror URL). */
 export function baseRecipeHash(recipe: BaseRecipe, mirror: string): string {
   return createHash('sha256').update(JSON.stringify({ v: 2, ...recipe, mirror })).digest('hex').slice(0, 12);
 }
 
-/** Image reference of a base recipe: `swe-stream/base-<kind>:<recipe-hash>`. */
-export function baseRef(kind: BaseKind, mirror: string): string {
-  return `swe-stream/base-${kind}:${baseRecipeHash(BASE_RECIPES[kind], mirror)}`;
+/** Image reference of a base recipe: `swe-stream/base-<kind>:<recipe-hash>` (Python other than 3.11: `swe-stream/base-python3.9:…`). */
+export function baseRef(kind: BaseKind, mirror: string, python?: string | null): string {
+  const recipe = baseRecipe(kind, python);
+  const name = kind === 'python' && recipe.suite !== BASE_RECIPES.python.suite ? `python${python}` : kind;
+  return `swe-stream/base-${name}:${baseRecipeHash(recipe, mirror)}`;
 }
 
 /**
@@ -181,6 +206,8 @@ export interface EnsureBaseOptions {
   cacheDir?: string;
   /** Limit for debootstrap (ms); default 20 min. */
   timeoutMs?: number;
+  /** Python kind only: the interpreter version (a key of {@link PYTHON_SUITES}); default 3.11. */
+  python?: string | null;
 }
 
 /**
@@ -191,12 +218,13 @@ export interface EnsureBaseOptions {
  */
 export async function ensureBaseImage(docker: Docker, kind: BaseKind, opts: EnsureBaseOptions = {}): Promise<{ ref: string; buildMs: number }> {
   const mirror = opts.mirror ?? (await hostDebianMirror());
-  const ref = baseRef(kind, mirror);
+  const recipe = baseRecipe(kind, opts.python);
+  const ref = baseRef(kind, mirror, opts.python);
   if (await imageExists(docker, ref)) return { ref, buildMs: 0 };
-  return withLock(`base-${kind}`, 40 * 60_000, async () => {
+  // The bookworm lock keeps its old name: a process of an older build may be building the same tag.
+  return withLock(recipe.suite === BASE_RECIPES[kind].suite ? `base-${kind}` : `base-${kind}-${recipe.suite}`, 40 * 60_000, async () => {
     if (await imageExists(docker, ref)) return { ref, buildMs: 0 };
     const t0 = Date.now();
-    const recipe = BASE_RECIPES[kind];
     const cacheDir = opts.cacheDir ?? join(tmpdir(), 'swe-stream-debs');
     await mkdir(cacheDir, { recursive: true });
     const root = await mkdtemp(join(tmpdir(), `swe-stream-rootfs-${kind}-`));
@@ -209,7 +237,7 @@ export async function ensureBaseImage(docker: Docker, kind: BaseKind, opts: Ensu
         [`--variant=${recipe.variant}`, '--include=ca-certificates', `--cache-dir=${cacheDir}`, recipe.suite, root, mirror],
         { timeoutMs: opts.timeoutMs ?? 20 * 60_000 },
       );
-      if (r.code !== 0) throw new SandboxError(`debootstrap ${kind} exited ${r.code}: ${r.out.slice(-2000)}`, true);
+      if (r.code !== 0) throw new SandboxError(`debootstrap ${kind} (${recipe.suite}) exited ${r.code}: ${r.out.slice(-2000)}`, true);
       const apt = await run(
         'chroot',
         [root, 'bash', '-c', `export DEBIAN_FRONTEND=noninteractive && apt-get update -q && apt-get install -y -q --no-install-recommends ${recipe.packages.join(' ')} && apt-get clean && rm -rf /var/lib/apt/lists/*`],

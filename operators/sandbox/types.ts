@@ -61,8 +61,12 @@ export interface SandboxFactory {
   imageLabels?(ref: string): Promise<Record<string, string> | null>;
   /** Remove a local image; absent is not an error. Optional: env-build drops images of rejected environments. */
   removeImage?(ref: string): Promise<void>;
-  /** Ensure the offline base image for a language exists (built by debootstrap + docker import when missing); returns its ref. */
-  baseImage(language: 'python' | 'javascript' | 'typescript'): Promise<string>;
+  /**
+   * Ensure the offline base image for a language exists (built by debootstrap + docker import when missing);
+   * returns its ref. `toolchain.python` picks the interpreter (3.9, 3.11 or 3.13; default 3.11).
+   * @throws RangeError for a Python version no base image provides
+   */
+  baseImage(language: 'python' | 'javascript' | 'typescript', toolchain?: { python?: string | null }): Promise<string>;
   /** Remove containers labelled by swe-stream that are left from crashed runs. Returns how many were removed. */
   sweep(): Promise<number>;
 }

@@ -16,7 +16,7 @@ import { KafkaTransport } from '../../streams/transports/kafka.js';
 import { TransportError } from '../../streams/transport.js';
 import { RegistrySerde } from '../../streams/serde-registry.js';
 import { readTopic } from '../../streams/read.js';
-import { STAGE_NAMES, TOPOLOGY, SINK_TOPICS } from '../../streams/topics.js';
+import { STAGE_NAMES, PR_STAGES, SINK_TOPICS, prCatalog } from '../../operators/pr/topology.js';
 import type { TaskStated } from '../../schemas/types.gen.js';
 
 const exec = promisify(execFile);
@@ -30,7 +30,7 @@ let repo: GeneratedRepo;
 let dataDir: string;
 const workers: Array<{ name: string; child: ChildProcess; err: string }> = [];
 let t: KafkaTransport;
-const serde = new RegistrySerde({ url: registry });
+const serde = new RegistrySerde({ url: registry, catalog: prCatalog() });
 
 function worker(stage: string, extra: string[] = []): void {
   const args = [join(ROOT, 'bin/swe-stream.js'), 'worker', '--stage', stage, '--bus', 'kafka', '--data-dir', dataDir, ...extra];
@@ -46,7 +46,7 @@ function worker(stage: string, extra: string[] = []): void {
 
 /** True when every topic the test reads exists with leaders (the workers create them at start). */
 async function topicsExist(transport: KafkaTransport): Promise<boolean> {
-  const needed = ['tasks.stated', ...STAGE_NAMES.map((s) => TOPOLOGY[s].input), ...SINK_TOPICS];
+  const needed = ['tasks.stated', ...STAGE_NAMES.map((s) => PR_STAGES[s].input), ...SINK_TOPICS];
   try {
     for (const topic of new Set(needed)) await transport.topicOffsets(topic);
     return true;
@@ -78,7 +78,7 @@ describe('swe-stream worker processes on Kafka', () => {
     worker('sources', ['--source', `git:${repo.path}`]);
     const mine = (k: string | null | undefined) => !!k && k.startsWith(`${repo.repo}#`);
     const fixPrs = repo.prs.filter((p) => p.kind === 'fix').length;
-    const groups = [...STAGE_NAMES.map((s) => ({ group: `swe-stream.${s}`, topics: [TOPOLOGY[s].input] })), { group: 'swe-stream.sink', topics: [...SINK_TOPICS] }];
+    const groups = [...STAGE_NAMES.map((s) => ({ group: `swe-stream.${s}`, topics: [PR_STAGES[s].input] })), { group: 'swe-stream.sink', topics: [...SINK_TOPICS] }];
     // Idle = our tasks reached tasks.stated and every group has committed everything it reads.
     await waitFor(
       async () => {
@@ -115,7 +115,7 @@ describe('swe-stream worker processes on Kafka', () => {
       `SELECT stage, uniqExact(outcome_id) AS n FROM stage_outcomes FINAL WHERE startsWith(key, '${repo.repo}#') GROUP BY stage`], { cwd: ROOT, env: { ...process.env, SWE_STREAM_CLICKHOUSE_URL: '' } });
     const counts = Object.fromEntries((JSON.parse(stdout) as Array<{ stage: string; n: number }>).map((r) => [r.stage, Number(r.n)]));
     for (const stage of STAGE_NAMES) {
-      const inputs = (await readTopic<{ candidate?: { pr_id: string }; pr_id?: string }>(t, serde, TOPOLOGY[stage].input)).filter((r) => mine(r.pr_id ?? r.candidate?.pr_id));
+      const inputs = (await readTopic<{ candidate?: { pr_id: string }; pr_id?: string }>(t, serde, PR_STAGES[stage].input)).filter((r) => mine(r.pr_id ?? r.candidate?.pr_id));
       expect(counts[stage] ?? 0, stage).toBe(inputs.length);
     }
     expect(counts.filter).toBe(repo.prs.length);

@@ -16,7 +16,7 @@ import { createSpecialRepos } from './special-repos.js';
 import { EmbeddedTransport } from '../../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../../streams/serde-embedded.js';
 import { readTopic } from '../../streams/read.js';
-import { STAGE_NAMES, TOPOLOGY } from '../../streams/topics.js';
+import { STAGE_NAMES, PR_STAGES, prCatalog } from '../../operators/pr/topology.js';
 import type { StageOutcome, TaskStated } from '../../schemas/types.gen.js';
 import { openClickHouse } from '../../connectors/sinks/connection.js';
 
@@ -53,11 +53,11 @@ afterAll(async () => {
 describe('swe-stream run on generated repositories', () => {
   it('gives every input of every stage exactly one outcome', async () => {
     const t = new EmbeddedTransport({ path: join(dataDir, 'log.db') });
-    const serde = new EmbeddedSerde();
+    const serde = new EmbeddedSerde({ catalog: prCatalog() });
     try {
       const outcomes = await readTopic<StageOutcome>(t, serde, 'stage.outcomes');
       for (const stage of STAGE_NAMES) {
-        const input = TOPOLOGY[stage].input;
+        const input = PR_STAGES[stage].input;
         let inputs = 0;
         for (const p of await t.topicOffsets(input)) inputs += Number(p.high);
         const mine = outcomes.filter((o) => o.stage === stage);
@@ -120,7 +120,7 @@ describe('swe-stream run on generated repositories', () => {
   it('records the flaky test and the release check on the stated task', async () => {
     const t = new EmbeddedTransport({ path: join(dataDir, 'log.db') });
     try {
-      const tasks = await readTopic<TaskStated>(t, new EmbeddedSerde(), 'tasks.stated');
+      const tasks = await readTopic<TaskStated>(t, new EmbeddedSerde({ catalog: prCatalog() }), 'tasks.stated');
       const flaky = tasks.find((x) => x.instance_id === 'acme__flaky-py-1')!;
       expect(flaky.verification.flaky.map((f) => f.name).join(' ')).toContain('test_sometimes');
       for (const task of tasks) {

@@ -25,9 +25,9 @@ const docker = new Docker();
 const engine = await dockerEngineAvailable();
 
 /** A one-branch repository; each entry of `commits` is the files written before that commit. Returns the shas. */
-async function makeRepo(dir: string, commits: Array<Record<string, string>>): Promise<string[]> {
+async function makeRepo(dir: string, commits: Array<Record<string, string>>, date = '2024-01-01T00:00:00Z'): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  const g = (...a: string[]) => run('git', a, { cwd: dir, env: { ...process.env, GIT_AUTHOR_DATE: '2024-01-01T00:00:00Z', GIT_COMMITTER_DATE: '2024-01-01T00:00:00Z' } });
+  const g = (...a: string[]) => run('git', a, { cwd: dir, env: { ...process.env, GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date } });
   await g('init', '-q', '-b', 'main');
   const shas: string[] = [];
   for (const [i, files] of commits.entries()) {
@@ -65,6 +65,7 @@ describe.skipIf(!engine)('env-build stage (real engine, generated repositories)'
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'swe-stream-envbuild-'));
     await factory.baseImage('python');
+    await factory.baseImage('python', { python: '3.9' });
     await factory.baseImage('javascript');
   });
   afterAll(async () => {
@@ -130,8 +131,43 @@ describe.skipIf(!engine)('env-build stage (real engine, generated repositories)'
     expect(o.kind, o.kind === 'rejected' ? o.detail : '').toBe('accepted');
     if (o.kind !== 'accepted') return;
     expect(o.value.environment).toMatchObject({ runner: 'node-test', report_format: 'junit', node_version: '22', package_manager: 'npm', tests_parsed: 2 });
-    expect(o.value.environment.install_commands[0]).toContain('node@22');
+    expect(o.value.environment.install_commands.filter((c) => c.includes('node@22'))).toHaveLength(1);
+    expect(o.value.environment.toolchain_source).toBe('engines.node >=22; LTS current on 2024-01-01');
   }, 300_000);
+
+  it('an old commit: Python 3.9 from its classifiers, extras computed by setup.py, libraries of its time, a type-stub requirement that no longer resolves dropped', async () => {
+    const dir = join(root, 'old');
+    const setup = 'from setuptools import setup\nEXTRAS = {"tests": ["six"]}\nsetup(name="oldcalc", version="1.0", packages=["oldcalc"], extras_require=EXTRAS,\n      classifiers=["Programming Language :: Python :: 3.6", "Programming Language :: Python :: 3.7"])\n';
+    const [a] = await makeRepo(
+      dir,
+      [
+        {
+          'setup.py': setup,
+          'requirements-dev.txt': 'types-swe-stream-gone-4711==1.0\n',
+          'oldcalc/__init__.py': 'def one():\n    return 1\n',
+          'tests/test_one.py': 'import six\nfrom oldcalc import one\n\ndef test_one():\n    assert one() == 1 and six.PY3\n',
+        },
+      ],
+      '2020-03-01T00:00:00Z',
+    );
+    const o = await handle(stage(), candidate('acme/old', dir, a, 'python'));
+    expect(o.kind, o.kind === 'rejected' ? o.detail : '').toBe('accepted');
+    if (o.kind !== 'accepted') return;
+    const e = o.value.environment;
+    expect(e).toMatchObject({ python_version: '3.9', toolchain_source: 'classifiers 3.6, 3.7', tests_parsed: 1 });
+    expect(e.base_image).toMatch(/^swe-stream\/base-python3\.9:/);
+    expect(e.install_notes).toEqual(expect.arrayContaining(['extras computed by setup.py: asked for test, tests, testing, dev', 'dropped types-swe-stream-gone-4711: no longer resolves (install step 4/6)']));
+    expect(e.install_commands.every((c) => !c.startsWith('uv ') || c.includes('--exclude-newer 2020-10-06T00:00:00Z'))).toBe(true);
+    expect(e.install_commands).toContain(`echo 'types-swe-stream-gone-4711 ; sys_platform == "never"' >> /opt/swe-stream/overrides.txt`);
+    const sb = await factory.create({ image: e.image_ref, network: false, workdir: '/testbed' });
+    try {
+      // pytest as of the floor date (3.9's release), not today's.
+      const r = await sb.exec('python --version && python -m pytest --version', { timeoutMs: 60_000 });
+      expect(r.stdout + r.stderr).toMatch(/Python 3\.9\.\d+[\s\S]*pytest 6\./);
+    } finally {
+      await sb.destroy();
+    }
+  }, 600_000);
 
   it('rejects a broken install, a suite that cannot run, and a repository without tests', async () => {
     const s = stage();

@@ -16,7 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { schemaOf, type RecordTypeName } from '../../../schemas/index.js';
 import { SerdeError } from '../../../streams/serde.js';
 import { registerSchemas, registryClient, RegistrySerde, subjectOf } from '../../../streams/serde-registry.js';
-import { allTopics, recordTypeOf } from '../../../streams/topics.js';
+import { allTopics, prCatalog } from '../../../operators/pr/topology.js';
+
+const PR = prCatalog();
+const recordTypeOf = (topic: string): RecordTypeName => PR.recordTypeOf(topic);
 import { TransportError } from '../../../streams/transport.js';
 import { KafkaTransport } from '../../../streams/transports/kafka.js';
 import { samplePrEvent } from '../../unit/serde/sample.js';
@@ -33,14 +36,14 @@ let ids: Map<string, number>;
 const client = registryClient(REGISTRY_URL);
 
 beforeAll(async () => {
-  ids = await registerSchemas(REGISTRY_URL, [events, retry, dlq], { recordTypeOf: typeOf });
+  ids = await registerSchemas(REGISTRY_URL, [events, retry, dlq], { catalog: { recordTypeOf: typeOf } });
 });
 afterAll(() => client.close());
 
 describe('registerSchemas', () => {
   it('registers every catalog topic as <topic>-value with compatibility FULL_TRANSITIVE', async () => {
     const topics = allTopics();
-    const got = await registerSchemas(REGISTRY_URL, topics);
+    const got = await registerSchemas(REGISTRY_URL, topics, { catalog: PR });
     expect([...got.keys()].sort()).toEqual([...topics].sort());
     const subjects = await client.getAllSubjects();
     for (const topic of topics) {
@@ -48,7 +51,7 @@ describe('registerSchemas', () => {
       expect(await client.getCompatibility(subjectOf(topic))).toBe('FULL_TRANSITIVE');
     }
     // Idempotent: the same schema keeps its id.
-    expect(await registerSchemas(REGISTRY_URL, topics)).toEqual(got);
+    expect(await registerSchemas(REGISTRY_URL, topics, { catalog: PR })).toEqual(got);
   });
 
   it('retry topics carry the base record type, DLQ topics DeadLetter', async () => {
@@ -67,7 +70,7 @@ describe('registerSchemas', () => {
 });
 
 describe('RegistrySerde', () => {
-  const serde = new RegistrySerde({ url: REGISTRY_URL, recordTypeOf: typeOf });
+  const serde = new RegistrySerde({ url: REGISTRY_URL, catalog: { recordTypeOf: typeOf } });
 
   it('writes Confluent wire format: magic byte 0, the registered schema id, then Avro binary', async () => {
     const value = samplePrEvent(1);
@@ -119,13 +122,13 @@ describe('RegistrySerde', () => {
     const v0 = JSON.parse(schemaOf('PullRequestEvent').json) as { fields: Array<{ name: string }> };
     v0.fields = v0.fields.filter((f) => f.name !== 'license');
     const v0Id = await client.register(subjectOf(topic), { schemaType: 'AVRO', schema: JSON.stringify(v0) }, false);
-    const [curId] = (await registerSchemas(REGISTRY_URL, [topic], { recordTypeOf: own })).values();
+    const [curId] = (await registerSchemas(REGISTRY_URL, [topic], { catalog: { recordTypeOf: own } })).values();
     expect(curId).not.toBe(v0Id);
     const { license: _drop, ...old } = samplePrEvent(9);
     const body = avro.Type.forSchema(v0 as unknown as avro.Schema).toBuffer(old);
     const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), body]);
     framed.writeUInt32BE(v0Id, 1);
-    const reader = new RegistrySerde({ url: REGISTRY_URL, recordTypeOf: own });
+    const reader = new RegistrySerde({ url: REGISTRY_URL, catalog: { recordTypeOf: own } });
     expect({ ...((await reader.decode(topic, framed, {})) as object) }).toEqual({ ...old, license: null });
   });
 
@@ -145,11 +148,11 @@ describe('RegistrySerde', () => {
   it('without autoRegisterSchemas, an unregistered subject is a clear non-retriable error; with it, the schema is registered', async () => {
     const topic = `${uniq('t')}.pr.events`;
     const own = (t: string) => recordTypeOf(t.slice(t.indexOf('.') + 1));
-    const err = await new RegistrySerde({ url: REGISTRY_URL, recordTypeOf: own }).encode(topic, samplePrEvent(1)).catch((e: unknown) => e);
+    const err = await new RegistrySerde({ url: REGISTRY_URL, catalog: { recordTypeOf: own } }).encode(topic, samplePrEvent(1)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SerdeError);
     expect((err as SerdeError).retriable).toBe(false);
     expect((err as SerdeError).message).toContain(`${topic}-value`);
-    const auto = new RegistrySerde({ url: REGISTRY_URL, recordTypeOf: own, autoRegisterSchemas: true });
+    const auto = new RegistrySerde({ url: REGISTRY_URL, catalog: { recordTypeOf: own }, autoRegisterSchemas: true });
     const bytes = (await auto.encode(topic, samplePrEvent(1))).value;
     expect(bytes.readUInt32BE(1)).toBe((await client.getLatestSchemaMetadata(subjectOf(topic))).id);
   });
@@ -159,14 +162,14 @@ describe('unreachable registry', () => {
   const dead = 'http://127.0.0.1:1/apis/ccompat/v7';
 
   it('registerSchemas fails with a retriable TransportError naming the URL', async () => {
-    const err = await registerSchemas(dead, ['pr.events']).catch((e: unknown) => e);
+    const err = await registerSchemas(dead, ['pr.events'], { catalog: PR }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransportError);
     expect((err as TransportError).retriable).toBe(true);
     expect((err as TransportError).message).toContain(dead);
   });
 
   it('encode/decode fail with a retriable SerdeError naming the URL', async () => {
-    const s = new RegistrySerde({ url: dead });
+    const s = new RegistrySerde({ url: dead, catalog: prCatalog() });
     const e1 = await s.encode('pr.events', samplePrEvent(1)).catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(SerdeError);
     expect((e1 as SerdeError).retriable).toBe(true);

@@ -53,6 +53,8 @@ function knownSet(): { first: Array<[string, unknown]>; second: Array<[string, u
     ['stage.outcomes', o({ stage: 'verify', key: 'b/y#9', kind: 'accepted', duration_ms: 40_000 })],
     ['stage.outcomes', o({ stage: 'statement', key: 'a/x#1', kind: 'accepted', method: 'agent', model: 'gpt-test', tokens_in: 1000, tokens_out: 200, cost_usd: 0.0125 })],
     ['stage.outcomes', o({ stage: 'statement', key: 'a/x#1', kind: 'accepted', method: 'agent', model: 'gpt-test', tokens_in: 1000, tokens_out: 200, cost_usd: 0.0125 })],
+    // distill without an LLM passes the task on: skipped, not a rejection
+    ['stage.outcomes', o({ stage: 'distill', key: 'a/x#1', kind: 'rejected', reason: 'skipped-no-llm', method: 'skipped' })],
     ['tasks.stated', stated(v1, 'Logic Error')],
     ['tasks.stated', stated(v9, 'Security')],
     ['tasks.verified', v1], // late replay of the verified record
@@ -63,12 +65,12 @@ function knownSet(): { first: Array<[string, unknown]>; second: Array<[string, u
 }
 
 const EXPECTED_STAGES = [
-  { stage: 'filter', inputs: 7, accepted: 3, rejected: 3, failed: 1, reasons: { 'bot-author': 1, 'not-merged': 2 } },
-  { stage: 'env-build', inputs: 3, accepted: 2, rejected: 0, failed: 1, reasons: {} },
-  { stage: 'test-create', inputs: 2, accepted: 1, rejected: 1, failed: 0, reasons: { 'no-tests': 1 } },
-  { stage: 'verify', inputs: 2, accepted: 2, rejected: 0, failed: 0, reasons: {} },
-  { stage: 'statement', inputs: 1, accepted: 1, rejected: 0, failed: 0, reasons: {} },
-  { stage: 'distill', inputs: 0, accepted: 0, rejected: 0, failed: 0, reasons: {} },
+  { stage: 'filter', inputs: 7, accepted: 3, rejected: 3, skipped: 0, failed: 1, reasons: { 'bot-author': 1, 'not-merged': 2 } },
+  { stage: 'env-build', inputs: 3, accepted: 2, rejected: 0, skipped: 0, failed: 1, reasons: {} },
+  { stage: 'test-create', inputs: 2, accepted: 1, rejected: 1, skipped: 0, failed: 0, reasons: { 'no-tests': 1 } },
+  { stage: 'verify', inputs: 2, accepted: 2, rejected: 0, skipped: 0, failed: 0, reasons: {} },
+  { stage: 'statement', inputs: 1, accepted: 1, rejected: 0, skipped: 0, failed: 0, reasons: {} },
+  { stage: 'distill', inputs: 1, accepted: 0, rejected: 0, skipped: 1, failed: 0, reasons: {} },
 ];
 
 async function reportJson(target: { dataDir: string; clickhouseUrl?: string; database: string }, html?: string): Promise<Report> {
@@ -126,8 +128,10 @@ describe.each(backends)('report on $name', ({ name, url }) => {
     let text = '';
     out.on('data', (c: Buffer) => { text += c.toString('utf8'); });
     await runReport({ dataDir, clickhouseUrl: url(), database, stdout: out });
-    expect(text).toMatch(/^stage\s+inputs\s+accepted\s+rejected\s+failed/m);
-    expect(text).toMatch(/^filter\s+7\s+3\s+3\s+1/m);
+    expect(text).toMatch(/^stage\s+inputs\s+accepted\s+rejected\s+skipped\s+failed/m);
+    expect(text).toMatch(/^filter\s+7\s+3\s+3\s+0\s+1/m);
+    expect(text).toMatch(/^distill\s+1\s+0\s+0\s+1\s+0/m);
+    expect(text).not.toContain('skipped-no-llm');
     expect(text).toContain('Yield: 1 verified rows / 5 merged PRs seen = 20.0%');
   });
 });

@@ -12,10 +12,11 @@ import { EmbeddedTransport } from '../../../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../../../streams/serde-embedded.js';
 import type { StageOutcome, PrCandidate } from '../../../schemas/types.gen.js';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const DATA = resolve(ROOT, 'test/fixtures/gharchive');
-const serde = new EmbeddedSerde();
+const serde = new EmbeddedSerde({ catalog: prCatalog() });
 const cleanup: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanup) await c();

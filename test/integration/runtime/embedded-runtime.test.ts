@@ -5,14 +5,16 @@ import { join } from 'node:path';
 import { EmbeddedTransport } from '../../../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../../../streams/serde-embedded.js';
 import { StageRuntime } from '../../../streams/runtime.js';
-import { allTopics } from '../../../streams/topics.js';
+import { PR_STAGES, allTopics, prCatalog } from '../../../operators/pr/topology.js';
+
+const FILTER_TOPICS = { ...PR_STAGES.filter, outcomes: 'stage.outcomes' };
 import type { Stage } from '../../../streams/stage.js';
 import { accept, reject, StageError } from '../../../streams/types.js';
 import type { PullRequestEvent, StageOutcome, DeadLetter } from '../../../schemas/types.gen.js';
 import { waitFor } from '../../helpers/wait.js';
 import { prEvent } from '../../helpers/records.js';
 
-const serde = new EmbeddedSerde();
+const serde = new EmbeddedSerde({ catalog: prCatalog() });
 let dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -55,7 +57,7 @@ describe('stage runtime on the embedded log', () => {
         return env.value.number % 4 === 0 ? reject('too-large') : reject('no-tests');
       },
     };
-    const rt = new StageRuntime({ stage, transport: t, serde, concurrency: 4, window: 8, backoffMs: () => 5 });
+    const rt = new StageRuntime({ stage, transport: t, serde, concurrency: 4, window: 8, backoffMs: () => 5, topics: FILTER_TOPICS });
     await rt.start();
     await waitFor(async () => (await readAll<StageOutcome>(t, 'stage.outcomes')).length >= N + 1, 'all outcomes');
     await rt.stop();
@@ -91,12 +93,12 @@ describe('stage runtime on the embedded log', () => {
     await t.produce(recs);
     let calls = 0;
     const stage: Stage<PullRequestEvent, unknown> = { name: 'filter', handle: async () => { calls++; return reject('no-tests'); } };
-    const rt1 = new StageRuntime({ stage, transport: t, serde });
+    const rt1 = new StageRuntime({ stage, transport: t, serde, topics: FILTER_TOPICS });
     await rt1.start();
     await waitFor(async () => (await readAll<StageOutcome>(t, 'stage.outcomes')).length === 20, '20 outcomes');
     await rt1.stop();
     for (let i = 21; i <= 25; i++) await t.produce([{ topic: 'pr.events', key: `acme/widgets#${i}`, ...(await serde.encode('pr.events', prEvent(i))) }]);
-    const rt2 = new StageRuntime({ stage, transport: t, serde });
+    const rt2 = new StageRuntime({ stage, transport: t, serde, topics: FILTER_TOPICS });
     await rt2.start();
     await waitFor(async () => (await readAll<StageOutcome>(t, 'stage.outcomes')).length === 25, '25 outcomes');
     await rt2.stop();

@@ -16,10 +16,11 @@ import { EmbeddedSerde } from '../../../streams/serde-embedded.js';
 import type { StageOutcome } from '../../../schemas/types.gen.js';
 import { prEvent } from '../../helpers/records.js';
 import { waitFor } from '../../helpers/wait.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const CLICKHOUSE = process.env.SWE_STREAM_CLICKHOUSE_URL || 'http://127.0.0.1:8123';
-const serde = new EmbeddedSerde();
+const serde = new EmbeddedSerde({ catalog: prCatalog() });
 const cleanup: Array<() => unknown> = [];
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c();

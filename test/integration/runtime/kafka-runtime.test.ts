@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { KafkaTransport } from '../../../streams/transports/kafka.js';
 import { RegistrySerde } from '../../../streams/serde-registry.js';
 import { StageRuntime } from '../../../streams/runtime.js';
-import { registerTopic } from '../../../streams/topics.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 import type { Stage } from '../../../streams/stage.js';
 import { accept, reject } from '../../../streams/types.js';
 import type { PullRequestEvent, StageOutcome, DeadLetter } from '../../../schemas/types.gen.js';
@@ -25,14 +25,15 @@ const brokers = (process.env.SWE_STREAM_KAFKA_BROKERS ?? '127.0.0.1:9092').split
 const registry = process.env.SWE_STREAM_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
 
 let t: KafkaTransport;
-const serde = new RegistrySerde({ url: registry, autoRegisterSchemas: true });
+const catalog = prCatalog();
+const serde = new RegistrySerde({ url: registry, autoRegisterSchemas: true, catalog });
 
 /** Fresh topics per test, so runs never see each other's records. */
 async function topics(partitions: number) {
   const id = randomUUID().slice(0, 8);
   const input = `rt-${id}.in`;
   const output = `rt-${id}.out`;
-  for (const n of [input, output]) registerTopic(n, 'PullRequestEvent');
+  for (const n of [input, output]) catalog.register(n, 'PullRequestEvent');
   const all = [input, output, `${input}.retry.filter`, `${input}.dlq`, 'stage.outcomes'];
   await t.ensureTopics(all.map((name) => ({ name, partitions })));
   return { input, output, id };
@@ -75,10 +76,10 @@ describe('stage runtime on Kafka', () => {
       },
     });
     const group = `g-${id}`;
-    const a = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 2, groupId: group, topics: { input, output } });
+    const a = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 2, groupId: group, topics: { input, output, outcomes: 'stage.outcomes' } });
     await a.start();
     await waitFor(() => a.counts.accepted + a.counts.rejected >= 30, 'member A to process 30 records', 60_000);
-    const b = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 2, groupId: group, topics: { input, output } });
+    const b = new StageRuntime({ stage: mkStage(), transport: t, serde, concurrency: 2, groupId: group, topics: { input, output, outcomes: 'stage.outcomes' } });
     await b.start();
     await waitFor(() => a.counts.revoked > 0, 'the rebalance to revoke partitions from A', 60_000);
     await waitFor(async () => {
@@ -113,7 +114,7 @@ describe('stage runtime on Kafka', () => {
         return reject('no-tests');
       },
     };
-    const rt = new StageRuntime({ stage, transport: t, serde, groupId: `g-${id}`, topics: { input, output }, sessionTimeoutMs: 6_000 });
+    const rt = new StageRuntime({ stage, transport: t, serde, groupId: `g-${id}`, topics: { input, output, outcomes: 'stage.outcomes' }, sessionTimeoutMs: 6_000 });
     await rt.start();
     await waitFor(() => rt.counts.rejected === 3, 'three outcomes', 60_000);
     await rt.stop();
@@ -126,7 +127,7 @@ describe('stage runtime on Kafka', () => {
     await t.produce([{ topic: input, key: `${id}/poison`, value: Buffer.from('definitely not confluent avro') }]);
     await produceEvents(input, id, 2);
     const stage: Stage<PullRequestEvent, PullRequestEvent> = { name: 'filter', handle: async () => reject('no-tests') };
-    const rt = new StageRuntime({ stage, transport: t, serde, groupId: `g-${id}`, topics: { input, output } });
+    const rt = new StageRuntime({ stage, transport: t, serde, groupId: `g-${id}`, topics: { input, output, outcomes: 'stage.outcomes' } });
     await rt.start();
     await waitFor(() => rt.counts.rejected === 2 && rt.counts.deadLettered === 1, 'two outcomes and one dead letter', 60_000);
     await rt.stop();
@@ -161,7 +162,7 @@ describe('stage runtime on Kafka', () => {
   it('dead-letters an output over the record limit and goes on', async () => {
     const { input, output, id } = await topics(1);
     await produceEvents(input, id, 4);
-    const rt = new StageRuntime({ stage: bloating(1_500_000), transport: t, serde, groupId: `g-${id}`, topics: { input, output } });
+    const rt = new StageRuntime({ stage: bloating(1_500_000), transport: t, serde, groupId: `g-${id}`, topics: { input, output, outcomes: 'stage.outcomes' } });
     await rt.start();
     await waitFor(() => rt.counts.accepted === 3 && rt.counts.deadLettered === 1, 'three accepted and one dead letter', 60_000);
     await waitFor(async () => (await t.groupOffsets(`g-${id}`, [input]))[0]?.offset === '4', 'the input committed', 60_000);
@@ -177,7 +178,7 @@ describe('stage runtime on Kafka', () => {
     // A transport that believes in a larger limit than the broker's 1 MiB: the broker itself refuses.
     const lax = new KafkaTransport({ brokers, maxRecordBytes: 10_000_000 });
     try {
-      const rt = new StageRuntime({ stage: bloating(1_500_000), transport: lax, serde, groupId: `g-${id}`, topics: { input, output } });
+      const rt = new StageRuntime({ stage: bloating(1_500_000), transport: lax, serde, groupId: `g-${id}`, topics: { input, output, outcomes: 'stage.outcomes' } });
       await rt.start();
       await waitFor(() => rt.counts.accepted === 3 && rt.counts.deadLettered === 1, 'three accepted and one dead letter', 60_000);
       await waitFor(async () => (await lax.groupOffsets(`g-${id}`, [input]))[0]?.offset === '4', 'the input committed', 60_000);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { EmbeddedTransport } from '../../../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../../../streams/serde-embedded.js';
 import { StageRuntime } from '../../../streams/runtime.js';
-import { allTopics } from '../../../streams/topics.js';
+import { PR_STAGES, allTopics, prCatalog } from '../../../operators/pr/topology.js';
 import type { Stage } from '../../../streams/stage.js';
 import { reject } from '../../../streams/types.js';
 import type { PullRequestEvent, StageOutcome } from '../../../schemas/types.gen.js';
@@ -21,7 +21,7 @@ import { startChatServer, type ChatServer } from '../../helpers/chat-server.js';
 import { waitFor } from '../../helpers/wait.js';
 import { prEvent } from '../../helpers/records.js';
 
-const serde = new EmbeddedSerde();
+const serde = new EmbeddedSerde({ catalog: prCatalog() });
 let dir: string | undefined;
 let srv: ChatServer | undefined;
 afterEach(async () => {
@@ -43,7 +43,7 @@ async function run(handle: Stage<PullRequestEvent, never>['handle']): Promise<{ 
   const t = new EmbeddedTransport({ path: join(dir, 'log.db'), pollMs: 5 });
   await t.ensureTopics(allTopics().map((name) => ({ name, partitions: 1 })));
   await t.produce([{ topic: 'pr.events', key: 'acme/widgets#1', ...serde.encodeSync('pr.events', prEvent(1)) }]);
-  const rt = new StageRuntime<PullRequestEvent, never>({ stage: { name: 'filter', handle }, transport: t, serde, maxAttempts: 3, backoffMs: () => 10 });
+  const rt = new StageRuntime<PullRequestEvent, never>({ stage: { name: 'filter', handle }, transport: t, serde, maxAttempts: 3, backoffMs: () => 10, topics: { ...PR_STAGES.filter, outcomes: 'stage.outcomes' } });
   await rt.start();
   await waitFor(async () => (await outcomes(t)).length >= 1, 'the outcome');
   await rt.stop();

@@ -7,9 +7,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import Docker from 'dockerode';
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { createServer, type Server } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { DockerSandboxFactory, LABEL, OWNER_LABEL } from '../../../operators/sandbox/docker.js';
+import { INSTALL_NETWORK } from '../../../operators/sandbox/network.js';
 import type { Sandbox } from '../../../operators/sandbox/types.js';
 import { dockerEngineAvailable } from '../../helpers/docker.js';
 
@@ -71,6 +73,53 @@ describe.skipIf(!engine)('Docker sandbox containment (real engine)', () => {
     expect(after.exitCode).not.toBe(0);
     // With network, the registries answer through the host's CA bundle (skipped silently offline: only `after` is the rule).
     if (before.exitCode === 0) expect(before.stdout).toContain('CONNECTED');
+  });
+
+  it('install network: reaches the registries but no address of the host (the default bridge does: the control)', async () => {
+    const server: Server = createServer((sock) => sock.end('HOST-SERVICE\n'));
+    await new Promise<void>((r) => server.listen(0, '0.0.0.0', r));
+    const port = (server.address() as { port: number }).port;
+    const bridge = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'containment' }, installNetwork: 'bridge' });
+    try {
+      expect(await factory.installNetworkStatus()).toMatchObject({ name: INSTALL_NETWORK, isolated: true });
+      const net = await docker.getNetwork(INSTALL_NETWORK).inspect();
+      const hostAddrs = [
+        net.IPAM!.Config![0].Gateway as string,
+        '172.17.0.1',
+        ...Object.values(networkInterfaces()).flat().filter((i) => i && i.family === 'IPv4' && !i.internal).map((i) => i!.address),
+      ];
+      const probe = (host: string, p: number, t = 4) => `python3 -c "import socket; s = socket.create_connection(('${host}', ${p}), timeout=${t}); print('CONNECTED', s.recv(64) if ${p} != 443 else '')"`;
+      const inst = await make({ network: true });
+      for (const a of [...new Set(hostAddrs)]) {
+        const r = await inst.exec(probe(a, port), { timeoutMs: 20_000 });
+        expect({ a, out: r.stdout }).toEqual({ a, out: '' });
+        expect(r.exitCode).not.toBe(0);
+      }
+      const meta = await inst.exec(probe('169.254.169.254', 80), { timeoutMs: 20_000 });
+      expect(meta.stdout).not.toContain('CONNECTED');
+      const registry = await inst.exec(probe('pypi.org', 443, 20), { timeoutMs: 60_000 });
+      expect(registry.stdout, registry.stderr).toContain('CONNECTED');
+      const open = await bridge.create({ image, network: true, workdir: '/testbed' });
+      created.push(open);
+      const r = await open.exec(probe('172.17.0.1', port), { timeoutMs: 20_000 });
+      expect(r.stdout).toContain('HOST-SERVICE');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a daemon that escapes with its own setsid dies with the command, on the deadline and on a normal end', async () => {
+    const sb = await make();
+    const count = async (pat: string) => (await sb.exec(`ps -eo args | grep -c "[${pat[0]}]${pat.slice(1)}" || true`, { timeoutMs: 10_000 })).stdout.trim();
+    const ended = await sb.exec('setsid -f sleep 1001; nohup setsid sleep 1002 >/dev/null 2>&1 & echo started', { timeoutMs: 10_000 });
+    expect(ended).toMatchObject({ exitCode: 0, stdout: 'started\n' });
+    expect(await count('sleep 1001')).toBe('0');
+    expect(await count('sleep 1002')).toBe('0');
+    const timed = await sb.exec('setsid -f sleep 1003; while :; do :; done', { timeoutMs: 1_500 });
+    expect(timed.timedOut).toBe(true);
+    expect(await count('sleep 1003')).toBe('0');
+    // The container itself is still serving commands.
+    expect((await sb.exec('echo alive', { timeoutMs: 10_000 })).stdout).toBe('alive\n');
   });
 
   it('a fork bomb hits the pids limit and the sandbox survives it', async () => {

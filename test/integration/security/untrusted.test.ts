@@ -18,6 +18,7 @@ import type { StageOutcome } from '../../../schemas/types.gen.js';
 import { createRepo, type GeneratedRepo } from '../../helpers/git-repos.js';
 import { startGitHttpServer, type GitHttpServer } from '../../helpers/git-http.js';
 import { runCli } from '../../helpers/cli.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'swe-stream-untrusted-'));
 const repos: GeneratedRepo[] = [];
@@ -40,7 +41,7 @@ function allFiles(dir: string): Array<{ path: string; bytes: Buffer }> {
 
 async function outcomes(dataDir: string): Promise<StageOutcome[]> {
   const t = new EmbeddedTransport({ path: join(dataDir, 'log.db') });
-  const serde = new EmbeddedSerde();
+  const serde = new EmbeddedSerde({ catalog: prCatalog() });
   const out: StageOutcome[] = [];
   for (const p of await t.topicOffsets('stage.outcomes')) for (const r of await t.read('stage.outcomes', p.partition, '0', 1e6)) out.push((await serde.decode('stage.outcomes', r.value!, r.headers)) as StageOutcome);
   await t.close();

@@ -13,7 +13,7 @@ import path, { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { EmbeddedTransport } from '../../../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../../../streams/serde-embedded.js';
-import { allTopics } from '../../../streams/topics.js';
+import { allTopics, prCatalog } from '../../../operators/pr/topology.js';
 import { runSource, type SourceStats } from '../../../streams/source-runner.js';
 import { GhArchiveSource } from '../../../connectors/sources/gharchive.js';
 import { PR_EVENTS_TARGET } from '../../../connectors/sources/types.js';
@@ -27,7 +27,7 @@ const SAMPLE = readFileSync(path.join(DATA, '2021-07-21-06-to-09.json.gz')); // 
 const SAMPLE_RENUMBERED = gzipSync(
   gunzipSync(SAMPLE).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.stringify({ ...JSON.parse(l), id: `9${JSON.parse(l).id}` })).join('\n') + '\n',
 );
-const serde = new EmbeddedSerde();
+const serde = new EmbeddedSerde({ catalog: prCatalog() });
 const NOW = Date.UTC(2015, 0, 1, 13, 30); // 2015-01-01 13:30 UTC: hours 10–12 may still appear
 
 describe('gharchive follow mode (hours appearing over time, with a restart)', () => {

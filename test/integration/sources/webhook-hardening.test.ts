@@ -16,7 +16,7 @@ import { WebhookSource } from '../../../connectors/sources/webhook.js';
 import { PR_EVENTS_TARGET } from '../../../connectors/sources/types.js';
 import { EmbeddedTransport } from '../../../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../../../streams/serde-embedded.js';
-import { allTopics } from '../../../streams/topics.js';
+import { allTopics, prCatalog } from '../../../operators/pr/topology.js';
 import { runSource } from '../../../streams/source-runner.js';
 import type { PullRequestEvent } from '../../../schemas/types.gen.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -25,7 +25,7 @@ const ROOT = path.resolve(__dirname, '../../..');
 const BODY = readFileSync(path.resolve(__dirname, '../../fixtures/webhooks/pull_request.closed.json'));
 const SECRET = 'It\'s a Secret to Everybody';
 const sign = (body: Buffer, secret = SECRET) => 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
-const serde = new EmbeddedSerde();
+const serde = new EmbeddedSerde({ catalog: prCatalog() });
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

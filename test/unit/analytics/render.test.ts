@@ -7,7 +7,7 @@ const evil = '</script><img src=x onerror=alert(1)><!--';
 
 function report(): Report {
   return {
-    stages: [{ stage: 'filter', inputs: 3, accepted: 1, rejected: 1, failed: 1, reasons: { [evil]: 1 } }],
+    stages: [{ stage: 'filter', inputs: 3, accepted: 1, rejected: 1, skipped: 0, failed: 1, reasons: { [evil]: 1 } }],
     failures: [{ stage: 'filter', error_class: 'GitError', count: 1 }],
     yield: { merged_prs: 2, verified: 1, rate: 0.5, by_repo: [{ repo: 'a/b', merged_prs: 2, verified: 1, rate: 0.5 }], by_language: [], by_day: [] },
     categories: { 'Logic Error': 1, [evil]: 2 },

@@ -6,6 +6,10 @@ import { detect, enginesMinMajor, manifestPaths, nvmrcMajor, requiresPythonMin, 
 import { buildRecipe, normaliseManifest } from '../../../operators/env/recipes.js';
 
 const BASE = 'swe-stream/base-x:1';
+/** The uv install prefix of a recipe without a commit date (no resolution cut-off). */
+const UV = 'uv pip install --python /opt/venv/bin/python --overrides /opt/swe-stream/overrides.txt';
+/** The first JS install command: the skip-download profile (operators/env/installs.ts). */
+const PROFILE = expect.stringMatching(/^printf .*PUPPETEER_SKIP_DOWNLOAD=1.* > \/etc\/profile\.d\/swe-stream-install\.sh$/);
 
 function snap(contents: Record<string, string>, extra: string[] = []): RepoSnapshot {
   return { files: [...Object.keys(contents), ...extra], contents };
@@ -61,13 +65,16 @@ describe('Python detection and recipes', () => {
     const r = buildRecipe(d, s.files, s.contents, BASE);
     expect(r.installCommands).toEqual([
       'python3 -m venv /opt/venv',
-      'python -m pip install -q -U pip setuptools wheel',
-      'python -m pip install -r requirements/testing.txt',
-      'python -m pip install -e .',
-      'python -m pip install pytest',
+      'mkdir -p /opt/swe-stream && touch /opt/swe-stream/overrides.txt && python -m pip install -q uv',
+      `${UV} setuptools wheel`,
+      `${UV} -r requirements/testing.txt`,
+      `${UV} -e .`,
+      `${UV} pytest`,
     ]);
-    expect(r.testCommand).toContain('python -m pytest -rA --junitxml=/tmp/swe-stream/report.xml');
-    expect(r).toMatchObject({ reportFormat: 'junit', workdir: '/testbed', pythonVersion: '3.11' });
+    expect(r.testCommand).toContain('python -m pytest -rA -v --color=no -p no:cacheprovider --continue-on-collection-errors -o junit_family=xunit1 ');
+    expect(r.testCommand).toContain(' --junitxml=/tmp/swe-stream/report.xml');
+    // requires-python >=3.10 rules out 3.9; tox's py310/py311 pick 3.11.
+    expect(r).toMatchObject({ reportFormat: 'junit', workdir: '/testbed', pythonVersion: '3.11', toolchainSource: 'requires-python >=3.10; tox envlist 3.10, 3.11' });
     expect(r.hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -75,18 +82,20 @@ describe('Python detection and recipes', () => {
     const files = ['x/__init__.py', 'tests/test_x.py'];
     const mk = (commitDate: string | null) => {
       const s = { files: ['setup.py', ...files], contents: { 'setup.py': 'from setuptools import setup\nsetup(name="x")\n' }, commitDate };
-      return buildRecipe(ok(detect(s)), s.files, s.contents, BASE).installCommands.at(-1);
+      return buildRecipe(ok(detect(s)), s.files, s.contents, { baseImage: BASE, commitDate }).installCommands.at(-1);
     };
-    expect(mk('2025-06-01T10:00:00+02:00')).toBe("python -m pip install 'pytest<9'");
-    expect(mk('2021-01-01T00:00:00Z')).toBe("python -m pip install 'pytest<7'");
-    expect(mk('2026-01-01T00:00:00Z')).toBe('python -m pip install pytest');
-    expect(mk(null)).toBe('python -m pip install pytest');
+    // With a commit date, the pytest of that date (uv --exclude-newer) rather than a major bound.
+    expect(mk('2025-06-01T10:00:00+02:00')).toMatch(/--exclude-newer 2025-06-02T00:00:00Z .* pytest$/);
+    // A 2021 commit gets Python 3.9 and libraries no older than 3.9's release.
+    expect(mk('2021-01-01T00:00:00Z')).toMatch(/--exclude-newer 2021-01-02T00:00:00Z .* pytest$/);
+    expect(mk('2026-01-01T00:00:00Z')).toMatch(/ pytest$/);
+    expect(mk(null)).toBe(`${UV} pytest`);
     // A lockfile's pin wins (click keeps pytest in uv.lock).
     const s = { files: ['setup.py', 'uv.lock', ...files], contents: { 'setup.py': '', 'uv.lock': 'version = 1\n\n[[package]]\nname = "pytest"\nversion = "8.3.5"\nsource = { registry = "https://pypi.org/simple" }\n' }, commitDate: '2026-01-01T00:00:00Z' };
     const d = ok(detect(s));
     expect(d.pytestPin).toBe('8.3.5');
     expect(d.manifests).not.toContain('uv.lock');
-    expect(buildRecipe(d, s.files, s.contents, BASE).installCommands.at(-1)).toBe("python -m pip install 'pytest==8.3.5'");
+    expect(buildRecipe(d, s.files, s.contents, BASE).installCommands.at(-1)).toBe(`${UV} 'pytest==8.3.5'`);
   });
 
   it('PEP 735 dependency groups and test extras are installed (click layout)', () => {
@@ -100,8 +109,8 @@ describe('Python detection and recipes', () => {
     expect(d.groups).toEqual(['tests']);
     expect(d.extras).toEqual(['testing']);
     const r = buildRecipe(d, s.files, s.contents, BASE);
-    expect(r.installCommands).toContain("python -m pip install -e '.[testing]'");
-    expect(r.installCommands).toContain('python -m pip install --group tests');
+    expect(r.installCommands).toContain(`${UV} -e '.[testing]'`);
+    expect(r.installCommands).toContain(`${UV} --group tests`);
   });
 
   it('a version bump of the package does not change the recipe hash; a dependency change does', () => {
@@ -115,8 +124,9 @@ describe('Python detection and recipes', () => {
     expect(normaliseManifest('pyproject.toml', py('1.0', 'a'))).not.toContain('line-length');
   });
 
-  it('rejects Python newer than the base image and repositories without tests', () => {
-    expect(detect(snap({ 'pyproject.toml': '[project]\nname="x"\nrequires-python = ">=3.12"\n' }, ['tests/test_a.py']))).toMatchObject({ reason: 'unsupported-language' });
+  it('leaves the interpreter to the toolchain rules and rejects repositories without tests', () => {
+    const py312 = snap({ 'pyproject.toml': '[project]\nname="x"\nrequires-python = ">=3.12"\n' }, ['tests/test_a.py']);
+    expect(buildRecipe(ok(detect(py312)), py312.files, py312.contents, BASE).pythonVersion).toBe('3.13');
     expect(detect(snap({ 'setup.py': 'from setuptools import setup\nsetup(name="x")\n' }, ['x/__init__.py']))).toMatchObject({ reason: 'no-test-suite' });
     expect(detect(snap({ 'README.md': '' }, ['main.go']))).toMatchObject({ reason: 'unsupported-language' });
   });
@@ -136,7 +146,7 @@ describe('JavaScript detection and recipes', () => {
     const d = ok(detect(s, 'javascript'));
     expect(d).toMatchObject({ runner: 'jest', runnerArgs: [], packageManager: 'npm', nodeMajor: null });
     const r = buildRecipe(d, s.files, s.contents, BASE);
-    expect(r.installCommands).toEqual(['npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
+    expect(r.installCommands).toEqual([PROFILE, 'npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
     expect(r.testCommand).toContain('jest --ci --maxWorkers=2 --coverage=false --json --outputFile=/tmp/swe-stream/report.json');
     expect(r.preCommands).toEqual(['export PATH="$PWD/node_modules/.bin:$PATH"']);
     expect(r.reportFormat).toBe('jest-json');
@@ -148,7 +158,7 @@ describe('JavaScript detection and recipes', () => {
     const d = ok(detect(s));
     expect(d).toMatchObject({ runner: 'node-test', nodeMajor: 22, language: 'typescript' });
     const r = buildRecipe(d, s.files, s.contents, BASE);
-    expect(r.installCommands[0]).toBe('npm install -g node@22 && hash -r && node --version');
+    expect(r.installCommands[1]).toBe('npm install -g node@22 && hash -r && node --version');
     expect(r.testCommand).toContain('node --test --test-reporter=$__fmt');
     expect(r.testCommand).toContain('/tmp/swe-stream/report.xml');
     expect(r.nodeVersion).toBe('22');
@@ -165,10 +175,10 @@ describe('JavaScript detection and recipes', () => {
     const d = ok(detect(s));
     expect(d).toMatchObject({ runner: 'mocha', runnerArgs: ['--require', '@babel/register', '--recursive'], preTest: ['npm run build'] });
     const r = buildRecipe(d, s.files, s.contents, BASE);
-    expect(r.installCommands).toEqual(['npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
+    expect(r.installCommands).toEqual([PROFILE, 'npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps']);
     // The repository's mocha hooks and build reach every later test run through pre_commands.
     expect(r.preCommands).toEqual(['export PATH="$PWD/node_modules/.bin:$PATH"', "export NODE_OPTIONS='--require @babel/register'", 'npm run build']);
-    expect(r.testCommand).toMatch(/export NODE_OPTIONS='--require @babel\/register' && npm run build && mocha --recursive --reporter json > \/tmp\/swe-stream\/report\.json$/);
+    expect(r.testCommand).toMatch(/export NODE_OPTIONS='--require @babel\/register' && npm run build && \{ CI=true NO_COLOR=1 FORCE_COLOR=0 npx mocha --require @babel\/register --recursive --reporter json --reporter-option output=\/tmp\/swe-stream\/report\.json; \}$/);
   });
 
   it('package managers from packageManager and lockfiles; vitest with the junit reporter', () => {
@@ -176,7 +186,7 @@ describe('JavaScript detection and recipes', () => {
     const files = ['src/a.ts', 'src/a.test.ts'];
     const pn = ok(detect(snap({ 'package.json': JSON.stringify(pkg), 'pnpm-lock.yaml': "lockfileVersion: '9.0'\n" }, files)));
     expect(pn).toMatchObject({ packageManager: 'pnpm', runner: 'vitest', runnerArgs: [] });
-    expect(buildRecipe(pn, files, {}, BASE).testCommand).toContain('vitest run --reporter=junit --outputFile=/tmp/swe-stream/report.xml');
+    expect(buildRecipe(pn, files, {}, BASE).testCommand).toContain('vitest run --coverage.enabled=false --reporter=verbose --reporter=junit --outputFile=/tmp/swe-stream/report.xml');
     expect(ok(detect(snap({ 'package.json': JSON.stringify(pkg), 'yarn.lock': '' }, files))).packageManager).toBe('yarn');
     expect(ok(detect(snap({ 'package.json': JSON.stringify({ ...pkg, packageManager: 'yarn@4.1.0' }), 'yarn.lock': '' }, files))).packageManager).toBe('yarn-berry');
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combineRuns, gradeEvaluation, gradeVerification, invalidReason, releaseCheck, type RunRecord } from '../../../operators/harness/grading.js';
+import { combineRuns, exitGate, gradeEvaluation, gradeVerification, invalidReason, releaseCheck, type RunRecord } from '../../../operators/harness/grading.js';
 import type { TestStatus } from '../../../operators/runners/index.js';
 
 /** A valid run from `name: status` pairs; exit code 1 when anything failed, as runners do. */
@@ -17,6 +17,19 @@ describe('invalidReason', () => {
     expect(invalidReason(run({ a: 'PASSED' }, { timedOut: true, exitCode: 124 }))).toBe('timeout');
     expect(invalidReason(run({}, { exitCode: 0 }))).toBe('nothing-parsed');
     expect(invalidReason(run({ a: 'PASSED', b: 'SKIPPED' }, { exitCode: 1 }))).toBe('exit-without-failure');
+  });
+
+  it('a coverage threshold named in the log explains a non-zero exit: the run is graded on its tests', () => {
+    const pytestCov = '624 passed in 12.3s\nFAIL Required test coverage of 90% not reached. Total coverage: 41.27%\n';
+    expect(exitGate(pytestCov)).toBe('pytest-cov fail-under');
+    expect(exitGate('Jest: "global" coverage threshold for lines (80%) not met: 12.5%')).toBe('jest coverageThreshold');
+    expect(exitGate('ERROR: Coverage for lines (50%) does not meet global threshold (100%)')).toBe('istanbul check-coverage');
+    expect(exitGate('Segmentation fault (core dumped)')).toBeNull();
+    expect(invalidReason(run({ a: 'PASSED' }, { exitCode: 1, gate: exitGate(pytestCov) }))).toBeNull();
+    // Without a gate a non-zero exit with nothing failing is still a crash: tests after it would read as failed.
+    const after = run({ f: 'PASSED', p: 'PASSED' });
+    const before = run({ f: 'FAILED', p: 'PASSED' });
+    expect(gradeVerification([before, before], [after, after, run({ f: 'PASSED', p: 'PASSED' }, { exitCode: 1, gate: 'pytest-cov fail-under' })])).toMatchObject({ kind: 'verified', FAIL_TO_PASS: ['f'] });
   });
 });
 

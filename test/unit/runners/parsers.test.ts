@@ -216,6 +216,6 @@ describe('isTestFile', () => {
   });
 
   it('rejects unknown runners without retry', () => {
-    expect(() => getRunner('ava')).toThrow(expect.objectContaining({ retriable: false }));
+    expect(() => getRunner('cucumber')).toThrow(expect.objectContaining({ retriable: false }));
   });
 });

@@ -13,9 +13,10 @@ import type { Headers } from '../../../streams/transport.js';
 import type { DeadLetter } from '../../../schemas/types.gen.js';
 import { MemoryTransport, type MemoryConsumer } from '../../helpers/memory-transport.js';
 import { waitFor } from '../../helpers/wait.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 
 const TOPIC = 'stage.outcomes';
-const embedded = new EmbeddedSerde();
+const embedded = new EmbeddedSerde({ catalog: prCatalog() });
 
 /** The embedded serde, whose next `failDecodes` decodes throw a retriable SerdeError (an unreachable registry). */
 class FlakySerde implements Serde {

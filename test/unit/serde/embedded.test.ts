@@ -11,9 +11,10 @@ import { RECORD_TYPES, schemaOf } from '../../../schemas/index.js';
 import { EmbeddedSerde, SCHEMA_HEADER } from '../../../streams/serde-embedded.js';
 import { SerdeError } from '../../../streams/serde.js';
 import { samplePrEvent } from './sample.js';
+import { prCatalog } from '../../../operators/pr/topology.js';
 
 describe('EmbeddedSerde', () => {
-  const serde = new EmbeddedSerde();
+  const serde = new EmbeddedSerde({ catalog: prCatalog() });
 
   it('round-trips a record and names its writer schema by fingerprint', async () => {
     const value = samplePrEvent(7);
@@ -74,7 +75,7 @@ describe('EmbeddedSerde', () => {
     const oldFp = (oldType.fingerprint('sha256') as Buffer).toString('hex');
 
     it('decode through a resolver to the current reader schema, defaults filled in', async () => {
-      const withHistory = new EmbeddedSerde(dir);
+      const withHistory = new EmbeddedSerde({ catalog: prCatalog(), historyDir: dir });
       const { license: _l, labels: _b, ...old } = samplePrEvent(3);
       const bytes = oldType.toBuffer(old);
       const got = (await withHistory.decode('pr.events', bytes, { [SCHEMA_HEADER]: oldFp })) as Record<string, unknown>;

@@ -1,0 +1,150 @@
+/**
+ * TAP suites: node-tap (`tap`) and tape. Both libraries print TAP when a test file runs as a plain node
+ * script, so the command runs each file with `node` (the script's `-r`/`--require`, `--import`, `--loader`
+ * hooks kept), once per file: TAP names no file, and one file that throws must cost only its own tests.
+ * Running files directly also sidesteps what differs between the two CLIs and across node-tap majors
+ * (reporters, `--no-coverage` vs `--disable-coverage`, node-tap ≥ 15's default 100% coverage check).
+ * The TAP on stdout is both the report and the log; stderr is the rest of the log.
+ *
+ * Parsed with tap-parser (TAP 13/14 with indented subtests; the Test Anything Protocol spec,
+ * testanything.org). Test ids `file > test` for tape (a test is a `# name` comment and the assertions
+ * after it, failing when any of them fails) and `file > subtest > subtest` for node-tap (a test is a
+ * subtest without subtests of its own); assertions outside any test are the file's own entry `file`.
+ * A file whose run exited non-zero with no failing test parsed (it threw before or between tests) is an
+ * ERROR entry `file`. SKIP and TODO directives count as SKIPPED.
+ */
+import { Parser } from 'tap-parser';
+import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus } from './types.js';
+import { dedupeResults } from './types.js';
+import { jsId } from './jest.js';
+import { fileLogs, fileParts, perFileCommand, shFiles, stripAnsi } from './util.js';
+
+/** Files node-tap would run by default (its `test-regex`), test/fixtures and node_modules excluded. */
+export const FIND_TAP = `find . \\( -name node_modules -o -name fixtures -o -name fixture \\) -prune -o -type f \\( -path '*/test/*' -o -path '*/tests/*' -o -path '*/__tests__/*' -o -name '*.test.*' -o -name '*.spec.*' \\) -regex '.*\\.[cm]?js' -print | sed 's|^\\./||' | sort`;
+
+/** Node flags among the script's runner arguments (`-r x`, `--require=x`, `--import x`, `--loader x`); the rest are CLI options node would not take. */
+export function nodeHooks(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (['-r', '--require', '--import', '--loader', '--experimental-loader'].includes(a) && i + 1 < args.length) out.push(a, args[++i]!);
+    else if (/^--(require|import|loader|experimental-loader)=/.test(a)) out.push(a);
+  }
+  return out;
+}
+
+/** `node <hooks> <file>` per file (see the file comment); 'all' = the script's globs, else node-tap's default files. */
+function testCommand(opts: TestCommandOptions): string {
+  const hooks = nodeHooks(opts.args ?? []);
+  const files = opts.files === 'all' ? (opts.patterns?.length ? opts.patterns.join(' ') : `$(${FIND_TAP})`) : shFiles(opts.files);
+  return perFileCommand({
+    prelude: ['shopt -s globstar nullglob'],
+    files,
+    reportPath: opts.reportPath,
+    run: `{ NO_COLOR=1 FORCE_COLOR=0 TAP_COLORS=0 node ${hooks.length ? shFiles(hooks) + ' ' : ''}"$__f" > "$__part"; __x=$?; cat "$__part"; (exit $__x); }`,
+  });
+}
+
+type TapEvent = [string, ...unknown[]];
+interface Assert { ok: boolean; name: string; skip: boolean | string; todo: boolean | string; closingTestPoint?: boolean; time?: number | null }
+
+const SUMMARY_COMMENT = /^#\s*(Subtest:|time=|tests \d|pass \d|fail \d|failed \d|skip:? \d|todo:? \d|ok\s*$|not ok\s*$)/;
+
+function statusOf(a: Assert): TestStatus {
+  if (a.skip || a.todo) return 'SKIPPED';
+  return a.ok ? 'PASSED' : 'FAILED';
+}
+
+/** Whether an event list holds a subtest (an assertion closing a child). */
+function hasSubtests(events: TapEvent[]): boolean {
+  return events.some((e) => e[0] === 'assert' && (e[1] as Assert).closingTestPoint === true);
+}
+
+/**
+ * Tests of one level of a TAP stream: subtests recurse (or are leaves), loose assertions are grouped
+ * under the current `# name` comment (tape) or under the level's own name.
+ */
+function walk(events: TapEvent[], chain: string[], out: TestResult[], points: boolean): void {
+  let group: string | null = null;
+  let pendingChild: TapEvent[] | null = null;
+  const groups = new Map<string, TestStatus>();
+  for (const e of events) {
+    if (e[0] === 'comment') {
+      const c = String(e[1]).trim();
+      if (!SUMMARY_COMMENT.test(c)) group = c.replace(/^#\s*/, '');
+    } else if (e[0] === 'child') pendingChild = e[1] as TapEvent[];
+    else if (e[0] === 'assert') {
+      const a = e[1] as Assert;
+      if (a.closingTestPoint && pendingChild) {
+        const sub = [...chain, a.name];
+        if (hasSubtests(pendingChild)) {
+          const before = out.length;
+          walk(pendingChild, sub, out, points);
+          // A subtest that failed although none of its tests did (a plan mismatch, a throw between tests).
+          if (!a.ok && !(a.skip || a.todo) && !out.slice(before).some((r) => r.status === 'FAILED' || r.status === 'ERROR')) out.push({ name: jsId(sub[0]!, sub.slice(1)), status: 'ERROR' });
+        } else out.push({ name: jsId(sub[0]!, sub.slice(1)), status: statusOf(a), durationMs: typeof a.time === 'number' ? a.time : undefined });
+        pendingChild = null;
+        continue;
+      }
+      pendingChild = null;
+      if (points) {
+        out.push({ name: jsId(chain[0]!, [...chain.slice(1), a.name]), status: statusOf(a), durationMs: typeof a.time === 'number' ? a.time : undefined });
+        continue;
+      }
+      // node-tap prints a skipped or todo subtest as a bare test point, with no child.
+      if (group === null && (a.skip || a.todo)) {
+        out.push({ name: jsId(chain[0]!, [...chain.slice(1), a.name]), status: 'SKIPPED' });
+        continue;
+      }
+      const key = group ?? '';
+      const prev = groups.get(key);
+      const st = statusOf(a);
+      groups.set(key, prev === undefined ? st : prev === 'FAILED' || st === 'FAILED' ? 'FAILED' : prev === 'PASSED' || st === 'PASSED' ? 'PASSED' : st);
+    }
+  }
+  for (const [g, status] of groups) {
+    const names = g ? [...chain, g] : chain;
+    out.push({ name: jsId(names[0]!, names.slice(1)), status });
+  }
+}
+
+/**
+ * Tests in the TAP one file printed (see the file comment). `exitCode` is that file's run's exit code
+ * when known: non-zero with no failing test parsed makes the file an ERROR entry. `points`: every test
+ * point is a test of its own (AVA), instead of tape's `# name` groups of assertions.
+ */
+export function tapResults(text: string, file: string, exitCode: number | null, points = false): TestResult[] {
+  let events: TapEvent[];
+  try {
+    events = Parser.parse(stripAnsi(text)) as unknown as TapEvent[];
+  } catch {
+    events = []; // tap-parser does not throw on bad TAP, but a parser bug must not lose the run
+  }
+  const out: TestResult[] = [];
+  walk(events, [file], out, points);
+  if (exitCode !== null && exitCode !== 0 && !out.some((r) => r.status === 'FAILED' || r.status === 'ERROR')) out.push({ name: file, status: 'ERROR' });
+  return out;
+}
+
+function parse(report: string | null, log: string, _ctx?: ParseContext): TestResult[] {
+  const parts = report !== null ? fileParts(report) : [];
+  const out: TestResult[] = [];
+  const done = new Set<string>();
+  for (const p of parts) {
+    // A part cut off by a kill has no exit line: what it printed still counts.
+    out.push(...tapResults(p.text, p.file, p.exitCode));
+    done.add(p.file);
+  }
+  // Files the report lacks (the run was killed before appending them): their TAP is in the log.
+  for (const [file, text] of fileLogs(log)) if (!done.has(file)) out.push(...tapResults(text, file, null));
+  return dedupeResults(out);
+}
+
+/** node-tap's default test files (`test/`, `tests/`, `__tests__/`, `*.test.*`, `*.spec.*`), fixtures excluded. */
+function isTestFile(path: string): boolean {
+  if (/(^|\/)(node_modules|fixtures?)\//.test(path) || !/\.[cm]?[jt]sx?$/.test(path)) return false;
+  return /(^|\/)(tests?|__tests__)\//.test(path) || /\.(test|spec)\.[cm]?[jt]sx?$/.test(path);
+}
+
+/** The TAP runner (node-tap and tape). */
+export const tap: Runner = { name: 'tap', reportFormat: 'tap', testCommand, parse, isTestFile };
