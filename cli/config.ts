@@ -17,13 +17,39 @@ import { STAGE_NAMES } from '../operators/pr/topology.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 
+const GiB = 1024 ** 3;
+/** What one record of a stage is expected to hold while it runs: cores and bytes. */
+const costSchema = z.object({ cpus: z.number().positive(), memoryBytes: z.number().int().positive() }).strict();
+
+/**
+ * Admission of env-build and verify work by free machine resources (streams/admission.ts): a record starts when
+ * its cost fits what the gate has left and the machine really has idle CPU and available memory. `cpus` and
+ * `memoryBytes` default to the machine's cores and 80% of its memory.
+ */
+const admissionSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    cpus: z.number().positive().optional(),
+    memoryBytes: z.number().int().positive().optional(),
+    cost: z
+      .object({
+        'env-build': costSchema.default({ cpus: 1, memoryBytes: 2 * GiB }),
+        verify: costSchema.default({ cpus: 1, memoryBytes: 1 * GiB }),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .default({});
+
 /** Per-stage concurrency (records processed at once by one process). */
 const concurrencySchema = z
   .object({
     filter: z.number().int().positive().default(4),
-    'env-build': z.number().int().positive().default(1),
+    // env-build and verify: upper bounds; the admission gate starts work by free CPU and memory (`admission`).
+    'env-build': z.number().int().positive().default(2),
     'test-create': z.number().int().positive().default(2),
-    verify: z.number().int().positive().default(1),
+    verify: z.number().int().positive().default(3),
     statement: z.number().int().positive().default(4),
     distill: z.number().int().positive().default(1),
   })
@@ -76,6 +102,7 @@ export const configSchema = z
     sources: z.array(z.string().min(1)).default([]),
     stages: z.array(stageEnum).default([...STAGE_NAMES]),
     concurrency: concurrencySchema,
+    admission: admissionSchema,
     /** Attempts per record before the dead-letter topic. */
     maxAttempts: z.number().int().min(1).max(20).default(3),
     filter: z

@@ -8,11 +8,13 @@
  *   when the registry or engine fails. A task whose push still fails keeps its local image and gets no
  *   row: the next push retries it, so a registry that is down delays pushes and never loses an image or a
  *   row. Each push records `task_images` (image_url, unique bytes).
- * - gc: removes local task images of tasks that are neither in a release nor releasable now (rejected
- *   after their commit, retired before any release, orphans), their registry manifests when no release
- *   references them, and superseded environment images (all but the newest per repository; the engine
- *   refuses to remove one a kept task image is built on, and such a refusal keeps it). Never anything a
- *   release references.
+ * - gc: removes local task images of this dataset's tasks (instances in its `tasks` table) that are
+ *   neither in a release nor releasable now (release check failed, retired before any release), their
+ *   registry manifests when no release references them, and superseded environment images of this
+ *   dataset's repositories (all but the newest per repository; the engine refuses to remove one a kept
+ *   task image is built on, and such a refusal keeps it). Images of instances or repositories this dataset
+ *   does not know are left alone: an engine is often shared by several pipelines. Never anything a release
+ *   references.
  */
 import type Docker from 'dockerode';
 import type { ClickHouse } from '../connectors/sinks/connection.js';
@@ -149,25 +151,32 @@ export async function gcImages(ch: ClickHouse, o: { docker: Docker; now?: () => 
   const released = new Set(releases.flatMap((r) => r.instance_ids));
   const releasedUrls = new Set(releases.flatMap((r) => r.image_urls));
   const retired = await retiredTasks(ch, asOf);
-  const releasable = new Set((await readSnapshot(ch, { asOfMs: asOf })).filter((r) => !retired.has(r.instance_id)).map((r) => r.instance_id));
+  // Releasable = verified with the release check passed and not retired (a statement may still come).
+  // Aliases differ from column names: ClickHouse would substitute them into the other aggregates.
+  const known = (await ch.rows<{ instance_id: string; r_repo: string; r_ok: number }>(`SELECT instance_id, argMax(repo, _version) AS r_repo,
+      argMax(gold_resolved = 1 AND empty_resolved = 0, _version) AS r_ok FROM ${ch.database}.tasks GROUP BY instance_id`))
+    .map((r) => ({ instance_id: r.instance_id, repo: r.r_repo, ok: Number(r.r_ok) }));
+  const knownIds = new Set(known.map((k) => k.instance_id));
+  const releasable = new Set(known.filter((k) => k.ok === 1 && !retired.has(k.instance_id)).map((k) => k.instance_id));
   const pushed = await pushedImages(ch);
   const out: GcResult = { removedTaskImages: [], removedEnvImages: [], deletedManifests: [], kept: 0 };
   const images = await o.docker.listImages({ filters: { label: ['swe-stream.instance'] } });
   for (const img of images) {
     const inst = img.Labels?.['swe-stream.instance'] ?? '';
+    if (!knownIds.has(inst)) continue; // another pipeline's image
     if (released.has(inst) || releasable.has(inst)) { out.kept++; continue; }
     if (await removeLocal(o.docker, img.Id, true)) out.removedTaskImages.push(`${inst} ${img.Id}`);
     const url = pushed.get(inst)?.image_url;
     if (url && isRegistryRef(url) && !releasedUrls.has(url) && (await deleteManifest(url).catch(() => false))) out.deletedManifests.push(url);
   }
-  await gcEnvImages(o.docker, out);
+  await gcEnvImages(o.docker, new Set(known.map((k) => k.repo)), out);
   log.info({ removedTaskImages: out.removedTaskImages.length, removedEnvImages: out.removedEnvImages.length, deletedManifests: out.deletedManifests.length, kept: out.kept }, 'images collected');
   return out;
 }
 
 /** Superseded environment images: all but the newest per repository; refusals (children) are kept. */
-async function gcEnvImages(docker: Docker, out: GcResult): Promise<void> {
-  const envs = (await docker.listImages({ filters: { label: ['swe-stream.recipe-hash'] } })).filter((i) => !i.Labels?.['swe-stream.instance']);
+async function gcEnvImages(docker: Docker, repos: Set<string>, out: GcResult): Promise<void> {
+  const envs = (await docker.listImages({ filters: { label: ['swe-stream.recipe-hash'] } })).filter((i) => !i.Labels?.['swe-stream.instance'] && repos.has(i.Labels?.['swe-stream.repo'] ?? ''));
   const byRepo = new Map<string, Docker.ImageInfo[]>();
   for (const i of envs) {
     const repo = i.Labels?.['swe-stream.repo'] ?? '';

@@ -7,7 +7,7 @@ import type { Transport } from './transport.js';
 import type { Serde } from './serde.js';
 import type { Stage } from './stage.js';
 import type { Source, SourceTarget } from './source.js';
-import { StageRuntime, type RuntimeObserver } from './runtime.js';
+import { StageRuntime, type RuntimeObserver, type StageRuntimeOptions } from './runtime.js';
 import { SinkRunner, type Sink } from './sink-runner.js';
 import { runSource, type SourceStats } from './source-runner.js';
 import { topicsOf, type Topology } from './topics.js';
@@ -20,7 +20,8 @@ export interface PipelineOptions {
   /** Topics, their record types and each stage's input and output; every stage below must be in it. */
   topology: Topology;
   /** Stages with their concurrency (each typed against its topics by the composition root). */
-  stages: Array<{ stage: Stage<unknown, unknown>; concurrency: number }>;
+  /** Stages with their concurrency and, optionally, their admission by free machine resources. */
+  stages: Array<{ stage: Stage<unknown, unknown>; concurrency: number; admission?: StageRuntimeOptions<unknown, unknown>['admission'] }>;
   sources: Source<any>[];
   /** Where the sources write (topic, dead-letter topic, key of an event). */
   sourceTarget: SourceTarget<any>;
@@ -62,7 +63,7 @@ export class Pipeline {
       const wiring = o.topology.stages[s.stage.name];
       if (!wiring) throw new Error(`stage ${s.stage.name} is not in the topology (${Object.keys(o.topology.stages).join(', ')})`);
       const topics = { ...wiring, outcomes: o.topology.outcomes };
-      return new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer, topics });
+      return new StageRuntime({ stage: s.stage, transport: o.transport, serde: o.serde, concurrency: s.concurrency, admission: s.admission, maxAttempts: o.maxAttempts, backoffMs: o.backoffMs, observer: o.observer, topics });
     });
     if (o.sink) this.sink = new SinkRunner({ transport: o.transport, serde: o.serde, sink: o.sink, topics: o.topology.sinkTopics });
     for (const rt of this.runtimes) void rt.died.then((error) => this.onFatal({ runner: `stage ${rt.name}`, error }));

@@ -27,27 +27,19 @@
  * `completeMany` get one `complete` per record and commits through `commit`.
  */
 import { Subject, type Subscription } from 'rxjs';
-import * as nodeCrypto from 'node:crypto';
 import type { Transport, GroupConsumer, Completion, ConsumedRecord, ProduceRecord, TopicPartition, Headers } from './transport.js';
-import { TransportError, recordBytes } from './transport.js';
+import { TransportError } from './transport.js';
+import { newPartition, commitWithBatch, popDurable, type Entry, type PartitionState } from './runtime/window.js';
+import { H, deadLetterRecord, oversizeError, outcomeRecord, retryRecord, type ErrorInfo } from './runtime/records.js';
 import type { Serde } from './serde.js';
 import type { Envelope, Outcome, OutcomeMeta } from './types.js';
 import { fromStage, type Stage } from './stage.js';
 import { retryTopicOf, dlqTopicOf, type StageWiring } from './topics.js';
-import type { StageOutcome, DeadLetter } from '../schemas/types.gen.js';
+import type { StageOutcome } from '../schemas/types.gen.js';
 import { logger } from './log.js';
+import type { ResourceCost, ResourceGate } from './admission.js';
 
-/** Header names the runtime writes on retry records. */
-export const H = {
-  attempt: 'swe-attempt',
-  due: 'swe-due-ms',
-  originTopic: 'swe-origin-topic',
-  originPartition: 'swe-origin-partition',
-  originOffset: 'swe-origin-offset',
-  lastError: 'swe-last-error',
-  /** on a dead letter whose value was cut to fit the bus: the original value's length in bytes */
-  truncatedFrom: 'swe-value-truncated-from',
-} as const;
+export { H } from './runtime/records.js';
 
 /** Optional observer for metrics and progress (streams/metrics.ts implements it). Durations in ms. */
 export interface RuntimeObserver {
@@ -81,50 +73,11 @@ export interface StageRuntimeOptions<I, O> {
   sessionTimeoutMs?: number;
   /** The topics this stage reads and writes (from the topology the composition root hands in), and where its outcomes go. */
   topics: StageWiring & { outcomes: string };
-}
-
-type EntryStatus = 'queued' | 'running' | 'completing' | 'durable';
-
-interface Entry {
-  record: ConsumedRecord;
-  offset: bigint;
-  status: EntryStatus;
-  part: PartitionState;
-  /** the partition's controller: work is aborted per partition (revocation) or all at once (shutdown) */
-  ac: AbortController;
-  startedAt: number;
-  /** outputs waiting for the next completion batch (status 'completing') */
-  outputs?: ProduceRecord[];
-  /** number of the completion batch that carries this entry's outputs */
-  batch: number;
-  timer?: NodeJS.Timeout;
-  /** the attempt this entry runs (1 = first delivery) */
-  attempt: number;
-  /** which count its outcome was tallied under, so a refused output can move it to `failed` */
-  counted?: 'accepted' | 'rejected' | 'retried';
-  /** set once its outputs are a dead letter: a dead letter that is refused too is fatal */
-  deadLettered?: boolean;
-  /** set when its outputs were replaced by a dead letter because the bus would refuse them */
-  replaced?: boolean;
-  /** accounting of the stage's outcome, copied into a dead letter that replaces refused outputs */
-  meta?: OutcomeMeta;
-  durationMs?: number;
-}
-
-interface PartitionState {
-  tp: TopicPartition;
-  key: string;
-  ready: boolean;
-  /** set when the partition is revoked (or the runtime dies): nothing of it may be written or committed any more */
-  revoked: boolean;
-  committed: bigint;
-  requested: bigint;
-  processed: Set<string>;
-  admitted: Entry[];
-  byOffset: Map<string, Entry>;
-  buffer: ConsumedRecord[];
-  paused: boolean;
-  ac: AbortController;
+  /**
+   * Admission by free machine resources (./admission.ts): each record's handler starts only once `cost` is
+   * admitted by the shared gate, and releases it when the handler settles. `concurrency` stays the upper bound.
+   */
+  admission?: { gate: ResourceGate; cost: ResourceCost };
 }
 
 /** Serdes that can work without a promise per record (EmbeddedSerde). Detected by duck typing; optional. */
@@ -152,13 +105,11 @@ const defaultBackoff = (attempt: number) => {
 
 const tpKey = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
 
-/** One-shot SHA-256 (Node ≥ 20.12 has `crypto.hash`, ~10× cheaper than a Hash object for small inputs). */
-const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: Buffer, enc: 'hex') => string }).hash;
 
 /** Runs one stage as one consumer-group member. */
 export class StageRuntime<I, O> {
   readonly name: string;
-  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs'>;
+  private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs' | 'admission'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs' | 'admission'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
   private readonly input$ = new Subject<Envelope<I>>();
@@ -195,6 +146,7 @@ export class StageRuntime<I, O> {
       observer: opts.observer,
       topics: opts.topics,
       sessionTimeoutMs: opts.sessionTimeoutMs,
+      admission: opts.admission,
       now: opts.now ?? Date.now,
     };
     this.name = opts.stage.name;
@@ -240,16 +192,23 @@ export class StageRuntime<I, O> {
 
   /**
    * The stage with its start time stamped on the entry when the handler really starts, so outcome durations
-   * measure the stage's own work, not the wait for a concurrency slot in mergeMap's queue.
+   * measure the stage's own work, not the wait for a concurrency slot in mergeMap's queue or for machine
+   * resources from the admission gate.
    */
   private timedStage(): Stage<I, O> {
     const stage = this.o.stage;
+    const admission = this.o.admission;
     return {
       name: stage.name,
-      handle: (env) => {
-        const e = this.parts.get(tpKey(env.origin))?.byOffset.get(env.origin.offset);
-        if (e) e.startedAt = this.o.now();
-        return stage.handle(env);
+      handle: async (env) => {
+        const release = admission ? await admission.gate.acquire(admission.cost, env.signal) : undefined;
+        try {
+          const e = this.parts.get(tpKey(env.origin))?.byOffset.get(env.origin.offset);
+          if (e) e.startedAt = this.o.now();
+          return await stage.handle(env);
+        } finally {
+          release?.();
+        }
       },
     };
   }
@@ -295,20 +254,7 @@ export class StageRuntime<I, O> {
     const k = tpKey(tp);
     let s = this.parts.get(k);
     if (!s) {
-      s = {
-        tp: { topic: tp.topic, partition: tp.partition },
-        key: k,
-        ready: false,
-        revoked: false,
-        committed: 0n,
-        requested: 0n,
-        processed: new Set(),
-        admitted: [],
-        byOffset: new Map(),
-        buffer: [],
-        paused: false,
-        ac: new AbortController(),
-      };
+      s = newPartition(tp, k);
       this.parts.set(k, s);
       const st = s;
       this.track(
@@ -402,7 +348,7 @@ export class StageRuntime<I, O> {
     const attempt = a === undefined ? 1 : Number(a);
     e.attempt = attempt;
     if (r.value === null) {
-      this.settle(e, () => this.deadLetter(e, attempt, { name: 'EmptyRecord', message: 'record has no value' }, 'decode-error'));
+      this.settle(e, () => this.deadLetter(e, { attempts: attempt, error: { name: 'EmptyRecord', message: 'record has no value' }, reason: 'decode-error' }));
       return;
     }
     if (this.sync) {
@@ -433,7 +379,7 @@ export class StageRuntime<I, O> {
       this.o.observer?.retried?.(this.name);
       return [this.retryRecord(e, attempt, error)];
     }
-    return this.deadLetter(e, attempt, error, x.retriable ? 'max-attempts' : 'decode-error');
+    return this.deadLetter(e, { attempts: attempt, error, reason: x.retriable ? 'max-attempts' : 'decode-error' });
   }
 
   private run(e: Entry, value: I, attempt: number): void {
@@ -474,11 +420,11 @@ export class StageRuntime<I, O> {
         const jobs: EncodeJob[] = [];
         const values = out.values ?? [out.value];
         for (const v of values) jobs.push({ topic: this.outputTopic, key: env.key, value: v });
-        jobs.push(this.outcomeJob(e, env.attempt, { kind: 'accepted', output_topic: this.outputTopic }, out.meta, durationMs));
+        jobs.push(this.outcomeJob(e, { kind: 'accepted', output_topic: this.outputTopic }, { attempts: env.attempt, meta: out.meta, durationMs }));
         // A stage that emits a record its own schema rejects is a bug: dead-letter, never retry.
         const notEncodable = (err: unknown) => {
           const x = err as Error;
-          return this.deadLetter(e, env.attempt, { name: x.name, message: `output does not encode: ${x.message}` }, 'not-retriable', out.meta, durationMs);
+          return this.deadLetter(e, { attempts: env.attempt, error: { name: x.name, message: `output does not encode: ${x.message}` }, reason: 'not-retriable', meta: out.meta, durationMs });
         };
         let recs: MaybePromise<ProduceRecord[]>;
         try {
@@ -500,7 +446,7 @@ export class StageRuntime<I, O> {
       if (out.kind === 'rejected') {
         this.counts.rejected++;
         e.counted = 'rejected';
-        return this.encodeAll([this.outcomeJob(e, env.attempt, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, out.meta, durationMs)]);
+        return this.encodeAll([this.outcomeJob(e, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, { attempts: env.attempt, meta: out.meta, durationMs })]);
       }
       if (out.retriable && env.attempt < this.o.maxAttempts) {
         this.counts.retried++;
@@ -508,7 +454,7 @@ export class StageRuntime<I, O> {
         this.o.observer?.retried?.(this.name);
         return [this.retryRecord(e, env.attempt, out.error)];
       }
-      return this.deadLetter(e, env.attempt, out.error, out.retriable ? 'max-attempts' : 'not-retriable', out.meta, durationMs);
+      return this.deadLetter(e, { attempts: env.attempt, error: out.error, reason: out.retriable ? 'max-attempts' : 'not-retriable', meta: out.meta, durationMs });
     });
     const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
     if (o && !e.replaced && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
@@ -551,11 +497,11 @@ export class StageRuntime<I, O> {
   /** Queue an entry's outputs for the next completion batch (one per macrotask, so every outcome of this tick joins it). */
   private enqueue(e: Entry, outputs: ProduceRecord[]): void {
     if (e.ac.signal.aborted || e.part.revoked) return;
-    const tooBig = e.deadLettered ? undefined : this.oversize(outputs);
+    const tooBig = e.deadLettered ? undefined : oversizeError(outputs, this.o.transport.maxRecordBytes);
     if (tooBig) {
       // One oversize output is that record's failure, never a refused batch and a dead stage.
       this.uncount(e);
-      this.settle(e, () => this.deadLetter(e, e.attempt, tooBig, 'record-too-large', e.meta, e.durationMs));
+      this.settle(e, () => this.deadLetter(e, { attempts: e.attempt, error: tooBig, reason: 'record-too-large', meta: e.meta, durationMs: e.durationMs }));
       return;
     }
     e.status = 'completing';
@@ -565,17 +511,6 @@ export class StageRuntime<I, O> {
       this.flushScheduled = true;
       setImmediate(() => this.flushCompletions());
     }
-  }
-
-  /** The first output over the transport's record limit, as an error to dead-letter with; undefined when all fit. */
-  private oversize(outputs: ProduceRecord[]): { name: string; message: string } | undefined {
-    const limit = this.o.transport.maxRecordBytes;
-    if (limit === undefined) return undefined;
-    for (const r of outputs) {
-      const size = recordBytes(r);
-      if (size > limit) return { name: 'RecordTooLarge', message: `output record for ${r.topic} is ${size} bytes; the bus accepts at most ${limit}` };
-    }
-    return undefined;
   }
 
   /** Take back the count an entry's outcome was tallied under (its outputs are being replaced by a dead letter). */
@@ -611,10 +546,7 @@ export class StageRuntime<I, O> {
     const commits: Array<[PartitionState, bigint, number]> = [];
     if (this.consumer!.completeMany) {
       for (const [s, i] of lastOf) {
-        const adm = s.admitted;
-        let j = 0;
-        while (j < adm.length && (adm[j]!.status === 'durable' || adm[j]!.batch === seq)) j++;
-        const commit = j < adm.length ? adm[j]!.offset : adm[adm.length - 1]!.offset + 1n;
+        const commit = commitWithBatch(s, seq);
         if (commit > s.requested) {
           completions[i]!.commit = commit.toString();
           commits.push([s, commit, i]);
@@ -675,151 +607,46 @@ export class StageRuntime<I, O> {
       } catch (err) {
         if (!(err instanceof TransportError && err.refused) || e.deadLettered) throw err;
         this.uncount(e);
-        const outputs = await this.deadLetter(e, e.attempt, { name: 'RecordRefused', message: err.message }, 'record-refused', e.meta, e.durationMs);
+        const outputs = await this.deadLetter(e, { attempts: e.attempt, error: { name: 'RecordRefused', message: err.message }, reason: 'record-refused', meta: e.meta, durationMs: e.durationMs });
         ok[i] = (await this.completeRetrying([{ ...completions[i]!, outputs }]))[0]!;
       }
     }
     return ok;
   }
 
-  /** Original coordinates of a record (retry records carry them in headers). */
-  private origin(e: Entry): { topic: string; partition: number; offset: string } {
-    const h = e.record.headers;
-    if (h[H.originTopic]) return { topic: h[H.originTopic]!, partition: Number(h[H.originPartition]), offset: h[H.originOffset]! };
-    return { topic: e.record.topic, partition: e.record.partition, offset: e.record.offset };
+  /** The StageOutcome of an entry as an encode job. */
+  private outcomeJob(e: Entry, end: Partial<StageOutcome> & { kind: StageOutcome['kind'] }, acct: { attempts: number; meta?: OutcomeMeta; durationMs: number }): EncodeJob {
+    const value = outcomeRecord({ stage: this.name, idPrefix: this.idPrefix, record: e.record, end, ...acct, nowMs: this.o.now() });
+    return { topic: this.o.topics.outcomes, key: value.key, value };
   }
 
-  /**
-   * Deterministic outcome id: hex SHA-256 of `<stage>\0<key>\0<input bytes>`, so a replay or a redelivery
-   * yields the same id. Hashed in one shot (one buffer, `crypto.hash`) — same bytes, same ids as a streamed Hash.
-   */
-  private outcomeId(e: Entry): string {
-    const key = e.record.key ?? '';
-    const value = e.record.value;
-    const p = this.idPrefix;
-    const kb = Buffer.byteLength(key, 'utf8');
-    const buf = Buffer.allocUnsafe(p.length + kb + 1 + (value ? value.length : 0));
-    p.copy(buf, 0);
-    buf.write(key, p.length, 'utf8');
-    buf[p.length + kb] = 0;
-    if (value) value.copy(buf, p.length + kb + 1);
-    return oneShotHash ? oneShotHash('sha256', buf, 'hex') : nodeCrypto.createHash('sha256').update(buf).digest('hex');
+  private retryRecord(e: Entry, attempt: number, error: ErrorInfo): ProduceRecord {
+    return retryRecord({ record: e.record, topic: this.retryTopicName, attempt, dueMs: this.o.now() + this.o.backoffMs(attempt), error });
   }
 
-  private outcomeJob(
-    e: Entry,
-    attempts: number,
-    o: Partial<StageOutcome> & { kind: StageOutcome['kind'] },
-    meta: OutcomeMeta | undefined,
-    durationMs: number,
-  ): EncodeJob {
-    const org = this.origin(e);
-    const rec: StageOutcome = {
-      outcome_id: this.outcomeId(e),
-      stage: this.name,
-      key: e.record.key ?? '',
-      kind: o.kind,
-      reason: o.reason ?? null,
-      detail: o.detail ?? null,
-      error_class: o.error_class ?? null,
-      retriable: o.retriable ?? null,
-      attempts,
-      input_topic: org.topic,
-      input_partition: org.partition,
-      input_offset: org.offset,
-      output_topic: o.output_topic ?? null,
-      ts_ms: this.o.now(),
-      duration_ms: Math.max(0, Math.round(durationMs)),
-      repo: meta?.repo ?? null,
-      language: meta?.language ?? null,
-      method: meta?.method ?? null,
-      model: meta?.model ?? null,
-      cache_hit: meta?.cacheHit ?? null,
-      tokens_in: meta?.tokensIn ?? 0,
-      tokens_out: meta?.tokensOut ?? 0,
-      cost_usd: meta?.costUsd ?? 0,
-    };
-    return { topic: this.o.topics.outcomes, key: rec.key, value: rec };
-  }
-
-  private retryRecord(e: Entry, attempt: number, error: { name: string; message: string }): ProduceRecord {
-    const org = this.origin(e);
-    const headers: Headers = {
-      ...e.record.headers,
-      [H.attempt]: String(attempt + 1),
-      [H.due]: String(this.o.now() + this.o.backoffMs(attempt)),
-      [H.originTopic]: org.topic,
-      [H.originPartition]: String(org.partition),
-      [H.originOffset]: org.offset,
-      [H.lastError]: `${error.name}: ${error.message}`.slice(0, 1000),
-    };
-    return { topic: this.retryTopicName, key: e.record.key ?? '', value: e.record.value!, headers };
-  }
-
-  /**
-   * The input bytes a dead letter can carry: all of them, unless they would push the DeadLetter record over the
-   * bus's record limit; then the head, leaving room for the error message (≤ 10,000 chars, 3 bytes each) and
-   * the other fields (4 KiB).
-   */
-  private keptValue(value: Buffer | null): Buffer | null {
-    const limit = this.o.transport.maxRecordBytes;
-    const room = limit === undefined ? Infinity : limit - 34_000;
-    return value && value.length > room ? value.subarray(0, Math.max(0, room)) : value;
-  }
-
-  /** The DeadLetter record (original coordinates, attempts, error class) and the failed StageOutcome, encoded. */
-  private deadLetter(
-    e: Entry,
-    attempts: number,
-    error: { name: string; message: string },
-    reason: string,
-    meta?: OutcomeMeta,
-    durationMs = 0,
-  ): MaybePromise<ProduceRecord[]> {
-    const org = this.origin(e);
-    const kept = this.keptValue(e.record.value);
-    const truncated = kept && e.record.value && kept.length < e.record.value.length ? ` [value truncated from ${e.record.value.length} to ${kept.length} bytes to fit the bus]` : '';
+  /** The DeadLetter record (original coordinates, attempts, error class) and the failed StageOutcome, encoded; counted and observed. */
+  private deadLetter(e: Entry, end: { attempts: number; error: ErrorInfo; reason: string; meta?: OutcomeMeta; durationMs?: number }): MaybePromise<ProduceRecord[]> {
+    const { attempts, error, reason } = end;
+    const durationMs = end.durationMs ?? 0;
+    const dl = deadLetterRecord({ stage: this.name, record: e.record, attempts, error, reason, nowMs: this.o.now(), maxRecordBytes: this.o.transport.maxRecordBytes });
     e.deadLettered = true;
-    const dl: DeadLetter = {
-      stage: this.name,
-      key: e.record.key,
-      original_topic: org.topic,
-      original_partition: org.partition,
-      original_offset: org.offset,
-      attempts,
-      error_class: error.name,
-      error_message: error.message.slice(0, 10_000) + truncated,
-      reason,
-      value: kept,
-      ts_ms: this.o.now(),
-    };
     this.counts.failed++;
     this.counts.deadLettered++;
     this.o.observer?.deadLettered?.(this.name, reason);
     if (reason === 'decode-error' || reason.startsWith('record-')) this.o.observer?.outcome?.(this.name, 'failed', error.name, durationMs);
+    const failed = { kind: 'failed', reason, detail: error.message.slice(0, 2000), error_class: error.name, retriable: reason === 'max-attempts' } as const;
     return this.encodeAll([
-      { topic: this.dlqTopicName, key: e.record.key ?? '', value: dl, headers: truncated ? { [H.truncatedFrom]: String(e.record.value!.length) } : undefined },
-      this.outcomeJob(e, attempts, { kind: 'failed', reason, detail: error.message.slice(0, 2000), error_class: error.name, retriable: reason === 'max-attempts' }, meta, durationMs),
+      { topic: this.dlqTopicName, key: e.record.key ?? '', value: dl.value, headers: dl.headers },
+      this.outcomeJob(e, failed, { attempts, meta: end.meta, durationMs }),
     ]);
   }
 
   /** Pop durable entries off the head; commit the new low watermark when it passed what was requested. */
   private advance(s: PartitionState): void {
-    let n = 0;
-    const adm = s.admitted;
-    while (n < adm.length && adm[n]!.status === 'durable') {
-      s.byOffset.delete(adm[n]!.record.offset);
-      n++;
-    }
-    if (n === 0) return;
-    s.committed = adm[n - 1]!.offset + 1n;
-    adm.splice(0, n);
-    if (s.committed > s.requested) {
-      s.requested = s.committed;
-      const off = s.committed.toString();
-      this.track(this.consumer!.commit(s.tp, off));
-    }
+    const commit = popDurable(s);
+    if (commit !== undefined) this.track(this.consumer!.commit(s.tp, commit.toString()));
   }
+
 
   /**
    * Graceful stop: no new intake, in-flight work gets until `deadlineMs` to finish, the rest is aborted

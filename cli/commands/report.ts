@@ -12,6 +12,14 @@ import { renderText, safeJson } from '../../connectors/analytics/render.js';
 import { findAnalyticsEndpoint } from '../../connectors/analytics/endpoint.js';
 import { renderHtml } from '../../connectors/analytics/html.js';
 import { write, type AnalyticsContext, type CommandIo } from '../../connectors/analytics/context.js';
+import { stabilityByRepo, type RepoStability } from '../../connectors/dataset/store.js';
+
+/** Re-validation stability per repository (`revalidations` table) as a text table; empty when none ran. */
+export function renderStability(rows: RepoStability[]): string {
+  if (!rows.length) return '';
+  const lines = rows.map((r) => `${r.repo.padEnd(40)} ${String(r.tasks).padStart(6)} ${String(r.validated - r.retired).padStart(7)} ${String(r.retired).padStart(8)} ${String(r.infra_failures).padStart(6)}  ${new Date(r.last_ms).toISOString()}`);
+  return ['', 'Re-validation stability per repository (released tasks re-run from their images)', `${'repository'.padEnd(40)} ${'tasks'.padStart(6)} ${'stable'.padStart(7)} ${'retired'.padStart(8)} ${'infra'.padStart(6)}  last`, ...lines, ''].join('\n');
+}
 
 /** Options of {@link runReport}. */
 export interface ReportOptions extends AnalyticsContext, CommandIo {
@@ -31,11 +39,14 @@ export async function runReport(opts: ReportOptions): Promise<number> {
   // While a run holds the chDB directory, that process answers (connectors/analytics/endpoint.ts).
   const served = opts.clickhouseUrl ? undefined : findAnalyticsEndpoint(opts.dataDir);
   let report: Report;
+  // Stability comes from this dataset's own tables; a running process's endpoint serves the report only.
+  let stability: RepoStability[] = [];
   if (served) report = await served.report();
   else {
     const ch = await openClickHouse({ url: opts.clickhouseUrl, dataDir: opts.dataDir, database: opts.database });
     try {
       report = await buildReport(ch);
+      stability = await stabilityByRepo(ch);
     } finally {
       await ch.close();
     }
@@ -45,7 +56,7 @@ export async function runReport(opts: ReportOptions): Promise<number> {
     writeFileSync(`${path}.tmp`, renderHtml(report));
     renameSync(`${path}.tmp`, path);
   }
-  await write(stdout, opts.json ? `${safeJson(report)}\n` : renderText(report));
+  await write(stdout, opts.json ? `${safeJson({ ...report, stability })}\n` : renderText(report) + renderStability(stability));
   if (opts.html && !opts.json) await write(stdout, `HTML report written to ${resolve(opts.html)}\n`);
   return 0;
 }

@@ -15,6 +15,7 @@ import { openSink } from '../sink.js';
 import { metricsObserver, startLiveOutput } from '../live.js';
 import { commonOptions, configFrom, parseStages, planSources, type CommonFlags } from '../common.js';
 import { parseDuration, scheduleRevalidation } from './living.js';
+import { ResourceGate, type ResourceCost } from '../../streams/admission.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -27,6 +28,16 @@ function openSources(cfg: Config, deps: Deps): Source[] {
     process.stderr.write(`swe-stream: ${(e as Error).message}\n`);
     process.exit(2);
   }
+}
+
+/**
+ * The admission of each stage: env-build and verify share one {@link ResourceGate} (their sandboxes are what
+ * loads the machine); the other stages are cheap and run at their concurrency.
+ */
+function admissionFor(cfg: Config): (stage: StageName) => { gate: ResourceGate; cost: ResourceCost } | undefined {
+  if (!cfg.admission.enabled) return () => undefined;
+  const gate = new ResourceGate({ cpus: cfg.admission.cpus, memoryBytes: cfg.admission.memoryBytes });
+  return (stage) => (stage === 'env-build' || stage === 'verify' ? { gate, cost: cfg.admission.cost[stage] } : undefined);
 }
 
 interface RunFlags extends CommonFlags {
@@ -101,7 +112,8 @@ async function runPipeline(raw: Config, stageNames: StageName[], opts: { untilId
   const sources = openSources(cfg, deps);
   bus = await openBus(cfg, { exclusive: true });
   const stages = [];
-  for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name] });
+  const admission = admissionFor(cfg);
+  for (const name of stageNames) stages.push({ stage: await buildStage(name, deps), concurrency: cfg.concurrency[name], admission: admission(name) });
   const sink = opts.sink ? await openSink(cfg) : undefined;
   const pipeline = new Pipeline({
     transport: bus.transport,

@@ -122,18 +122,20 @@ export async function listReleases(ch: ClickHouse): Promise<ReleaseRow[]> {
 /** Per-repository stability from the latest re-validation of each task (for `report`). */
 export interface RepoStability {
   repo: string;
+  /** tasks re-validated at least once (infrastructure failures included) */
   tasks: number;
-  stable: number;
+  /** tasks with at least one re-validation that ran (not an infrastructure failure); stable = validated - retired */
+  validated: number;
   retired: number;
   infra_failures: number;
   last_ms: number;
 }
 
-/** Stability per repository over every re-validation so far. @throws ClickHouseStoreError */
+/** Stability per repository over every re-validation so far (a retired task stays retired). @throws ClickHouseStoreError */
 export async function stabilityByRepo(ch: ClickHouse): Promise<RepoStability[]> {
   const rows = await ch.rows<RepoStability>(`SELECT repo, uniqExact(instance_id) AS tasks,
-      uniqExactIf(instance_id, outcome = 'stable') AS stable, uniqExactIf(instance_id, retire = 1) AS retired,
+      uniqExactIf(instance_id, outcome != 'infra-failure') AS validated, uniqExactIf(instance_id, retire = 1) AS retired,
       countIf(outcome = 'infra-failure') AS infra_failures, max(started_ms) AS last_ms
     FROM ${ch.database}.revalidations FINAL GROUP BY repo ORDER BY repo`);
-  return rows.map((r) => ({ repo: r.repo, tasks: Number(r.tasks), stable: Number(r.stable), retired: Number(r.retired), infra_failures: Number(r.infra_failures), last_ms: Number(r.last_ms) }));
+  return rows.map((r) => ({ repo: r.repo, tasks: Number(r.tasks), validated: Number(r.validated), retired: Number(r.retired), infra_failures: Number(r.infra_failures), last_ms: Number(r.last_ms) }));
 }
