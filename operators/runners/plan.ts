@@ -101,7 +101,8 @@ function command(base: Runner, opts: TestCommandOptions): string {
     lines.push(
       `echo ${shq(MARK_LOG + s.inv.label)}`,
       `rm -f ${shq(part)}`,
-      `{ ${one(s, part)}; } || __vrc=$?`,
+      // Each variant in its own subshell: per-file runners end in `exit`, which must end only that variant.
+      `( ${one(s, part)} ) || __vrc=$?`,
       `echo ${shq(MARK_REP + s.inv.label + ' -->')} >> ${rep}`,
       `cat ${shq(part)} >> ${rep} 2>/dev/null`,
       `echo >> ${rep}`,

@@ -71,6 +71,9 @@ function walk(events: TapEvent[], chain: string[], out: TestResult[], points: bo
   for (const e of events) {
     if (e[0] === 'comment') {
       const c = String(e[1]).trim();
+      // tape announces a skipped test as a comment `# SKIP <name>` and runs none of its assertions.
+      const skipped = /^#\s*SKIP\s+(.+)$/.exec(c);
+      if (skipped) { out.push({ name: jsId(chain[0]!, [...chain.slice(1), skipped[1]!]), status: 'SKIPPED' }); group = null; continue; }
       if (!SUMMARY_COMMENT.test(c)) group = c.replace(/^#\s*/, '');
     } else if (e[0] === 'child') pendingChild = e[1] as TapEvent[];
     else if (e[0] === 'assert') {

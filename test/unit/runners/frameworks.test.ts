@@ -3,7 +3,9 @@
  * reports and logs captured from real runs of the commands our runners produce (test/fixtures/reports/,
  * projects under test/fixtures/reports/projects/), plus the invocation wrapper (variants, env, node flags).
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getRunner, pathSelects, type Invocation, type TestResult } from '../../../operators/runners/index.js';
@@ -129,6 +131,20 @@ describe('tap (node-tap, tape)', () => {
     expect(m).toMatchObject({ 'test/calc.js > group > inner fail': 'FAILED', 'test/calc.js > skipped': 'SKIPPED' });
   });
 
+  it('reads tape 5 files: a test is its # name and the assertions after it; SKIP and TODO; a file that throws mid-run or cannot load', () => {
+    const want = {
+      'test/calc.js > adds': 'PASSED',
+      'test/calc.js > fails': 'FAILED',
+      'test/calc.js > is skipped': 'SKIPPED',
+      'test/calc.js > todo assertion': 'SKIPPED',
+      'test/throws.js > first passes': 'PASSED',
+      'test/throws.js': 'ERROR',
+      'test/broken.js': 'ERROR',
+    };
+    expect(asMap(tap.parse(read('tap/tape-sel.report'), read('tap/tape-sel.log')))).toEqual(want);
+    expect(asMap(tap.parse(read('tap/tape-all.report'), read('tap/tape-all.log')))).toEqual(want);
+  });
+
   it('runs each file with node, keeping only node hooks of the script’s arguments', () => {
     const cmd = tap.testCommand({ files: 'all', reportPath: '/r', invocations: [{ label: '', env: {}, nodeOptions: [], args: ['-r', '@babel/register', '--no-only'], paths: ['test/**/*.js'] }] });
     expect(cmd).toContain('shopt -s globstar nullglob');
@@ -192,6 +208,22 @@ describe('invocations', () => {
     const report = section('TZ=Pacific/Auckland', 'failed') + section('', 'passed');
     const log = '# swe-stream variant: TZ=Pacific/Auckland\nFAIL test/tz.test.js\n# swe-stream variant: \nPASS test/tz.test.js\n';
     expect(asMap(jest.parse(report, log, ctx))).toEqual({ 'test/tz.test.js > tz > formats [TZ=Pacific/Auckland]': 'FAILED', 'test/tz.test.js > tz > formats': 'PASSED' });
+  });
+
+  it('runs every variant of a per-file runner in bash, each to its end, and keeps the worst exit code', () => {
+    // A stand-in for npx that behaves like mocha's JSON reporter: one passing test per file, b.spec.js exits 1.
+    const dir = mkdtempSync(join(tmpdir(), 'swe-variants-'));
+    writeFileSync(join(dir, 'npx'), '#!/bin/bash\nout=""; for a in "$@"; do case $a in output=*) out=${a#output=};; esac; done\nf="${@: -1}"\n' +
+      'echo "{\\"stats\\":{},\\"passes\\":[{\\"title\\":\\"t${TZ:+ $TZ}\\",\\"fullTitle\\":\\"s t${TZ:+ $TZ}\\",\\"file\\":\\"/testbed/$f\\"}],\\"failures\\":[],\\"pending\\":[]}" > "$out"\n[ "$f" = b.spec.js ] && exit 1 || exit 0\n', { mode: 0o755 });
+    const mocha = getRunner('mocha');
+    const report = join(dir, 'report');
+    const cmd = mocha.testCommand({ files: ['a.spec.js', 'b.spec.js'], reportPath: report, invocations: [inv({ label: 'TZ=UTC', env: { TZ: 'UTC' } }), inv({})] });
+    const r = spawnSync('bash', ['-c', `${cmd}; echo "exit $?"`], { env: { PATH: `${dir}:${process.env.PATH}` }, encoding: 'utf8' });
+    expect(r.stdout).toMatch(/exit 1\n$/);
+    expect(asMap(mocha.parse(readFileSync(report, 'utf8'), r.stdout, ctx))).toEqual({
+      'a.spec.js > s > t UTC [TZ=UTC]': 'PASSED', 'b.spec.js > s > t UTC [TZ=UTC]': 'PASSED', 'a.spec.js > s > t': 'PASSED', 'b.spec.js > s > t': 'PASSED',
+    });
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('matches script paths as each runner reads them', () => {
