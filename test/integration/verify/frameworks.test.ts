@@ -1,0 +1,135 @@
+/**
+ * test-create + verify in real Docker containers for the runners added for breadth (issue 11): jasmine,
+ * AVA and tape (one shared JavaScript environment image, the frameworks installed from the npm
+ * registry), a suite run under two time zones (the repository's `TZ=… && TZ=…` script as invocations:
+ * the fix's test fails only outside UTC, so it is FAIL_TO_PASS in one variant only, the variant in its
+ * id), and a Python unittest suite whose test file pytest would not collect (stdlib only).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
+import { testCreateStage } from '../../../operators/test-create.js';
+import { verifyStage } from '../../../operators/verify.js';
+import type { Environment, TestsReady } from '../../../schemas/types.gen.js';
+import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+
+const WORKDIR = '/testbed';
+const CONTAINER_TEST_MS = 900_000;
+const sandboxes = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'verify-frameworks' } });
+
+const SRC_BUGGY = `exports.upper = (s) => s.toUpperCase();\nexports.lower = (s) => s.toUpperCase();\n` +
+  `exports.hour = (ms) => new Date(ms).getHours();\n`;
+const SRC_FIXED = `exports.upper = (s) => s.toUpperCase();\nexports.lower = (s) => s.toLowerCase();\n` +
+  `exports.hour = (ms) => new Date(ms).getUTCHours();\n`;
+
+const JASMINE = (extra = '') => `const { upper, lower } = require('../src/strings');\ndescribe('strings', () => {\n  it('upper', () => { expect(upper('a')).toBe('A'); });${extra}\n});\n`;
+const AVA = (extra = '') => `const test = require('ava');\nconst { upper, lower } = require('../src/strings');\ntest('upper', (t) => { t.is(upper('a'), 'A'); });${extra}\n`;
+const TAPE = (extra = '') => `const test = require('tape');\nconst { upper, lower, hour } = require('../src/strings');\ntest('upper', (t) => { t.equal(upper('a'), 'A'); t.end(); });${extra}\n`;
+
+const repo = new GenRepo();
+const parent = repo.commit({
+  'package.json': '{ "name": "fwrepo", "private": true }\n',
+  '.gitignore': 'node_modules\n',
+  'src/strings.js': SRC_BUGGY,
+  'spec/strings.spec.js': JASMINE(),
+  'avatest/strings.test.js': AVA(),
+  'tapetest/strings.test.js': TAPE(),
+}, 'initial');
+const prs = {
+  jasmine: repo.pr('jasmine', parent, { 'src/strings.js': SRC_FIXED, 'spec/strings.spec.js': JASMINE(`\n  it('lower', () => { expect(lower('A')).toBe('a'); });`) }),
+  ava: repo.pr('ava', parent, { 'src/strings.js': SRC_FIXED, 'avatest/strings.test.js': AVA(`\ntest('lower', (t) => { t.is(lower('A'), 'a'); });`) }),
+  tap: repo.pr('tape', parent, { 'src/strings.js': SRC_FIXED, 'tapetest/strings.test.js': TAPE(`\ntest('lower', (t) => { t.equal(lower('A'), 'a'); t.end(); });\ntest('hour of the epoch', (t) => { t.equal(hour(0), 0); t.end(); });`) }),
+};
+
+/** The repository's `TZ=UTC tape … && TZ=Asia/Tokyo tape …` as env-build records it. */
+const TZ_VARIANTS: Environment['test_invocations'] = [
+  { label: 'TZ=UTC', env: { TZ: 'UTC' }, node_options: [], args: [], paths: [] },
+  { label: 'TZ=Asia/Tokyo', env: { TZ: 'Asia/Tokyo' }, node_options: [], args: [], paths: [] },
+];
+
+let envImage: { ref: string; id: string };
+const verify = verifyStage({ sandboxes, runTimeoutMs: 180_000, taskImage: false });
+const tc = testCreateStage();
+
+beforeAll(async () => {
+  const b = await sandboxes.baseImage('javascript');
+  envImage = await buildEnvImage({
+    sandboxes, base: b, repo, checkout: parent, workdir: WORKDIR, name: 'frameworks-js', setup: 'node --version',
+    postClone: 'npm install --no-audit --no-fund --no-save jasmine@5.13.0 ava@6.4.1 tape@5.9.0 >/tmp/npm.log 2>&1 || { tail -50 /tmp/npm.log; exit 1; }',
+  });
+}, 900_000);
+
+afterAll(() => repo.remove());
+
+async function testsReady(runner: keyof typeof prs, number: number, invocations: Environment['test_invocations'] = null): Promise<TestsReady> {
+  const candidate = candidateOf(repo, { name: 'fw', number, parent, pr: prs[runner], language: 'javascript' });
+  const env = environmentOf(envImage, { language: 'javascript', runner, workdir: WORKDIR, preCommands: ['export PATH="$PWD/node_modules/.bin:$PATH"'], invocations });
+  const out = await tc.handle(envelope(readyOf(candidate, env)));
+  if (out.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(out)}`);
+  return out.value;
+}
+
+describe('verify (jasmine, AVA, tape)', () => {
+  const cases: [keyof typeof prs, string[], string[]][] = [
+    ['jasmine', ['spec/strings.spec.js > strings > lower'], ['spec/strings.spec.js > strings > upper']],
+    ['ava', ['avatest/strings.test.js > lower'], ['avatest/strings.test.js > upper']],
+  ];
+  cases.forEach(([runner, f2p, p2p], i) => {
+    it(`verifies a PR with ${runner}`, async () => {
+      const out = await verify.handle(envelope(await testsReady(runner, 20 + i)));
+      if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+      const v = out.value.verification;
+      expect(v.FAIL_TO_PASS).toEqual(f2p);
+      expect(v.PASS_TO_PASS).toEqual(p2p);
+      expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
+    }, CONTAINER_TEST_MS);
+  });
+
+  it('runs every time-zone variant: a test failing only outside UTC is FAIL_TO_PASS in that variant', async () => {
+    const ready = await testsReady('tap', 30, TZ_VARIANTS);
+    expect(ready.tests.test_command).toContain("export TZ=Asia/Tokyo");
+    const out = await verify.handle(envelope(ready));
+    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+    const v = out.value.verification;
+    expect(v.FAIL_TO_PASS).toEqual([
+      'tapetest/strings.test.js > hour of the epoch [TZ=Asia/Tokyo]',
+      'tapetest/strings.test.js > lower [TZ=Asia/Tokyo]',
+      'tapetest/strings.test.js > lower [TZ=UTC]',
+    ]);
+    expect(v.PASS_TO_PASS).toEqual([
+      'tapetest/strings.test.js > hour of the epoch [TZ=UTC]',
+      'tapetest/strings.test.js > upper [TZ=Asia/Tokyo]',
+      'tapetest/strings.test.js > upper [TZ=UTC]',
+    ]);
+  }, CONTAINER_TEST_MS);
+});
+
+describe('verify (unittest)', () => {
+  const py = new GenRepo();
+  const pyParent = py.commit({
+    'shapes/__init__.py': 'def area(w, h):\n    return w + h\n',
+    'tests/__init__.py': '',
+    'tests/shape_checks.py': 'import unittest\nfrom shapes import area\n\n\nclass Area(unittest.TestCase):\n    def test_zero(self):\n        self.assertEqual(area(0, 0), 0)\n',
+  }, 'initial');
+  const pyPr = py.pr('fix', pyParent, {
+    'shapes/__init__.py': 'def area(w, h):\n    return w * h\n',
+    'tests/shape_checks.py': 'import unittest\nfrom shapes import area\n\n\nclass Area(unittest.TestCase):\n    def test_zero(self):\n        self.assertEqual(area(0, 0), 0)\n\n    def test_rect(self):\n        self.assertEqual(area(2, 3), 6)\n',
+  });
+  let pyImage: { ref: string; id: string };
+
+  beforeAll(async () => {
+    const b = await sandboxes.baseImage('python');
+    pyImage = await buildEnvImage({ sandboxes, base: b, repo: py, checkout: pyParent, workdir: WORKDIR, name: 'unittest-py', setup: 'python3 -m venv /opt/venv' });
+  }, 900_000);
+  afterAll(() => py.remove());
+
+  it('verifies a PR whose tests only unittest collects (file not named test_*.py)', async () => {
+    const candidate = candidateOf(py, { name: 'shapes', number: 40, parent: pyParent, pr: pyPr, language: 'python' });
+    const ready = await tc.handle(envelope(readyOf(candidate, environmentOf(pyImage, { language: 'python', runner: 'unittest', workdir: WORKDIR }))));
+    if (ready.kind !== 'accepted') throw new Error(JSON.stringify(ready));
+    expect(ready.value.tests.test_files).toEqual(['tests/shape_checks.py']);
+    const out = await verify.handle(envelope(ready.value));
+    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+    expect(out.value.verification.FAIL_TO_PASS).toEqual(['tests.shape_checks.Area.test_rect']);
+    expect(out.value.verification.PASS_TO_PASS).toEqual(['tests.shape_checks.Area.test_zero']);
+  }, CONTAINER_TEST_MS);
+});
