@@ -346,8 +346,15 @@ function reply(res: ServerResponse, status: number, body: unknown, headers: Reco
 /** Answer without reading (the rest of) the body, and close the connection so the client stops sending. */
 function refuse(req: IncomingMessage, res: ServerResponse, status: number, error: string, headers: Record<string, string> = {}): void {
   reply(res, status, { error }, { connection: 'close', ...headers });
-  // Once the answer is out, drop the socket: reading on would buffer what the client keeps sending.
-  res.once('finish', () => req.destroy());
+  // Once the answer is out, discard (never buffer) what the client is still sending for a moment, so its
+  // kernel does not get a reset before it has read the answer, then drop the socket either way.
+  res.once('finish', () => {
+    req.removeAllListeners('data');
+    req.resume();
+    const t = setTimeout(() => req.destroy(), 2000);
+    t.unref();
+    req.once('end', () => (clearTimeout(t), req.destroy()));
+  });
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
