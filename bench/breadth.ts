@@ -13,7 +13,7 @@
  *    "cpu_util":mean busy share of all cores 0..1,"load1_max":…,"cores":…}
  *
  * Usage: npx tsx bench/breadth.ts --mirrors DIR [--list bench/breadth-repos.txt] [--prs 10] [--data-dir DIR]
- *          [--only owner/a,owner/b] [--config FILE] [--stages filter,env-build]
+ *          [--only owner/a,owner/b] [--config FILE] [--stages filter,env-build] [--no-run --wall-s S]
  * A mirror of `owner/name` is looked up as DIR/owner+name/repo, DIR/owner/name.git or DIR/owner/name (a bare or
  * working clone with full history and refs/pull/N/head where the host provides them).
  */
@@ -41,6 +41,9 @@ interface BreadthArgs {
   config?: string;
   /** Only these stages (comma-separated), e.g. `filter,env-build` for environment success alone. */
   stages?: string;
+  /** Analyse the data directory of an earlier run instead of running (`wallS` then comes from the caller). */
+  noRun: boolean;
+  wallS?: number;
 }
 
 function parse(): BreadthArgs {
@@ -53,6 +56,8 @@ function parse(): BreadthArgs {
       only: { type: 'string' },
       config: { type: 'string' },
       stages: { type: 'string' },
+      'no-run': { type: 'boolean', default: false },
+      'wall-s': { type: 'string' },
     },
   });
   if (!values.mirrors) throw new Error('--mirrors DIR is required (where the repository mirrors are)');
@@ -64,6 +69,8 @@ function parse(): BreadthArgs {
     only: values.only ? values.only.split(',') : null,
     config: values.config,
     stages: values.stages,
+    noRun: values['no-run']!,
+    wallS: values['wall-s'] ? Number(values['wall-s']) : undefined,
   };
 }
 
@@ -209,7 +216,7 @@ async function main(): Promise<void> {
   }
   fs.mkdirSync(a.dataDir, { recursive: true });
   process.stderr.write(`breadth: ${repos.length} repositories × ${a.prs} PRs, data in ${a.dataDir} (log: breadth-run.log)\n`);
-  const run = await runMainJob(a, sources);
+  const run = a.noRun ? { wallS: a.wallS ?? NaN, cpuUtil: NaN, load1Max: NaN, exit: 0 } : await runMainJob(a, sources);
   const styles = await mergeStyles(a.dataDir);
   const ch = await openClickHouse({ dataDir: a.dataDir });
   try {
