@@ -90,7 +90,7 @@ function jsInstall(d: Detection, snap: RepoSnapshot, nodeMajor: number, plan: Js
       cmds.push(
         lock
           ? 'npm ci --no-audit --no-fund || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps'
-          : `npm install --no-audit --no-fund${before} || npm install --no-audit --no-fund${before} --legacy-peer-deps`,
+          : npmInstallAsOf(before),
       );
     }
   }
@@ -274,4 +274,16 @@ export function recipeFromJson(o: unknown): Omit<Recipe, 'hash' | 'manifests'> {
     toolchainSource: typeof r.toolchainSource === 'string' ? r.toolchainSource : null,
     installNotes: Array.isArray(r.installNotes) ? (r.installNotes as unknown[]).map(String) : [],
   };
+}
+
+/**
+ * `npm install` as of the commit's date (`before` is ` --before=<date>` or empty), then with --legacy-peer-deps,
+ * then — only when a date was given — the same two without it: a registry or mirror that serves abbreviated
+ * metadata without publish times (`time`) makes every `--before` resolution fail with ETARGET ("No matching
+ * version found … with a date before …"), and a current install is better than none.
+ */
+export function npmInstallAsOf(before: string): string {
+  const tries = [`npm install --no-audit --no-fund${before}`, `npm install --no-audit --no-fund${before} --legacy-peer-deps`];
+  if (before) tries.push('npm install --no-audit --no-fund', 'npm install --no-audit --no-fund --legacy-peer-deps');
+  return tries.join(' || ');
 }

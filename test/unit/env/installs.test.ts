@@ -213,7 +213,7 @@ describe('recipes from declarations', () => {
     expect(r.installCommands[0]).toContain('CHROME_BIN=/usr/local/bin/chromium-no-sandbox');
     expect(r.installCommands[1]).toContain('apt-get install -y -q --no-install-recommends chromium');
     expect(r.installCommands).toContain('npm install -g node@14 && hash -r && node --version');
-    expect(r.installCommands.at(-1)).toBe('npm install --no-audit --no-fund --before=2021-03-05T00:00:00Z || npm install --no-audit --no-fund --before=2021-03-05T00:00:00Z --legacy-peer-deps');
+    expect(r.installCommands.at(-1)).toBe('npm install --no-audit --no-fund --before=2021-03-05T00:00:00Z || npm install --no-audit --no-fund --before=2021-03-05T00:00:00Z --legacy-peer-deps || npm install --no-audit --no-fund || npm install --no-audit --no-fund --legacy-peer-deps');
     expect(r.preCommands).toContain('npm run build');
     expect(r.nodeVersion).toBe('14');
   });
