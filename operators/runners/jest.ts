@@ -5,8 +5,7 @@
  * The same JSON shape is vitest's `json` reporter, so {@link parseJestJson} serves both.
  */
 import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus } from './types.js';
-import { dedupeResults } from './types.js';
-import { QUIET_ENV, relPath, shFiles, shq, stripAnsi } from './util.js';
+import { QUIET_ENV, relPath, shFiles, shq, stripAnsi, reportElseLog } from './util.js';
 
 /**
  * `jest <repo args> --ci --maxWorkers=2 --coverage=false --json --outputFile=<report> --verbose
@@ -98,11 +97,7 @@ function fromLog(log: string): TestResult[] {
 }
 
 function parse(report: string | null, log: string, ctx?: ParseContext): TestResult[] {
-  if (report !== null) {
-    const r = parseJestJson(report, ctx);
-    if (r && r.length) return dedupeResults(r);
-  }
-  return dedupeResults(fromLog(log));
+  return reportElseLog(report, log, { report: (r) => parseJestJson(r, ctx), log: fromLog });
 }
 
 /** jest's default testMatch: files under __tests__, or *.test.* / *.spec.* with a JS/TS extension. */

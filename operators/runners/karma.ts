@@ -15,8 +15,7 @@
  * load) is one ERROR entry named `(browser)`.
  */
 import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus } from './types.js';
-import { dedupeResults } from './types.js';
-import { shFiles, shq, stripAnsi } from './util.js';
+import { shFiles, shq, stripAnsi, reportElseLog } from './util.js';
 
 const WRAPPER = `const path = require('path');
 const fs = require('fs');
@@ -103,11 +102,7 @@ function fromLog(log: string): TestResult[] {
 }
 
 function parse(report: string | null, log: string, _ctx?: ParseContext): TestResult[] {
-  if (report !== null) {
-    const r = fromJsonl(report);
-    if (r.length) return dedupeResults(r);
-  }
-  return dedupeResults(fromLog(log));
+  return reportElseLog(report, log, { report: (r) => fromJsonl(r), log: fromLog });
 }
 
 /** Karma suites name their specs like jasmine / mocha ones: `*.spec.*`, `*.test.*`, or files under test/ or spec/. */

@@ -13,8 +13,7 @@
  * FAILED (unittest ≥ 3.4 counts it against `wasSuccessful()`), an expected failure XFAIL.
  */
 import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus } from './types.js';
-import { dedupeResults } from './types.js';
-import { shFiles, shq, stripAnsi } from './util.js';
+import { shFiles, shq, stripAnsi, reportElseLog } from './util.js';
 
 /**
  * The driver: unittest.main with a result class that writes JSON lines to argv[1]. Python ≥ 3.5. The
@@ -147,11 +146,7 @@ function fromLog(log: string): TestResult[] {
 }
 
 function parse(report: string | null, log: string, _ctx?: ParseContext): TestResult[] {
-  if (report !== null) {
-    const r = fromJsonl(report);
-    if (r.length) return dedupeResults(r);
-  }
-  return dedupeResults(fromLog(log));
+  return reportElseLog(report, log, { report: (r) => fromJsonl(r), log: fromLog });
 }
 
 /** unittest's default discovery pattern `test*.py`, plus Python files under a test directory. */

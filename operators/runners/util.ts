@@ -3,6 +3,7 @@
  * JUnit XML reader (fast-xml-parser).
  */
 import { XMLParser } from 'fast-xml-parser';
+import { dedupeResults, type TestResult } from './types.js';
 
 /** Quote a string for bash as one word ('…' with embedded quotes escaped). */
 export function shq(s: string): string {
@@ -157,4 +158,16 @@ export function fileLogs(log: string): Map<string, string> {
     out.set(file, (out.get(file) ?? '') + (nl < 0 ? '' : chunk.slice(nl + 1)));
   }
   return out;
+}
+
+/**
+ * The results of a run: from the machine-readable report when there is one and it parsed to at least one test,
+ * else from the text log (a run killed before its reporter wrote, a reporter that did not load); deduplicated.
+ */
+export function reportElseLog(report: string | null, log: string, parsers: { report: (r: string) => TestResult[] | null; log: (l: string) => TestResult[] }): TestResult[] {
+  if (report !== null) {
+    const r = parsers.report(report);
+    if (r && r.length) return dedupeResults(r);
+  }
+  return dedupeResults(parsers.log(log));
 }
