@@ -73,7 +73,7 @@ describe('swe-stream run on generated repositories', () => {
 
   it('reports the funnel with reasons, matching the outcomes', async () => {
     const { stdout } = await cli(['report', '--json', '--data-dir', dataDir]);
-    const report = JSON.parse(stdout) as { stages: Array<{ stage: string; inputs: number; accepted: number; rejected: number; failed: number; reasons: Record<string, number> }> };
+    const report = JSON.parse(stdout) as { stages: Array<{ stage: string; inputs: number; accepted: number; rejected: number; skipped: number; failed: number; reasons: Record<string, number> }> };
     const by = Object.fromEntries(report.stages.map((s) => [s.stage, s]));
     expect(by.filter).toMatchObject({ inputs: 16 });
     expect(by.filter!.reasons).toMatchObject({ 'no-tests': 4, 'docs-config-only': 2, 'bot-author': 2, 'unsupported-language': 2 });
@@ -81,8 +81,9 @@ describe('swe-stream run on generated repositories', () => {
     expect(by.filter!.accepted).toBe(6);
     expect(by['env-build']!.reasons).toMatchObject({ 'install-failed': 1 });
     expect(by.verify!.accepted).toBeGreaterThanOrEqual(5);
-    expect(by.distill!.reasons).toMatchObject({ 'skipped-no-llm': by.statement!.accepted });
-    for (const s of report.stages) expect(s.accepted + s.rejected + s.failed).toBe(s.inputs);
+    // Without an LLM every stated task is skipped by distill, counted as skipped, never as a rejection.
+    expect(by.distill).toMatchObject({ skipped: by.statement!.accepted, rejected: 0 });
+    for (const s of report.stages) expect(s.accepted + s.rejected + s.skipped + s.failed).toBe(s.inputs);
     expect(runSummary.stages.find((s) => s.stage === 'filter')!.received).toBe(16);
   });
 

@@ -1,8 +1,8 @@
 /**
  * Two small Python repositories the shared generator does not make, for the end-to-end test:
  *  - `acme/flaky-py`: PR #1 (squash) fixes a bug and adds a test file with a fail-to-pass test and a test
- *    that alternates pass/fail between runs in one container (a counter file outside the checkout) — a
- *    flaky test the verifier must exclude and record;
+ *    that passes only on the first run in a container (a counter file outside the checkout), so the two
+ *    release-check runs in the task container disagree — a flaky test the verifier must exclude and record;
  *  - `acme/broken-install-py`: PR #1 (merge style) fixes a bug with a test, but the repository's
  *    requirements.txt names a package no index has — the environment cannot be installed.
  */
@@ -38,8 +38,10 @@ const SETUP = {
 
 const FLAKY_TEST =
   'import os\n\nfrom pkg.double import double\n\n\ndef test_double_negative():\n    assert double(-3) == -6\n\n\n' +
-  'def test_sometimes():\n    # Alternates between runs in one container: a counter outside the checkout survives the reset.\n' +
-  '    path = "/tmp/flaky-counter"\n    n = int(open(path).read()) if os.path.exists(path) else 0\n    open(path, "w").write(str(n + 1))\n    assert n % 2 == 1\n';
+  'def test_sometimes():\n    # Passes on the first run in a container and fails on any later one (a counter outside the checkout\n' +
+  '    # survives the reset): every fresh-container run passes, and of the two release-check runs that share\n' +
+  '    # the task container exactly one fails, so the test disagrees across runs of one state and is flaky.\n' +
+  '    path = "/tmp/flaky-counter"\n    n = int(open(path).read()) if os.path.exists(path) else 0\n    open(path, "w").write(str(n + 1))\n    assert n == 0\n';
 
 export interface SpecialRepo {
   path: string;
