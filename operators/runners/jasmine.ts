@@ -14,7 +14,7 @@
 import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus } from './types.js';
 import { dedupeResults } from './types.js';
 import { jsId } from './jest.js';
-import { fileLogs, fileParts, perFileCommand, relPath, shFiles, shq, stripAnsi } from './util.js';
+import { fileLogs, fileParts, perFileCommand, relPath, shFiles, shq, stripAnsi, jsonLines } from './util.js';
 
 const REPORTER = `const fs = require('fs');
 const out = process.env.SWE_STREAM_JASMINE_REPORT;
@@ -58,14 +58,7 @@ function statusOf(s: string | undefined): TestStatus {
 function fromJsonl(text: string, file: string | null, exitCode: number | null, ctx?: ParseContext): TestResult[] {
   const out: TestResult[] = [];
   let global = false;
-  for (const raw of text.split('\n')) {
-    if (!raw.trim()) continue;
-    let l: Line;
-    try {
-      l = JSON.parse(raw) as Line;
-    } catch {
-      continue; // a line cut by a kill
-    }
+  for (const l of jsonLines<Line>(text)) {
     if (l.global) { global = true; continue; }
     const f = file ?? (l.file ? relPath(l.file, ctx?.workdir) : null);
     const chain = [...(l.suites ?? []), ...(l.title !== null && l.title !== undefined ? [l.title] : [])];

@@ -15,7 +15,7 @@
  * load) is one ERROR entry named `(browser)`.
  */
 import type { ParseContext, Runner, TestCommandOptions, TestResult, TestStatus } from './types.js';
-import { shFiles, shq, stripAnsi, reportElseLog } from './util.js';
+import { shFiles, shq, stripAnsi, reportElseLog, jsonLines } from './util.js';
 
 const WRAPPER = `const path = require('path');
 const fs = require('fs');
@@ -76,14 +76,7 @@ interface Line { suite?: string[]; title?: string; success?: boolean; skipped?: 
 
 function fromJsonl(text: string): TestResult[] {
   const out: TestResult[] = [];
-  for (const raw of text.split('\n')) {
-    if (!raw.trim()) continue;
-    let l: Line;
-    try {
-      l = JSON.parse(raw) as Line;
-    } catch {
-      continue;
-    }
+  for (const l of jsonLines<Line>(text)) {
     if (l.browserError !== undefined) { out.push({ name: '(browser)', status: 'ERROR' }); continue; }
     const status: TestStatus = l.skipped ? 'SKIPPED' : l.success ? 'PASSED' : 'FAILED';
     out.push({ name: [...(l.suite ?? []), l.title ?? ''].join(' > '), status, durationMs: typeof l.ms === 'number' ? l.ms : undefined });

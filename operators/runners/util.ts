@@ -171,3 +171,15 @@ export function reportElseLog(report: string | null, log: string, parsers: { rep
   }
   return dedupeResults(parsers.log(log));
 }
+
+/** The JSON values of a JSON-lines report, in order; blank lines and a line cut by a kill are passed over. */
+export function* jsonLines<T>(text: string): Generator<T> {
+  for (const raw of text.split('\n')) {
+    if (!raw.trim()) continue;
+    try {
+      yield JSON.parse(raw) as T;
+    } catch {
+      continue; // a line cut by a kill
+    }
+  }
+}
