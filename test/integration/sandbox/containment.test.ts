@@ -218,7 +218,9 @@ except OSError as e:
     const live = await make();
     const orphan = await docker.createContainer({ Image: image, Cmd: ['sleep', 'infinity'], Labels: { [LABEL]: '1', [OWNER_LABEL]: `${hostname()}:999999` }, HostConfig: { NetworkMode: 'none' } });
     await orphan.start();
-    expect(await factory.sweep()).toBeGreaterThanOrEqual(1);
+    // Every factory on this host sweeps dead owners' leftovers, and test files run in parallel: another file's
+    // factory may remove the orphan first, so the count is not asserted, only that the orphan is gone after ours.
+    await factory.sweep();
     expect(await gone(orphan.id)).toBe(true);
     expect(await gone(live.id)).toBe(false);
   });
