@@ -18,14 +18,10 @@ import type { SandboxFactory } from '../sandbox/types.js';
 import { runInstance, type EvalRow, type InstanceResult } from './evaluate.js';
 import { isRegistryRef, pullImage } from './task-image.js';
 import { logger } from '../../streams/log.js';
+import { RETIRING_OUTCOMES, type RevalidationOutcome } from '../../schemas/revalidation.js';
 
 const log = logger({ component: 'revalidate' });
 
-/** Outcome of one re-validation (see the module comment). */
-export type RevalidationOutcome = 'stable' | 'not-resolving' | 'resolves-empty' | 'flipped' | 'infra-failure';
-
-/** Outcomes that retire a task from later releases. `infra-failure` never does. */
-export const RETIRING_OUTCOMES: readonly RevalidationOutcome[] = ['not-resolving', 'resolves-empty', 'flipped'];
 
 /** What one task's re-validation found. Times epoch ms; durations ms, one per test run (gold, empty, per round). */
 export interface TaskRevalidation {
