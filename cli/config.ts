@@ -14,6 +14,9 @@ import { delimiter } from 'node:path';
 import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
 import { STAGE_NAMES } from '../operators/pr/topology.js';
+import { SANDBOX_DEFAULTS } from '../operators/sandbox/types.js';
+import { FILTER_DEFAULTS } from '../operators/filter.js';
+import { DEFAULT_MAX_ATTEMPTS } from '../streams/runtime.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 
@@ -104,31 +107,32 @@ export const configSchema = z
     concurrency: concurrencySchema,
     admission: admissionSchema,
     /** Attempts per record before the dead-letter topic. */
-    maxAttempts: z.number().int().min(1).max(20).default(3),
+    maxAttempts: z.number().int().min(1).max(20).default(DEFAULT_MAX_ATTEMPTS),
     filter: z
       .object({
-        maxFiles: z.number().int().positive().default(15),
-        maxChangedLines: z.number().int().positive().default(1000),
+        maxFiles: z.number().int().positive().default(FILTER_DEFAULTS.maxFiles),
+        maxChangedLines: z.number().int().positive().default(FILTER_DEFAULTS.maxChangedLines),
         /** bound of the diff a candidate carries downstream, bytes of UTF-8 (larger → too-large) */
-        maxDiffBytes: z.number().int().positive().max(786_432).default(262_144),
-        languages: z.array(z.string()).default(['python', 'javascript', 'typescript']),
+        maxDiffBytes: z.number().int().positive().max(786_432).default(FILTER_DEFAULTS.maxDiffBytes),
+        languages: z.array(z.string()).default([...FILTER_DEFAULTS.languages]),
         /**
          * The licence rule: `permissive` (default), `any` (SWE-bench itself includes GPL/LGPL projects), or a
          * list of SPDX ids such as `["MIT", "Apache-2.0", "GPL-3.0", "LGPL-2.1"]` (operators/pr/classify.ts).
          */
         licenses: z
           .union([z.enum(['permissive', 'any']), z.array(z.string().regex(/^[A-Za-z0-9.+-]+$/, 'expected an SPDX licence id')).min(1)])
-          .default('permissive'),
+          .default(FILTER_DEFAULTS.licenses),
       })
       .strict()
       .default({}),
+    /** Limits of every sandbox (operators/sandbox owns the defaults). Bytes; timeouts in ms, per install command and per test run. */
     sandbox: z
       .object({
-        memoryBytes: z.number().int().positive().default(4 * 1024 ** 3),
-        cpus: z.number().positive().default(2),
-        pidsLimit: z.number().int().positive().default(1024),
-        installTimeoutMs: z.number().int().positive().default(20 * 60_000),
-        testTimeoutMs: z.number().int().positive().default(10 * 60_000),
+        memoryBytes: z.number().int().positive().default(SANDBOX_DEFAULTS.memoryBytes),
+        cpus: z.number().positive().default(SANDBOX_DEFAULTS.cpus),
+        pidsLimit: z.number().int().positive().default(SANDBOX_DEFAULTS.pidsLimit),
+        installTimeoutMs: z.number().int().positive().default(SANDBOX_DEFAULTS.installTimeoutMs),
+        testTimeoutMs: z.number().int().positive().default(SANDBOX_DEFAULTS.testTimeoutMs),
       })
       .strict()
       .default({}),

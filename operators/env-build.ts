@@ -26,7 +26,7 @@ import type { Candidate, EnvironmentReady, Environment, PrCandidate, Provenance 
 import type { Stage } from '../streams/stage.js';
 import { accept, reject, type Envelope, type Outcome, type OutcomeMeta } from '../streams/types.js';
 import { logger, redact } from '../streams/log.js';
-import type { Sandbox, SandboxFactory } from './sandbox/types.js';
+import { SANDBOX_DEFAULTS, type Sandbox, type SandboxFactory } from './sandbox/types.js';
 import { checkoutInto } from './sandbox/repo.js';
 import { detect, manifestPaths, type RepoSnapshot } from './env/detect.js';
 import { buildRecipe, type Recipe } from './env/recipes.js';
@@ -67,9 +67,9 @@ export interface EnvBuildDeps {
    */
   repoPath(candidate: Candidate, signal: AbortSignal): Promise<string>;
   parse?: ParseReport;
-  /** per install command; default 15 min */
+  /** per install command, ms; default {@link SANDBOX_DEFAULTS}.installTimeoutMs */
   installTimeoutMs?: number;
-  /** whole-suite run; default 20 min */
+  /** whole-suite run, ms; default {@link SANDBOX_DEFAULTS}.testTimeoutMs */
   suiteTimeoutMs?: number;
   /** image repository prefix; default swe-stream/env */
   imagePrefix?: string;
@@ -153,8 +153,8 @@ const REJECTED_RECIPES_MAX = 4096;
 export function envBuildStage(deps: EnvBuildDeps): Stage<PrCandidate, EnvironmentReady> {
   const now = deps.now ?? Date.now;
   const prefix = deps.imagePrefix ?? 'swe-stream/env';
-  const installTimeoutMs = deps.installTimeoutMs ?? 15 * 60_000;
-  const suiteTimeoutMs = deps.suiteTimeoutMs ?? 20 * 60_000;
+  const installTimeoutMs = deps.installTimeoutMs ?? SANDBOX_DEFAULTS.installTimeoutMs;
+  const suiteTimeoutMs = deps.suiteTimeoutMs ?? SANDBOX_DEFAULTS.testTimeoutMs;
   const parse: ParseReport = deps.parse ?? ((runner, report, text) => getRunner(runner).parse(report, text, { workdir: '/testbed' }));
   // Rejected recipe hashes, remembered for this process only and bounded (oldest forgotten first): a forgotten
   // or never-seen hash costs one more build attempt on this worker, never a wrong answer. `inflight` holds only

@@ -83,18 +83,30 @@ export const PATCH_SEEN_STORE = 'filter.patch-seen';
 /** Default bound of the diff a candidate carries (bytes of UTF-8): a quarter of Kafka's default 1 MiB record limit. */
 export const MAX_DIFF_BYTES = 262_144;
 
+/**
+ * The one statement of each filter default; the `filter` section of cli/config.ts uses these as its zod
+ * defaults. `maxChangedLines` counts added + removed lines; `maxDiffBytes` is bytes of UTF-8.
+ */
+export const FILTER_DEFAULTS = {
+  maxFiles: 15,
+  maxChangedLines: 1000,
+  maxDiffBytes: MAX_DIFF_BYTES,
+  languages: ['python', 'javascript', 'typescript'],
+  licenses: 'permissive',
+} as const satisfies { maxFiles: number; maxChangedLines: number; maxDiffBytes: number; languages: readonly string[]; licenses: LicensePolicy };
+
 /** Dependencies and settings of the filter stage. */
 export interface FilterDeps {
   mirrors: MirrorCache;
   /** the keyed store {@link PATCH_SEEN_STORE} on the bus (the composition root opens it: `transport.openStore`) */
   seen: KeyedStore;
-  /** default 15 */
+  /** default {@link FILTER_DEFAULTS} */
   maxFiles?: number;
-  /** default 1000 (added + removed) */
+  /** added + removed; default {@link FILTER_DEFAULTS} */
   maxChangedLines?: number;
   /** bound of the carried diff in bytes (UTF-8), default {@link MAX_DIFF_BYTES} */
   maxDiffBytes?: number;
-  /** default python, javascript, typescript */
+  /** default {@link FILTER_DEFAULTS} (python, javascript, typescript) */
   languages?: string[];
   /** true when an LLM Unit-test Creator is configured: PRs without test changes are then kept */
   testCreator?: boolean;
@@ -163,11 +175,11 @@ function classifyFiles(entries: { path: string; oldPath: string | null; addition
 
 /** Build the filter stage. */
 export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandidate> {
-  const maxFiles = deps.maxFiles ?? 15;
-  const maxLines = deps.maxChangedLines ?? 1000;
-  const maxDiffBytes = deps.maxDiffBytes ?? MAX_DIFF_BYTES;
-  const languages = new Set(deps.languages ?? ['python', 'javascript', 'typescript']);
-  const licenses = deps.licenses ?? 'permissive';
+  const maxFiles = deps.maxFiles ?? FILTER_DEFAULTS.maxFiles;
+  const maxLines = deps.maxChangedLines ?? FILTER_DEFAULTS.maxChangedLines;
+  const maxDiffBytes = deps.maxDiffBytes ?? FILTER_DEFAULTS.maxDiffBytes;
+  const languages = new Set<string>(deps.languages ?? FILTER_DEFAULTS.languages);
+  const licenses: LicensePolicy = deps.licenses ?? FILTER_DEFAULTS.licenses;
   const licenseReason = licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed';
 
   async function handle(env: Envelope<PullRequestEvent>): Promise<Outcome<PrCandidate>> {

@@ -47,7 +47,7 @@ export interface RevalidateTaskOptions {
   docker: Docker;
   /** rounds of gold + empty; default 3 */
   runs?: number;
-  /** limit of one test run, ms; default 900 000 */
+  /** limit of one test run, ms; default SANDBOX_DEFAULTS.testTimeoutMs (operators/sandbox/types.ts) */
   timeoutMs?: number;
   signal?: AbortSignal;
   now?: () => number;
