@@ -4,7 +4,8 @@
  *
  * Environment variables (all optional): SWE_STREAM_BUS, SWE_STREAM_DATA_DIR, SWE_STREAM_KAFKA_BROKERS
  * (comma-separated), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
- * SWE_STREAM_PARTITIONS, SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LOCAL_REPOS (directories whose
+ * SWE_STREAM_PARTITIONS, SWE_STREAM_REGISTRY_AUTO_REGISTER=1 (register schemas at start: development and tests),
+ * SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LOCAL_REPOS (directories whose
  * repositories may be cloned by path, separated like PATH; for workers of git: sources run elsewhere), SWE_STREAM_LICENSES (`permissive`, `any`, or SPDX ids
  * separated by commas: the filter's licence rule), DOCKER_HOST (read by the sandbox), GITHUB_TOKEN, SWE_STREAM_WEBHOOK_SECRET.
  * Secrets are read from the environment only, never from the config file.
@@ -77,8 +78,11 @@ export const configSchema = z
     registry: z
       .object({
         url: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
-        /** Register schemas at startup (development/tests); in production they are registered at deploy. */
-        autoRegister: z.boolean().default(true),
+        /**
+         * Register the current schemas at startup: development and tests only (SWE_STREAM_REGISTRY_AUTO_REGISTER=1).
+         * In production they are registered once by the deploy step, `swe-stream schemas register`.
+         */
+        autoRegister: z.boolean().default(false),
       })
       .strict()
       .default({}),
@@ -173,7 +177,14 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     out.filter = { licenses: v === 'any' || v === 'permissive' ? v : v.split(',').map((x) => x.trim()).filter(Boolean) };
   }
   if (env.SWE_STREAM_KAFKA_BROKERS) out.kafka = { brokers: env.SWE_STREAM_KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean) };
-  if (env.SWE_STREAM_REGISTRY_URL) out.registry = { url: env.SWE_STREAM_REGISTRY_URL };
+  const registry: Record<string, unknown> = {};
+  if (env.SWE_STREAM_REGISTRY_URL) registry.url = env.SWE_STREAM_REGISTRY_URL;
+  const auto = env.SWE_STREAM_REGISTRY_AUTO_REGISTER;
+  if (auto !== undefined && auto !== '') {
+    if (auto !== '1' && auto !== '0') throw new ConfigError(`SWE_STREAM_REGISTRY_AUTO_REGISTER=${auto}: expected 1 or 0`);
+    registry.autoRegister = auto === '1';
+  }
+  if (Object.keys(registry).length) out.registry = registry;
   if (env.SWE_STREAM_CLICKHOUSE_URL) out.clickhouse = { url: env.SWE_STREAM_CLICKHOUSE_URL };
   const mp = num('SWE_STREAM_METRICS_PORT');
   if (mp !== undefined) out.metricsPort = mp;

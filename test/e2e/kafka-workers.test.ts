@@ -36,7 +36,7 @@ function worker(stage: string, extra: string[] = []): void {
   const args = [join(ROOT, 'bin/swe-stream.js'), 'worker', '--stage', stage, '--bus', 'kafka', '--data-dir', dataDir, ...extra];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_LOCAL_REPOS: repo.path, SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_KAFKA_BROKERS: brokers, SWE_STREAM_REGISTRY_URL: registry, SWE_STREAM_LOG_LEVEL: 'warn' },
+    env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_LOCAL_REPOS: repo.path, SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_KAFKA_BROKERS: brokers, SWE_STREAM_REGISTRY_URL: registry, SWE_STREAM_REGISTRY_AUTO_REGISTER: '1', SWE_STREAM_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const w = { name: stage, child, err: '' };
