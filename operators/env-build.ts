@@ -204,6 +204,7 @@ interface InSandbox {
   signal: AbortSignal;
 }
 
+/** The stage's context: deps with their defaults (timeouts from {@link SANDBOX_DEFAULTS}), empty memories. */
 function contextOf(deps: EnvBuildDeps): EnvBuildCtx {
   return {
     deps,

@@ -188,6 +188,7 @@ interface FilterSettings {
   licenseReason: FilterReason;
 }
 
+/** The settings of `deps`, a missing one taken from {@link FILTER_DEFAULTS}. */
 function settingsOf(deps: FilterDeps): FilterSettings {
   const licenses: LicensePolicy = deps.licenses ?? FILTER_DEFAULTS.licenses;
   return {

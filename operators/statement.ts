@@ -175,6 +175,7 @@ interface Written {
 type Stop = Outcome<never>;
 const isStop = (x: object): x is Stop => 'kind' in x;
 
+/** The job of one record: its leakage-gate inputs taken once, the spend at zero. */
 function jobOf(env: Envelope<TaskVerified>): StatementJob {
   const t = env.value;
   const secrets = leakageInputOf(t);
