@@ -274,16 +274,29 @@ export class KafkaTransport implements Transport {
       const existing = new Set(await this.admin.listTopics());
       const missing = specs.filter((s) => !existing.has(s.name));
       if (missing.length === 0) return;
-      // Created ≠ usable: waitForLeaders makes the first produce/fetch find a leader.
-      await this.admin.createTopics({
-        topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })),
-        waitForLeaders: true,
-      });
-      await this.waitForMetadata(missing.map((s) => s.name));
+      await this.createAndWait(missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })));
       this.log.info({ topics: missing.map((s) => `${s.name}(${s.partitions})`) }, 'topics created');
     } catch (err) {
       throw toTransportError(`creating topics ${specs.map((s) => s.name).join(', ')}`, err);
     }
+  }
+
+  /**
+   * Create topics and wait until every partition has a leader in the broker's metadata. Workers started
+   * together race to create the same topics: the loser's TOPIC_ALREADY_EXISTS, and the UNKNOWN_TOPIC_OR_PARTITION
+   * that kafkajs's own leader wait can meet while the winner's topic propagates, both mean "created elsewhere,
+   * not yet visible", so both go to the same metadata wait instead of failing the worker's start.
+   * @throws TransportError (retriable) when the topics have no leader after `metadataWaitMs`
+   */
+  private async createAndWait(topics: Array<{ topic: string; numPartitions: number; replicationFactor: number; configEntries?: Array<{ name: string; value: string }> }>): Promise<void> {
+    try {
+      await this.admin.createTopics({ topics, waitForLeaders: false });
+    } catch (err) {
+      // kafkajs reports per-topic failures of one request as an aggregate (`errors`), a single one as itself.
+      const parts = (err as { errors?: unknown[] }).errors ?? [err];
+      if (!parts.every((e) => ['TOPIC_ALREADY_EXISTS', 'UNKNOWN_TOPIC_OR_PARTITION'].includes(errorType(e) ?? ''))) throw err;
+    }
+    await this.waitForMetadata(topics.map((t) => t.topic));
   }
 
   /**
@@ -360,22 +373,18 @@ export class KafkaTransport implements Transport {
   async ensureStoreTopic(topic: string): Promise<void> {
     await this.connect();
     try {
-      if ((await this.admin.listTopics()).includes(topic)) return;
-      await this.admin.createTopics({
-        topics: [{
-          topic,
-          numPartitions: this.storePartitions,
-          replicationFactor: this.replicationFactor,
-          configEntries: [
-            { name: 'cleanup.policy', value: 'compact' },
-            { name: 'min.compaction.lag.ms', value: String(24 * 3600_000) },
-          ],
-        }],
-        waitForLeaders: true,
-      });
+      if ((await this.admin.listTopics()).includes(topic)) return this.waitForMetadata([topic]);
+      await this.createAndWait([{
+        topic,
+        numPartitions: this.storePartitions,
+        replicationFactor: this.replicationFactor,
+        configEntries: [
+          { name: 'cleanup.policy', value: 'compact' },
+          { name: 'min.compaction.lag.ms', value: String(24 * 3600_000) },
+        ],
+      }]);
       this.log.info({ topic }, 'store topic created');
     } catch (err) {
-      if (errorType(err) === 'TOPIC_ALREADY_EXISTS') return; // another worker created it first
       throw toTransportError(`creating store topic ${topic}`, err);
     }
   }
