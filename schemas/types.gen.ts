@@ -161,6 +161,8 @@ export interface Environment {
   install_notes: null | Array<string>;
   /** null = the runner's defaults */
   test_invocations: null | Array<TestInvocation>;
+  /** monorepos: the workspace packages (npm/yarn/pnpm workspaces, lerna, Python sub-packages) the PR touched, whose own test commands run from their directories; null = the repository root */
+  package_dirs: null | Array<string>;
 }
 
 /** How the repository's own test script runs its runner; several = variants, each test id of a labelled variant ends with ' [label]'. */
@@ -175,6 +177,8 @@ export interface TestInvocation {
   args: Array<string>;
   /** test paths or patterns the script restricts this run to ([] = default discovery) */
   paths: Array<string>;
+  /** workspace package directory (repository-relative) the runner runs in; files and paths are relative to it, test ids repository-relative; null = the repository root */
+  dir: null | string;
 }
 
 /** Topic tests.ready. Environment plus the split test patch / gold patch (or an f2p_script). */
