@@ -10,6 +10,11 @@
  * `# swe-stream variant: <label>` line; the parser splits them again and gives each test of a labelled
  * variant the id `<runner's id> [<label>]`. A test is then FAIL_TO_PASS when it is in any variant, and
  * the variant is in its name. The command exits non-zero when any variant's run did.
+ *
+ * Monorepos: an invocation with a `dir` (a workspace package, operators/env/workspaces.ts) runs in that
+ * directory (`( cd dir && … )`), gets the files inside it (relative to it) and its `paths` read relative to
+ * it; such a command always goes through the markers (`… @@ dir`), and the parser makes the package's ids
+ * repository-relative again ({@link packageTestId}), so ids agree with the row's test files.
  */
 import { posix } from 'node:path';
 import type { Invocation, ParseContext, Runner, TestCommandOptions, TestResult } from './types.js';
