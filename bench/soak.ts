@@ -270,6 +270,28 @@ async function clickhouse(t: Target): Promise<{ rows: number; ids: Set<string> }
   return { rows, ids };
 }
 
+/**
+ * A reader of the records committed so far by the filter's and the sink's consumer groups (summed over
+ * partitions), on one bus connection kept open for the whole soak (a failed read, e.g. while the broker
+ * restarts, answers the last figure).
+ */
+async function committedReader(t: Target): Promise<(() => Promise<number>) & { close(): Promise<void> }> {
+  const cfg = loadConfig({ file: t.configFile, env: t.env, overrides: { dataDir: t.dataDir } });
+  const bus = await openBus(cfg);
+  await bus.transport.ensureTopics(['pr.events', 'stage.outcomes'].map((name) => ({ name, partitions: cfg.partitions })));
+  let last = 0;
+  const sum = async (group: string, topic: string) => (await bus.transport.groupOffsets(group, [topic])).reduce((n, r) => n + Number(r.offset), 0);
+  const read = async () => {
+    try {
+      last = (await sum('swe-stream.filter', 'pr.events')) + (await sum('swe-stream.sink', 'stage.outcomes'));
+    } catch {
+      // keep the last figure
+    }
+    return last;
+  };
+  return Object.assign(read, { close: () => bus.transport.close() });
+}
+
 /** `infra/kafka.sh stop|start` on the shared state folder (SWE_STREAM_STATE). */
 async function kafkaCtl(cmd: 'stop' | 'start'): Promise<void> {
   await promisify(execFile)('bash', [join(ROOT, 'infra/kafka.sh'), cmd], { cwd: ROOT, env: process.env, timeout: 300_000 });
@@ -297,44 +319,67 @@ async function soak(bus: Target['bus'], source: string, base: string): Promise<b
   const c = await runCli(clean, source);
   if (c.code !== 0) throw new Error(`clean ${bus} run exited ${c.code ?? c.signal}: ${problems(c.stderr).join('\n')}`);
   note(`${bus}: clean run ${(c.ms / 1000).toFixed(1)} s`);
+  const want = await snapshot(clean);
+  const total = want.inputs + want.outcomes; // records the filter and the sink commit in all
+  const poll = await committedReader(killed);
   const t0 = Date.now();
-  // Kill points: one in five at a random moment of start-up (spawn to ready), the others at a random moment of
-  // a window after ready sized so that --kills runs do not finish the work (1.5 × the clean run's working time
-  // / kills: each killed run gets through ~3/4 of its share, the last run finishes the rest).
+  // Kill points: one in five at a random moment of start-up (spawn to ready); the others once the filter and
+  // the sink together have committed a random number more records (up to half an even share of what is left
+  // among the kills still to come and the last run: commits come in bursts of hundreds) or a random time after ready (up to 1.5 × the clean run's
+  // time from ready to exit: commits come in bursts, the first one a while after ready), whichever comes
+  // first: the kills land mid-work, and the last run has work left to finish.
   const startup = c.readyMs ?? 0;
-  const window = Math.max(400, (1.5 * (c.ms - startup)) / KILLS);
   let kills = 0;
   let restarts = -1;
   let brokerRestarts = 0;
   const crashes: string[] = [];
+  /** committed records (filter + sink) before and at each kill */
+  const at: Array<{ before: number; after: number }> = [];
   const brokerAt = bus === 'kafka' ? Math.floor(KILLS / 2) : -1;
+  /** Wait until `n` records are committed, the child exits, or nothing moves for a minute. */
+  const until = async (n: number, exited: Promise<unknown>, alive: () => boolean) => {
+    let last = -1;
+    let lastMove = Date.now();
+    while (alive() && Date.now() - lastMove < 60_000) {
+      const now = await poll();
+      if (now >= n) return;
+      if (now !== last) [last, lastMove] = [now, Date.now()];
+      await Promise.race([sleep(bus === 'kafka' ? 100 : 10), exited]);
+    }
+  };
   for (;;) {
     restarts++;
     const killNow = kills < KILLS;
     const withBroker = killNow && kills === brokerAt && brokerRestarts === 0;
+    const before = await poll();
+    const left = Math.max(1, KILLS - kills) + 1; // this kill, the ones after it, and the run that finishes
+    const share = Math.max(0, total - before) / (2 * left);
+    const working = Math.max(300, c.ms - startup); // the clean run's time from ready to exit
     const r = await runCli(killed, source, killNow ? (child, ready, exited) => {
       void (async () => {
         const alive = () => child.exitCode === null && child.signalCode === null;
         if (!withBroker && startup > 0 && Math.random() < 0.2) await Promise.race([sleep(Math.random() * startup), exited]);
         else {
           await Promise.race([ready, sleep(Math.max(60_000, 3 * startup)), exited]);
-          if (withBroker) {
-            await Promise.race([sleep(Math.random() * window), exited]);
-            if (!alive()) return;
-            note(`kafka: restarting the broker under worker ${child.pid}`);
+          await Promise.race([until(before + 1 + Math.random() * share, exited, alive), sleep(Math.random() * 1.5 * working)]);
+          if (withBroker && alive()) {
+            note(`kafka: restarting the broker under worker ${child.pid} (${await poll()} of ${total} committed)`);
             await kafkaCtl('stop');
             await sleep(3000);
             await kafkaCtl('start');
             brokerRestarts++;
-            note('kafka: broker back; letting the worker go on');
-            await Promise.race([sleep(15_000 + Math.random() * window), exited]);
-          } else await Promise.race([sleep(Math.random() * window), exited]);
+            note(`kafka: broker back (${await poll()} committed); letting the worker go on`);
+            const back = await poll();
+            await Promise.race([until(back + 1 + Math.random() * share, exited, alive), sleep(15_000 + Math.random() * 1.5 * working)]);
+          }
         }
         if (alive()) child.kill('SIGKILL');
       })();
     } : undefined);
     if (r.signal === 'SIGKILL' && killNow) {
       kills++;
+      at.push({ before, after: await poll() });
+      if (process.env.SOAK_DEBUG) note(`kill ${kills} after ${r.ms} ms (ready ${r.readyMs}): ${JSON.stringify(at[at.length - 1])} of ${total}`);
       continue;
     }
     if (r.code === 0) break;
@@ -343,9 +388,11 @@ async function soak(bus: Target['bus'], source: string, base: string): Promise<b
     if (crashes.length > 10) throw new Error(`${bus}: more than 10 runs ended by themselves; giving up`);
   }
   const wall = (Date.now() - t0) / 1000;
-  const want = await snapshot(clean);
+  await poll.close();
   const got = await snapshot(killed);
   const cmp = compare(want, got, bus === 'kafka');
+  // A kill "mid-work": the run it ended had moved the commits and left work for the next.
+  const midWork = at.filter((k) => k.after > k.before && k.after < total).length;
   const chClean = await clickhouse(clean);
   const chKilled = await clickhouse(killed);
   const sameIds = chClean.ids.size === chKilled.ids.size && [...chClean.ids].every((id) => chKilled.ids.has(id));
@@ -353,7 +400,7 @@ async function soak(bus: Target['bus'], source: string, base: string): Promise<b
   const ok = cmp.lost === 0 && cmp.duplicated === 0 && equal && kills >= KILLS;
   for (const d of cmp.detail) note(`${bus}: ${d}`);
   console.log(JSON.stringify({
-    bench: 'soak', bus, hours: HOURS, kills, restarts, crashes: crashes.length, broker_restarts: brokerRestarts,
+    bench: 'soak', bus, hours: HOURS, kills, kills_mid_work: midWork, restarts, crashes: crashes.length, broker_restarts: brokerRestarts,
     inputs: got.inputs, outcomes: got.outcomes, clean_outcomes: want.outcomes, lost: cmp.lost, duplicated: cmp.duplicated, replayed: cmp.replayed,
     clickhouse_rows: chKilled.rows, clean_rows: chClean.rows, equal, wall_s: Math.round(wall), clean_s: Math.round(c.ms / 100) / 10, load1: +loadavg()[0]!.toFixed(1),
     ...(crashes.length ? { crash_causes: crashes } : {}),
