@@ -76,6 +76,14 @@ export interface KafkaTransportOptions {
   metadataWaitMs?: number;
   /** Max bytes of records (values, keys, headers, overhead; see recordBytes) per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
   maxRequestBytes?: number;
+  /**
+   * How long a produce rides out a bus that does not answer (connection refused or lost, no leader, request
+   * timed out: retriable errors) before it rejects: the batch is sent again with backoff (250 ms doubling, at
+   * most 5 s) while records queued meanwhile wait behind it. A broker restart takes tens of seconds; without
+   * this, kafkajs' client-level retries (`retries`, ~6 s) made every produce during one fail, and the
+   * runtime's and the source runner's callers died with it. Default 120,000.
+   */
+  outageBudgetMs?: number;
   /** Logger for this transport and the routed kafkajs logs. Default: a child of the process logger. */
   logger?: pino.Logger;
 }
@@ -195,6 +203,7 @@ export class KafkaTransport implements Transport {
   readonly brokers: string[];
   readonly maxRecordBytes: number;
   private readonly metadataWaitMs: number;
+  private readonly outageBudgetMs: number;
   /** @internal shared with the group consumers */
   readonly kafka: KafkaClient;
   /** @internal */
@@ -224,6 +233,7 @@ export class KafkaTransport implements Transport {
     this.maxRequestBytes = opts.maxRequestBytes ?? 900_000;
     this.maxRecordBytes = opts.maxRecordBytes ?? 1_000_000;
     this.metadataWaitMs = opts.metadataWaitMs ?? 30_000;
+    this.outageBudgetMs = opts.outageBudgetMs ?? 120_000;
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'swe-stream',
       brokers: this.brokers,
@@ -274,16 +284,27 @@ export class KafkaTransport implements Transport {
       const existing = new Set(await this.admin.listTopics());
       const missing = specs.filter((s) => !existing.has(s.name));
       if (missing.length === 0) return;
-      // Created ≠ usable: waitForLeaders makes the first produce/fetch find a leader.
-      await this.admin.createTopics({
-        topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })),
-        waitForLeaders: true,
-      });
-      await this.waitForMetadata(missing.map((s) => s.name));
+      await this.createTopics(missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })));
       this.log.info({ topics: missing.map((s) => `${s.name}(${s.partitions})`) }, 'topics created');
     } catch (err) {
       throw toTransportError(`creating topics ${specs.map((s) => s.name).join(', ')}`, err);
     }
+  }
+
+  /**
+   * Create topics and wait until they are usable (created ≠ usable: every partition needs a leader in the
+   * metadata a first produce or fetch sees). Not kafkajs' `waitForLeaders`: on a loaded broker its metadata
+   * polls run out of retries with UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition")
+   * for a topic it has just created, which stopped a run at start (seen in bench/soak); {@link waitForMetadata}
+   * waits up to `metadataWaitMs`. A topic another client created first counts as created.
+   */
+  private async createTopics(topics: Parameters<Admin['createTopics']>[0]['topics']): Promise<void> {
+    try {
+      await this.admin.createTopics({ topics, waitForLeaders: false });
+    } catch (err) {
+      if (errorType(err) !== 'TOPIC_ALREADY_EXISTS') throw err;
+    }
+    await this.waitForMetadata(topics.map((t) => t.topic));
   }
 
   /**
@@ -361,18 +382,15 @@ export class KafkaTransport implements Transport {
     await this.connect();
     try {
       if ((await this.admin.listTopics()).includes(topic)) return;
-      await this.admin.createTopics({
-        topics: [{
-          topic,
-          numPartitions: this.storePartitions,
-          replicationFactor: this.replicationFactor,
-          configEntries: [
-            { name: 'cleanup.policy', value: 'compact' },
-            { name: 'min.compaction.lag.ms', value: String(24 * 3600_000) },
-          ],
-        }],
-        waitForLeaders: true,
-      });
+      await this.createTopics([{
+        topic,
+        numPartitions: this.storePartitions,
+        replicationFactor: this.replicationFactor,
+        configEntries: [
+          { name: 'cleanup.policy', value: 'compact' },
+          { name: 'min.compaction.lag.ms', value: String(24 * 3600_000) },
+        ],
+      }]);
       this.log.info({ topic }, 'store topic created');
     } catch (err) {
       if (errorType(err) === 'TOPIC_ALREADY_EXISTS') return; // another worker created it first
@@ -380,22 +398,40 @@ export class KafkaTransport implements Transport {
     }
   }
 
-  /** Drain the produce queue: everything queued goes out together, one request at a time. */
+  /**
+   * Drain the produce queue: everything queued goes out together, one request at a time. A batch that fails
+   * with a retriable error is sent again until {@link outageBudgetMs} has passed since its first failure (the
+   * idempotent producer dedupes a resend of what the broker did write within one producer session; across a
+   * broker restart a resend may duplicate, which at-least-once allows).
+   */
   private async flush(): Promise<void> {
-    await this.connect().catch((err: unknown) => {
-      for (const p of this.queue.splice(0)) p.reject(err);
-    });
     while (this.queue.length > 0) {
       const batch = this.refuseOversize(this.queue.splice(0));
-      try {
-        if (batch.length > 0) await this.send(batch);
-        for (const p of batch) p.resolve();
-      } catch (err) {
-        const e = toTransportError('producing records', err);
-        // One caller's refused record must not fail the others coalesced with it: send each call alone.
-        if (e.refused && batch.length > 1) await this.sendEachAlone(batch);
-        else for (const p of batch) p.reject(e);
+      if (batch.length === 0) continue;
+      let err: TransportError | undefined;
+      for (let attempt = 1, since = 0; ; attempt++) {
+        try {
+          await this.connect();
+          await this.send(batch);
+          err = undefined;
+          break;
+        } catch (e) {
+          err = toTransportError('producing records', e);
+          if (this.closed || err.refused || !err.retriable) break;
+          since ||= Date.now();
+          if (Date.now() - since >= this.outageBudgetMs) {
+            err = new TransportError(`${err.message} (the bus did not answer for ${Math.round((Date.now() - since) / 1000)} s)`, true, { cause: e });
+            break;
+          }
+          const delay = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+          if (attempt === 1 || attempt % 5 === 0) this.log.warn({ err: err.message, attempt, delayMs: delay, records: batch.reduce((n, p) => n + p.records.length, 0) }, 'produce failed; the bus may be restarting, sending again');
+          await new Promise((r) => setTimeout(r, delay));
+        }
       }
+      if (!err) for (const p of batch) p.resolve();
+      // One caller's refused record must not fail the others coalesced with it: send each call alone.
+      else if (err.refused && batch.length > 1) await this.sendEachAlone(batch);
+      else for (const p of batch) p.reject(err);
     }
   }
 
