@@ -332,6 +332,7 @@ async function soak(bus: Target['bus'], source: string, base: string): Promise<b
   let kills = 0;
   let restarts = -1;
   let brokerRestarts = 0;
+  let brokerDone = bus !== 'kafka';
   const crashes: string[] = [];
   /** committed records (filter + sink) before and at each kill */
   const at: Array<{ before: number; after: number }> = [];
@@ -350,7 +351,8 @@ async function soak(bus: Target['bus'], source: string, base: string): Promise<b
   for (;;) {
     restarts++;
     const killNow = kills < KILLS;
-    const withBroker = killNow && kills === brokerAt && brokerRestarts === 0;
+    const withBroker = killNow && kills >= brokerAt && !brokerDone;
+    if (withBroker) brokerDone = true; // once, even when the worker dies under it
     const before = await poll();
     const left = Math.max(1, KILLS - kills) + 1; // this kill, the ones after it, and the run that finishes
     const share = Math.max(0, total - before) / (2 * left);
