@@ -203,7 +203,8 @@ export class KafkaTransport implements Transport {
   readonly brokers: string[];
   readonly maxRecordBytes: number;
   private readonly metadataWaitMs: number;
-  private readonly outageBudgetMs: number;
+  /** @internal see {@link KafkaTransportOptions.outageBudgetMs} */
+  readonly outageBudgetMs: number;
   /** @internal shared with the group consumers */
   readonly kafka: KafkaClient;
   /** @internal */
@@ -650,6 +651,9 @@ export class KafkaGroupConsumer implements GroupConsumer {
   private stopping: Promise<void> | undefined;
   private readonly pendingCommits = new Map<string, PendingCommit & TopicPartition>();
   private commitScheduled = false;
+  /** When commits started failing retriably (0: they do not), and how often they were sent again since. */
+  private commitFailingSince = 0;
+  private commitRetries = 0;
   private committing = false;
   /** Resolvers waiting for the next GROUP_JOIN (commits that failed because of a rebalance). */
   private joinWaiters: Array<() => void> = [];
@@ -870,6 +874,8 @@ export class KafkaGroupConsumer implements GroupConsumer {
       // kafkajs silently skips commits when its runner is not running (stopping): report those as dropped.
       const ok = this.running;
       for (const pc of live) for (const w of pc.waiters) w(ok);
+      this.commitFailingSince = 0;
+      this.commitRetries = 0;
     } catch (err) {
       const type = errorType(err);
       if (type && REBALANCE_ERRORS.has(type) && this.running) {
@@ -880,7 +886,22 @@ export class KafkaGroupConsumer implements GroupConsumer {
         for (const pc of live) for (const w of pc.waiters) w(false);
       } else {
         const e = toTransportError(`committing offsets of group ${this.opts.groupId}`, err);
-        for (const pc of live) for (const f of pc.fail) f(e);
+        // The broker is away (a restart): hold the commits and send them again, as produce does, for up to
+        // the transport's outage budget; the consumer rejoins meanwhile and a partition lost on the way drops
+        // its commit (requeue). Without this a broker restart stopped the stage (bench/soak).
+        this.commitFailingSince ||= Date.now();
+        const failing = Date.now() - this.commitFailingSince;
+        if (e.retriable && !e.refused && failing < this.transport.outageBudgetMs) {
+          const delay = Math.min(5000, 250 * 2 ** Math.min(this.commitRetries++, 5));
+          if (this.commitRetries === 1 || this.commitRetries % 5 === 0) this.log.warn({ err: e.message, attempt: this.commitRetries, delayMs: delay }, 'commit failed; the bus may be restarting, committing again');
+          await new Promise((r) => setTimeout(r, delay));
+          for (const pc of live) this.requeue(pc);
+        } else {
+          const out = failing >= this.transport.outageBudgetMs ? new TransportError(`${e.message} (the bus did not answer for ${Math.round(failing / 1000)} s)`, true, { cause: err }) : e;
+          this.commitFailingSince = 0;
+          this.commitRetries = 0;
+          for (const pc of live) for (const f of pc.fail) f(out);
+        }
       }
     } finally {
       this.committing = false;

@@ -2,7 +2,8 @@
  * The Kafka transport's produce rides out a bus that does not answer (bench/soak: a broker restart made every
  * produce fail after kafkajs' ~6 s client retries, and the filter stage and the source runner died with it):
  * the batch is sent again with backoff until `outageBudgetMs`, records queued meanwhile go after it, a refused
- * record is not retried. The kafkajs producer is replaced by a scripted one; the clock is vitest's.
+ * record is not retried; commits are held the same way. The kafkajs producer and consumer are replaced by
+ * scripted ones; the clock is vitest's.
  */
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
 import { KafkaTransport } from '../../../streams/transports/kafka.js';
@@ -30,7 +31,7 @@ function scripted(failures: number, error: () => Error, opts: { outageBudgetMs?:
 const rec = (topic: string) => ({ topic, key: 'k', value: Buffer.from('v') });
 
 beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'Date'] });
 });
 afterEach(() => {
   vi.useRealTimers();
@@ -71,5 +72,30 @@ describe('Kafka produce during a broker outage', () => {
     const err = await t.produce([rec('a')]).then(() => undefined, (e: unknown) => e as TransportError);
     expect(err?.refused).toBe(true);
     expect(calls()).toBe(1);
+  });
+
+  it('holds commits while the broker is away and sends them once it is back', async () => {
+    const t = new KafkaTransport({ brokers: ['127.0.0.1:1'], outageBudgetMs: 60_000 });
+    const member = t.consumer({ groupId: 'g', topics: ['pr.events'] });
+    const committed: string[] = [];
+    let calls = 0;
+    Object.assign(member as object, {
+      running: true,
+      assigned: new Map([['pr.events\u00000', { topic: 'pr.events', partition: 0 }]]),
+      consumer: {
+        commitOffsets: async (offsets: Array<{ offset: string }>) => {
+          if (++calls <= 10) throw refusedConnection();
+          committed.push(...offsets.map((o) => o.offset));
+        },
+      },
+    });
+    let ok: boolean | undefined;
+    void member.commit({ topic: 'pr.events', partition: 0 }, '5').then((r) => (ok = r));
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(ok).toBeUndefined(); // held, not failed
+    void member.commit({ topic: 'pr.events', partition: 0 }, '7');
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(ok).toBe(true);
+    expect(committed).toEqual(['7']); // coalesced: the highest offset once the broker answers
   });
 });
