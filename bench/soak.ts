@@ -360,7 +360,9 @@ async function soak(bus: Target['bus'], source: string, base: string): Promise<b
     const r = await runCli(killed, source, killNow ? (child, ready, exited) => {
       void (async () => {
         const alive = () => child.exitCode === null && child.signalCode === null;
-        if (!withBroker && startup > 0 && Math.random() < 0.2) await Promise.race([sleep(Math.random() * startup), exited]);
+        // Everything committed already (a kill landed after the last commit): only start-up and the idle check are left to kill.
+        if (!withBroker && before >= total) await Promise.race([sleep(Math.random() * 1.2 * Math.max(startup, 1000)), exited]);
+        else if (!withBroker && startup > 0 && Math.random() < 0.2) await Promise.race([sleep(Math.random() * startup), exited]);
         else {
           await Promise.race([ready, sleep(Math.max(60_000, 3 * startup)), exited]);
           await Promise.race([until(before + 1 + Math.random() * share, exited, alive), sleep(Math.random() * 1.5 * working)]);
