@@ -110,13 +110,27 @@ function errorType(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a kafkajs error is, or wraps, a lost or refused connection (retries exhausted against a broker that
+ * is away). kafkajs wraps it in KafkaJSNonRetriableError (retriable: false) when an outer retrier bails out —
+ * as the consumer's commitOffsets does while the broker restarts — so the `cause`/`originalError` chain is
+ * followed; a broker that is away is transient whatever the wrapper says.
+ */
+function lostConnection(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; i++) {
+    if (e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSConnectionError') return true;
+    e = (e.originalError ?? e.cause) as typeof e;
+  }
+  return false;
+}
+
 /** Map a kafkajs error to a TransportError (kafkajs marks retriable errors; unknown ones count as retriable, like kafkajs does). */
 function toTransportError(what: string, err: unknown): TransportError {
   if (err instanceof TransportError) return err;
   const type = errorType(err);
   if (type && REFUSED_RECORD_ERRORS.has(type)) return new TransportError(`${what}: the broker refused the records (${type})`, false, { cause: err, refused: true });
   const e = err as { message?: string; retriable?: boolean; name?: string };
-  const retriable = e?.retriable !== false || e?.name === 'KafkaJSNumberOfRetriesExceeded' || e?.name === 'KafkaJSConnectionError';
+  const retriable = e?.retriable !== false || lostConnection(err);
   return new TransportError(`${what}: ${e?.message ?? String(err)}`, retriable, { cause: err });
 }
 

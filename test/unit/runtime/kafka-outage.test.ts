@@ -12,6 +12,12 @@ import { TransportError } from '../../../streams/transport.js';
 /** What kafkajs throws once its client-level retries against a stopped broker are used up. */
 const refusedConnection = () => Object.assign(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'), { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false });
 
+/** What the consumer's commitOffsets throws meanwhile: kafkajs' outer retrier bails out with the connection error wrapped. */
+const wrappedRefusedConnection = () => {
+  const inner = refusedConnection();
+  return Object.assign(new Error(inner.message), { name: 'KafkaJSNonRetriableError', retriable: false, originalError: inner });
+};
+
 /** A transport whose producer fails the first `failures` requests with `error`, then acknowledges; `sent` lists the topics of each acknowledged request. */
 function scripted(failures: number, error: () => Error, opts: { outageBudgetMs?: number } = {}) {
   const t = new KafkaTransport({ brokers: ['127.0.0.1:1'], outageBudgetMs: opts.outageBudgetMs });
@@ -84,7 +90,7 @@ describe('Kafka produce during a broker outage', () => {
       assigned: new Map([['pr.events\u00000', { topic: 'pr.events', partition: 0 }]]),
       consumer: {
         commitOffsets: async (offsets: Array<{ offset: string }>) => {
-          if (++calls <= 10) throw refusedConnection();
+          if (++calls <= 10) throw wrappedRefusedConnection();
           committed.push(...offsets.map((o) => o.offset));
         },
       },
