@@ -708,6 +708,10 @@ export class KafkaGroupConsumer implements GroupConsumer {
         this.assigned = new Map();
         this.running = false;
         if (all.length > 0) this.handlers?.onRevoked?.(all);
+        // Commits waiting for a join that will not come: requeue drops them (false).
+        const waiters = this.joinWaiters;
+        this.joinWaiters = [];
+        for (const w of waiters) w();
       }
     });
     try {
@@ -892,8 +896,11 @@ export class KafkaGroupConsumer implements GroupConsumer {
       this.commitRetries = 0;
     } catch (err) {
       const type = errorType(err);
-      if (type && REBALANCE_ERRORS.has(type) && this.running) {
-        this.log.info({ error: type, partitions: live.length }, 'commit hit a rebalance; retrying after the next join');
+      // kafkajs between a crash and its restart (a broker restart) has no group to commit through ("Consumer
+      // group was not initialized"): like a rebalance, the commits wait for the next join.
+      const restarting = /Consumer group was not initialized/.test((err as Error)?.message ?? '');
+      if (((type && REBALANCE_ERRORS.has(type)) || restarting) && this.running) {
+        this.log.info({ error: type ?? (err as Error).message, partitions: live.length }, 'commit hit a rebalance; retrying after the next join');
         await new Promise<void>((r) => this.joinWaiters.push(r));
         for (const pc of live) this.requeue(pc);
       } else if (!this.running) {

@@ -104,4 +104,31 @@ describe('Kafka produce during a broker outage', () => {
     expect(ok).toBe(true);
     expect(committed).toEqual(['7']); // coalesced: the highest offset once the broker answers
   });
+
+  it('holds commits while kafkajs restarts a crashed consumer, until it has joined again', async () => {
+    const t = new KafkaTransport({ brokers: ['127.0.0.1:1'] });
+    const member = t.consumer({ groupId: 'g', topics: ['pr.events'] });
+    const committed: string[] = [];
+    let restarting = true;
+    const tp = { topic: 'pr.events', partition: 0 };
+    Object.assign(member as object, {
+      running: true,
+      assigned: new Map([['pr.events\u00000', tp]]),
+      consumer: {
+        commitOffsets: async (offsets: Array<{ offset: string }>) => {
+          if (restarting) throw Object.assign(new Error('Consumer group was not initialized, consumer#run must be called first'), { name: 'KafkaJSNonRetriableError', retriable: false });
+          committed.push(...offsets.map((o) => o.offset));
+        },
+      },
+    });
+    let ok: boolean | undefined;
+    void member.commit(tp, '5').then((r) => (ok = r));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(ok).toBeUndefined();
+    restarting = false;
+    (member as unknown as { onJoin(a: Record<string, number[]>): void }).onJoin({ 'pr.events': [0] }); // kafkajs' GROUP_JOIN after the restart
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(ok).toBe(true);
+    expect(committed).toEqual(['5']);
+  });
 });
