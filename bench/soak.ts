@@ -31,7 +31,7 @@
  *   {"bench":"soak","bus":"embedded","kills":N,"restarts":…,"crashes":…,"broker_restarts":0|1,"inputs":…,"outcomes":…,
  *    "lost":0,"duplicated":0,"replayed":…,"clickhouse_rows":…,"clean_rows":…,"equal":true,"wall_s":…,"clean_s":…,"load1":…}
  * Exit 1 when anything is lost, duplicated or unequal, or a run never completes (--run-timeout-s).
- * Usage: npx tsx bench/soak.ts [--bus embedded,kafka] [--kills 20] [--hours 10] [--keep]
+ * Usage: npx tsx bench/soak.ts [--bus embedded,kafka] [--kills 20] [--hours 10] [--keep] (SOAK_DEBUG=1: one stderr line per kill)
  *   Kafka: the broker SWE_STREAM_KAFKA_BROKERS, registry SWE_STREAM_REGISTRY_URL, ClickHouse server
  *   SWE_STREAM_CLICKHOUSE_URL (`source infra/env.sh`); each run uses fresh topics and groups (prefix
  *   `soak<ms>-clean.` / `soak<ms>-kill.`, SWE_STREAM_KAFKA_PREFIX) and a fresh database, removed at the end
