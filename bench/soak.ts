@@ -118,6 +118,7 @@ function target(bus: Target['bus'], base: string, name: string, stamp: string): 
     prefix = `soak${stamp}-${name}.`;
     database = `soak_${stamp}_${name}`;
     env.SWE_STREAM_KAFKA_PREFIX = prefix;
+    env.SWE_STREAM_REGISTRY_AUTO_REGISTER ??= '1'; // fresh prefixes, same subjects: register the schemas if this registry lacks them
     env.SWE_STREAM_CLICKHOUSE_URL ??= 'http://127.0.0.1:8123';
     cfg.clickhouse = { database };
   }

@@ -1,7 +1,8 @@
 /**
- * Kafka bus: kafkajs transport + Confluent-wire-format serde through the schema registry. With
- * `registry.autoRegister` the current schemas are registered (compatibility FULL_TRANSITIVE) at start;
- * otherwise they must have been registered at deploy (`swe-stream schemas register`).
+ * Kafka bus: kafkajs transport + Confluent-wire-format serde through the schema registry. The schemas
+ * are registered at deploy (`swe-stream schemas register`, cli/commands/schemas.ts); with
+ * `registry.autoRegister` (development and tests: SWE_STREAM_REGISTRY_AUTO_REGISTER=1) they are registered
+ * (compatibility FULL_TRANSITIVE) at start instead.
  */
 import { join } from 'node:path';
 import type { Config } from './config.js';

@@ -95,7 +95,7 @@ const BUILDERS: { [S in StageName]: (deps: Deps) => PrStage<S> | Promise<PrStage
       sandboxes: solver ? deps.sandboxes : null,
       attemptsStore: solver ? await deps.store(DISTILL_ATTEMPTS_STORE) : null,
       grade: async (task, patch, signal) => {
-        const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, signal });
+        const [r] = await evaluate({ predictions: [{ instance_id: task.instance_id, model_patch: patch }], rows: [task], sandboxes: deps.sandboxes, timeoutMs: deps.cfg.sandbox.testTimeoutMs, signal });
         return r?.resolved === true;
       },
     });

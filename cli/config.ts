@@ -4,7 +4,8 @@
  *
  * Environment variables (all optional): SWE_STREAM_BUS, SWE_STREAM_DATA_DIR, SWE_STREAM_KAFKA_BROKERS
  * (comma-separated), SWE_STREAM_KAFKA_PREFIX (prefix of topics, groups and stores), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
- * SWE_STREAM_PARTITIONS, SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LOCAL_REPOS (directories whose
+ * SWE_STREAM_PARTITIONS, SWE_STREAM_REGISTRY_AUTO_REGISTER=1 (register schemas at start: development and tests),
+ * SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LOCAL_REPOS (directories whose
  * repositories may be cloned by path, separated like PATH; for workers of git: sources run elsewhere), SWE_STREAM_LICENSES (`permissive`, `any`, or SPDX ids
  * separated by commas: the filter's licence rule), DOCKER_HOST (read by the sandbox), GITHUB_TOKEN, SWE_STREAM_WEBHOOK_SECRET.
  * Secrets are read from the environment only, never from the config file.
@@ -15,6 +16,9 @@ import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
 import { STAGE_NAMES } from '../operators/pr/topology.js';
 import { TOPIC_PREFIX } from '../streams/transports/prefixed.js';
+import { SANDBOX_DEFAULTS } from '../operators/sandbox/types.js';
+import { FILTER_DEFAULTS } from '../operators/filter.js';
+import { DEFAULT_MAX_ATTEMPTS } from '../streams/runtime.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 
@@ -80,8 +84,11 @@ export const configSchema = z
     registry: z
       .object({
         url: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
-        /** Register schemas at startup (development/tests); in production they are registered at deploy. */
-        autoRegister: z.boolean().default(true),
+        /**
+         * Register the current schemas at startup: development and tests only (SWE_STREAM_REGISTRY_AUTO_REGISTER=1).
+         * In production they are registered once by the deploy step, `swe-stream schemas register`.
+         */
+        autoRegister: z.boolean().default(false),
       })
       .strict()
       .default({}),
@@ -110,31 +117,32 @@ export const configSchema = z
     concurrency: concurrencySchema,
     admission: admissionSchema,
     /** Attempts per record before the dead-letter topic. */
-    maxAttempts: z.number().int().min(1).max(20).default(3),
+    maxAttempts: z.number().int().min(1).max(20).default(DEFAULT_MAX_ATTEMPTS),
     filter: z
       .object({
-        maxFiles: z.number().int().positive().default(15),
-        maxChangedLines: z.number().int().positive().default(1000),
+        maxFiles: z.number().int().positive().default(FILTER_DEFAULTS.maxFiles),
+        maxChangedLines: z.number().int().positive().default(FILTER_DEFAULTS.maxChangedLines),
         /** bound of the diff a candidate carries downstream, bytes of UTF-8 (larger → too-large) */
-        maxDiffBytes: z.number().int().positive().max(786_432).default(262_144),
-        languages: z.array(z.string()).default(['python', 'javascript', 'typescript']),
+        maxDiffBytes: z.number().int().positive().max(786_432).default(FILTER_DEFAULTS.maxDiffBytes),
+        languages: z.array(z.string()).default([...FILTER_DEFAULTS.languages]),
         /**
          * The licence rule: `permissive` (default), `any` (SWE-bench itself includes GPL/LGPL projects), or a
          * list of SPDX ids such as `["MIT", "Apache-2.0", "GPL-3.0", "LGPL-2.1"]` (operators/pr/classify.ts).
          */
         licenses: z
           .union([z.enum(['permissive', 'any']), z.array(z.string().regex(/^[A-Za-z0-9.+-]+$/, 'expected an SPDX licence id')).min(1)])
-          .default('permissive'),
+          .default(FILTER_DEFAULTS.licenses),
       })
       .strict()
       .default({}),
+    /** Limits of every sandbox (operators/sandbox owns the defaults). Bytes; timeouts in ms, per install command and per test run. */
     sandbox: z
       .object({
-        memoryBytes: z.number().int().positive().default(4 * 1024 ** 3),
-        cpus: z.number().positive().default(2),
-        pidsLimit: z.number().int().positive().default(1024),
-        installTimeoutMs: z.number().int().positive().default(20 * 60_000),
-        testTimeoutMs: z.number().int().positive().default(10 * 60_000),
+        memoryBytes: z.number().int().positive().default(SANDBOX_DEFAULTS.memoryBytes),
+        cpus: z.number().positive().default(SANDBOX_DEFAULTS.cpus),
+        pidsLimit: z.number().int().positive().default(SANDBOX_DEFAULTS.pidsLimit),
+        installTimeoutMs: z.number().int().positive().default(SANDBOX_DEFAULTS.installTimeoutMs),
+        testTimeoutMs: z.number().int().positive().default(SANDBOX_DEFAULTS.testTimeoutMs),
       })
       .strict()
       .default({}),
@@ -178,7 +186,14 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   if (env.SWE_STREAM_KAFKA_BROKERS) kafka.brokers = env.SWE_STREAM_KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
   if (env.SWE_STREAM_KAFKA_PREFIX) kafka.topicPrefix = env.SWE_STREAM_KAFKA_PREFIX;
   if (Object.keys(kafka).length) out.kafka = kafka;
-  if (env.SWE_STREAM_REGISTRY_URL) out.registry = { url: env.SWE_STREAM_REGISTRY_URL };
+  const registry: Record<string, unknown> = {};
+  if (env.SWE_STREAM_REGISTRY_URL) registry.url = env.SWE_STREAM_REGISTRY_URL;
+  const auto = env.SWE_STREAM_REGISTRY_AUTO_REGISTER;
+  if (auto !== undefined && auto !== '') {
+    if (auto !== '1' && auto !== '0') throw new ConfigError(`SWE_STREAM_REGISTRY_AUTO_REGISTER=${auto}: expected 1 or 0`);
+    registry.autoRegister = auto === '1';
+  }
+  if (Object.keys(registry).length) out.registry = registry;
   if (env.SWE_STREAM_CLICKHOUSE_URL) out.clickhouse = { url: env.SWE_STREAM_CLICKHOUSE_URL };
   const mp = num('SWE_STREAM_METRICS_PORT');
   if (mp !== undefined) out.metricsPort = mp;

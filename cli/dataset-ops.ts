@@ -24,7 +24,7 @@ export interface RevalidateOptions {
   runs?: number;
   /** skip tasks re-validated (not as an infrastructure failure) at or after this time */
   since?: number;
-  /** limit of one test run, ms; default 900 000 */
+  /** limit of one test run, ms; default SANDBOX_DEFAULTS.testTimeoutMs (operators/sandbox/types.ts); commands pass `sandbox.testTimeoutMs` */
   timeoutMs?: number;
   signal?: AbortSignal;
   now?: () => number;

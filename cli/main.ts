@@ -6,6 +6,7 @@
  *   swe-stream worker --stage NAME --bus kafka        one stage as one consumer-group member
  *   swe-stream status [--json]                        end offsets per topic; committed offsets and lag per group
  *   swe-stream doctor                                 every part a run needs, and how to fix what is missing
+ *   swe-stream schemas register                       the deploy step: the topics' Avro schemas into the registry
  *   swe-stream report | export | query | evaluate     analytics, the dataset, grading predictions
  */
 import { Command, CommanderError } from 'commander';
@@ -14,6 +15,7 @@ import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerExtra } from './commands/extra.js';
+import { registerSchemasCommand } from './commands/schemas.js';
 
 /** A reader that stopped early (`swe-stream query … | head`) closed the pipe: the output is over, not the program's work. */
 const isEpipe = (e: unknown): boolean => (e as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
@@ -34,6 +36,7 @@ registerRun(program);
 registerStatus(program);
 registerDoctor(program);
 registerExtra(program);
+registerSchemasCommand(program);
 
 try {
   await program.parseAsync(process.argv);

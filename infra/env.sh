@@ -6,6 +6,9 @@
 export SWE_STREAM_KAFKA_BROKERS=${SWE_STREAM_KAFKA_BROKERS:-127.0.0.1:9092}
 export SWE_STREAM_REGISTRY_URL=${SWE_STREAM_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}
 export SWE_STREAM_CLICKHOUSE_URL=${SWE_STREAM_CLICKHOUSE_URL:-http://127.0.0.1:8123}
+# Development and tests register the schemas when a Kafka bus opens; a production deploy runs
+# `swe-stream schemas register` once instead (registry.autoRegister defaults to false).
+export SWE_STREAM_REGISTRY_AUTO_REGISTER=${SWE_STREAM_REGISTRY_AUTO_REGISTER:-1}
 # dockerode honours DOCKER_HOST when set; otherwise it uses this local socket.
 export SWE_STREAM_DOCKER_HOST=${SWE_STREAM_DOCKER_HOST:-${DOCKER_HOST:-unix:///var/run/docker.sock}}
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
@@ -15,7 +18,7 @@ export SWE_STREAM_OCI_REGISTRY=${SWE_STREAM_OCI_REGISTRY:-127.0.0.1:5000}
 export SWE_STREAM_CA_BUNDLE=${SWE_STREAM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
-  for v in SWE_STREAM_KAFKA_BROKERS SWE_STREAM_REGISTRY_URL SWE_STREAM_CLICKHOUSE_URL \
+  for v in SWE_STREAM_KAFKA_BROKERS SWE_STREAM_REGISTRY_URL SWE_STREAM_REGISTRY_AUTO_REGISTER SWE_STREAM_CLICKHOUSE_URL \
     SWE_STREAM_DOCKER_HOST CHROMIUM_PATH SWE_STREAM_CA_BUNDLE SWE_STREAM_OCI_REGISTRY; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done

@@ -30,7 +30,7 @@ import { StageError, accept, fail, reject, type Envelope, type Outcome } from '.
 import { logger } from '../streams/log.js';
 import type { LlmClient } from './llm/client.js';
 import { renderPrompt } from './llm/prompts.js';
-import { runAgent, type AgentBudgets } from './agents/loop.js';
+import { runAgent, type AgentBudgets, type AgentRunResult } from './agents/loop.js';
 import type { Sandbox, SandboxFactory } from './sandbox/types.js';
 import type { KeyedStore } from '../streams/store.js';
 
@@ -105,70 +105,99 @@ export async function assertNoFutureHistory(sandbox: Sandbox, workdir: string, p
   }
 }
 
-/** The distill stage. */
+/** What one solver attempt needs. `workdir` is the task's; `temperature` undefined means the solver's configured one. */
+interface AttemptInput {
+  t: TaskStated;
+  attempt: number;
+  workdir: string;
+  prompt: ReturnType<typeof renderPrompt>;
+  solver: LlmClient;
+  sandboxes: SandboxFactory;
+  temperature: number | undefined;
+  signal: AbortSignal;
+}
+
+/** What an attempt cost: tokens and USD. */
+interface AttemptCost {
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+}
+
+/** The trajectory record of a finished attempt. */
+function trajectoryOf(a: AttemptInput, run: AgentRunResult<unknown>, o: { patch: string; resolved: boolean }): Trajectory {
+  const { t, attempt } = a;
+  return {
+    trajectory_id: trajectoryId(t.instance_id, run.model, attempt),
+    instance_id: t.instance_id,
+    pr_id: t.candidate.pr_id,
+    attempt,
+    model: run.model,
+    prompt_version: a.prompt.version,
+    messages_json: JSON.stringify(run.messages),
+    final_patch: o.patch,
+    exit_status: run.exitStatus,
+    resolved: o.resolved,
+    steps: run.steps,
+    tokens_in: run.tokensIn,
+    tokens_out: run.tokensOut,
+    cost_usd: run.costUsd,
+    duration_ms: run.durationMs,
+  };
+}
+
+/**
+ * One attempt in a fresh task-image container: the solver loop, the diff, its grade.
+ * @returns the trajectory, or the retriable error that ended the attempt (LLM outage) with what it cost
+ * @throws StageError / SandboxError from the history check, the diff or the grader
+ */
+async function runAttempt(deps: DistillDeps, a: AttemptInput): Promise<({ trajectory: Trajectory } | { error: StageError }) & AttemptCost> {
+  const { t, attempt, workdir } = a;
+  const c = t.candidate;
+  const sandbox = await a.sandboxes.create({
+    image: t.verification.task_image_ref,
+    network: false,
+    workdir,
+    labels: { 'swe-stream.stage': 'distill', 'swe-stream.key': c.pr_id, 'swe-stream.attempt': String(attempt) },
+    signal: a.signal,
+  });
+  try {
+    await assertNoFutureHistory(sandbox, workdir, c.pr_commit, a.signal);
+    const run = await runAgent({
+      llm: a.solver,
+      system: a.prompt.system,
+      user: a.prompt.user,
+      sandbox,
+      workdir,
+      budgets: deps.budgets ?? DEFAULT_BUDGETS,
+      commandTimeoutMs: deps.commandTimeoutMs ?? 120_000,
+      bashPrefix: t.verification.pre_commands.join('\n') || undefined,
+      temperature: a.temperature,
+      signal: a.signal,
+    });
+    const cost = { tokensIn: run.tokensIn, tokensOut: run.tokensOut, costUsd: run.costUsd };
+    if (run.exitStatus === 'error' && run.error?.retriable) {
+      return { error: new StageError(`solver attempt ${attempt}: ${run.error.message}`, { retriable: true, name: run.error.name }), ...cost };
+    }
+    const patch = await collectDiff(sandbox, workdir, a.signal);
+    const resolved = patch.trim() === '' ? false : await deps.grade(t, patch, a.signal);
+    return { trajectory: trajectoryOf(a, run, { patch, resolved }), ...cost };
+  } finally {
+    await sandbox.destroy();
+  }
+}
+
+/**
+ * The distill stage: K solver attempts per task (see the file comment), each finished attempt kept in the
+ * attempts store so a retried record does not pay for it twice.
+ * @returns accepted with every trajectory (`values`); rejected `skipped-no-llm` without a solver; failed
+ *          (retriable) on an LLM outage. @throws RangeError for a bad `attempts`; StageError without sandboxes
+ */
 export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
   const k = deps.attempts ?? 3;
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`attempts must be a positive integer, got ${k}`);
   const temperature = deps.temperature ?? deps.solver?.config.temperature;
   if (deps.solver && k > 1 && temperature === 0) log.warn({ attempts: k, model: deps.solver.model }, 'K > 1 solver attempts at temperature 0 will be near-identical; set llm.agents.solver.temperature');
-
-  /**
-   * One attempt in a fresh task-image container: the solver loop, the diff, its grade.
-   * @returns the trajectory, or the retriable error that ended the attempt (LLM outage) with what it cost
-   * @throws StageError / SandboxError from the history check, the diff or the grader
-   */
-  async function runAttempt(a: { t: TaskStated; attempt: number; workdir: string; prompt: ReturnType<typeof renderPrompt>; solver: LlmClient; signal: AbortSignal }): Promise<{ trajectory: Trajectory; tokensIn: number; tokensOut: number; costUsd: number } | { error: StageError; tokensIn: number; tokensOut: number; costUsd: number }> {
-    const { t, attempt, workdir, solver } = a;
-    const c = t.candidate;
-    const sandbox = await deps.sandboxes!.create({
-      image: t.verification.task_image_ref,
-      network: false,
-      workdir,
-      labels: { 'swe-stream.stage': 'distill', 'swe-stream.key': c.pr_id, 'swe-stream.attempt': String(attempt) },
-      signal: a.signal,
-    });
-    try {
-      await assertNoFutureHistory(sandbox, workdir, c.pr_commit, a.signal);
-      const run = await runAgent({
-        llm: solver,
-        system: a.prompt.system,
-        user: a.prompt.user,
-        sandbox,
-        workdir,
-        budgets: deps.budgets ?? DEFAULT_BUDGETS,
-        commandTimeoutMs: deps.commandTimeoutMs ?? 120_000,
-        bashPrefix: t.verification.pre_commands.join('\n') || undefined,
-        temperature,
-        signal: a.signal,
-      });
-      const cost = { tokensIn: run.tokensIn, tokensOut: run.tokensOut, costUsd: run.costUsd };
-      if (run.exitStatus === 'error' && run.error?.retriable) {
-        return { error: new StageError(`solver attempt ${attempt}: ${run.error.message}`, { retriable: true, name: run.error.name }), ...cost };
-      }
-      const patch = await collectDiff(sandbox, workdir, a.signal);
-      const resolved = patch.trim() === '' ? false : await deps.grade(t, patch, a.signal);
-      const trajectory: Trajectory = {
-        trajectory_id: trajectoryId(t.instance_id, run.model, attempt),
-        instance_id: t.instance_id,
-        pr_id: c.pr_id,
-        attempt,
-        model: run.model,
-        prompt_version: a.prompt.version,
-        messages_json: JSON.stringify(run.messages),
-        final_patch: patch,
-        exit_status: run.exitStatus,
-        resolved,
-        steps: run.steps,
-        tokens_in: run.tokensIn,
-        tokens_out: run.tokensOut,
-        cost_usd: run.costUsd,
-        duration_ms: run.durationMs,
-      };
-      return { trajectory, ...cost };
-    } finally {
-      await sandbox.destroy();
-    }
-  }
 
   async function handle(env: Envelope<TaskStated>): Promise<Outcome<Trajectory>> {
     const t = env.value;
@@ -195,7 +224,7 @@ export function distillStage(deps: DistillDeps): Stage<TaskStated, Trajectory> {
         sum.costUsd += tr.cost_usd;
         continue;
       }
-      const r = await runAttempt({ t, attempt, workdir, prompt: p, solver, signal: env.signal });
+      const r = await runAttempt(deps, { t, attempt, workdir, prompt: p, solver, sandboxes: deps.sandboxes, temperature, signal: env.signal });
       sum.tokensIn += r.tokensIn;
       sum.tokensOut += r.tokensOut;
       sum.costUsd += r.costUsd;

@@ -38,7 +38,7 @@
  *     method "agent" with model, prompt version, tokens and cost.
  */
 import type { ChangedFile, LinkedIssue, PrCandidate, PullRequestEvent } from '../schemas/types.gen.js';
-import type { Envelope, Outcome } from '../streams/types.js';
+import type { Envelope, Outcome, OutcomeMeta } from '../streams/types.js';
 import { accept, fail, reject, StageError } from '../streams/types.js';
 import type { Stage } from '../streams/stage.js';
 import type { KeyedStore } from '../streams/store.js';
@@ -83,18 +83,30 @@ export const PATCH_SEEN_STORE = 'filter.patch-seen';
 /** Default bound of the diff a candidate carries (bytes of UTF-8): a quarter of Kafka's default 1 MiB record limit. */
 export const MAX_DIFF_BYTES = 262_144;
 
+/**
+ * The one statement of each filter default; the `filter` section of cli/config.ts uses these as its zod
+ * defaults. `maxChangedLines` counts added + removed lines; `maxDiffBytes` is bytes of UTF-8.
+ */
+export const FILTER_DEFAULTS = {
+  maxFiles: 15,
+  maxChangedLines: 1000,
+  maxDiffBytes: MAX_DIFF_BYTES,
+  languages: ['python', 'javascript', 'typescript'],
+  licenses: 'permissive',
+} as const satisfies { maxFiles: number; maxChangedLines: number; maxDiffBytes: number; languages: readonly string[]; licenses: LicensePolicy };
+
 /** Dependencies and settings of the filter stage. */
 export interface FilterDeps {
   mirrors: MirrorCache;
   /** the keyed store {@link PATCH_SEEN_STORE} on the bus (the composition root opens it: `transport.openStore`) */
   seen: KeyedStore;
-  /** default 15 */
+  /** default {@link FILTER_DEFAULTS} */
   maxFiles?: number;
-  /** default 1000 (added + removed) */
+  /** added + removed; default {@link FILTER_DEFAULTS} */
   maxChangedLines?: number;
   /** bound of the carried diff in bytes (UTF-8), default {@link MAX_DIFF_BYTES} */
   maxDiffBytes?: number;
-  /** default python, javascript, typescript */
+  /** default {@link FILTER_DEFAULTS} (python, javascript, typescript) */
   languages?: string[];
   /** true when an LLM Unit-test Creator is configured: PRs without test changes are then kept */
   testCreator?: boolean;
@@ -161,175 +173,285 @@ function classifyFiles(entries: { path: string; oldPath: string | null; addition
   }));
 }
 
-/** Build the filter stage. */
+/** A decision that ends the filter's work on a record: a rejection, or a failure the runtime retries. */
+type Stop = Outcome<never>;
+const isStop = (x: object): x is Stop => 'kind' in x;
+
+/** The settings of one filter instance, every default resolved. */
+interface FilterSettings {
+  maxFiles: number;
+  maxLines: number;
+  /** bytes of UTF-8 */
+  maxDiffBytes: number;
+  languages: Set<string>;
+  licenses: LicensePolicy;
+  licenseReason: FilterReason;
+}
+
+/** The settings of `deps`, a missing one taken from {@link FILTER_DEFAULTS}. */
+function settingsOf(deps: FilterDeps): FilterSettings {
+  const licenses: LicensePolicy = deps.licenses ?? FILTER_DEFAULTS.licenses;
+  return {
+    maxFiles: deps.maxFiles ?? FILTER_DEFAULTS.maxFiles,
+    maxLines: deps.maxChangedLines ?? FILTER_DEFAULTS.maxChangedLines,
+    maxDiffBytes: deps.maxDiffBytes ?? FILTER_DEFAULTS.maxDiffBytes,
+    languages: new Set<string>(deps.languages ?? FILTER_DEFAULTS.languages),
+    licenses,
+    licenseReason: licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed',
+  };
+}
+
+/** One event on its way through the filter: the event, what the outcome's meta says so far, the record's signal. */
+interface FilterJob {
+  ev: PullRequestEvent;
+  meta: OutcomeMeta;
+  signal: AbortSignal;
+}
+
+/** Steps 1–3: what the event alone decides (no repository needed, so GH Archive replays run without clones). */
+function eventRules(ev: PullRequestEvent, s: FilterSettings, meta: OutcomeMeta): Stop | null {
+  if (ev.merged === false) return reject('not-merged', `action ${ev.action}, merged=false`, meta);
+  if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
+  if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
+  if (isBranchSync(ev.repo, ev.head_ref)) return reject('branch-sync', `merges the long-lived branch ${ev.head_ref}`, meta);
+  if (licenseAllowed(ev.license, s.licenses) === false) return reject(s.licenseReason, `license ${ev.license}`, meta);
+  return null;
+}
+
+/** Step 4: the mirror holding the merge commit. @throws what the mirror cache throws besides its three known errors */
+async function openMirror(deps: FilterDeps, job: FilterJob, cloneUrl: string): Promise<{ mirror: Mirror } | Stop> {
+  const { ev } = job;
+  try {
+    return { mirror: await deps.mirrors.ensure(ev.repo, cloneUrl, { want: ev.merge_commit_sha ? [ev.merge_commit_sha] : [], refresh: deps.refresh || !ev.merge_commit_sha, signal: job.signal }) };
+  } catch (err) {
+    if (err instanceof RepoUnavailableError) return reject('repo-unavailable', err.message, job.meta);
+    if (err instanceof MissingCommitError) return reject('commits-missing', err.message, job.meta);
+    if (err instanceof CloneFailedError) return fail(err, true, job.meta);
+    throw err;
+  }
+}
+
+/** What step 5 settles: the PR commit, the parent the task is diffed against, title, body and merge style. */
+interface PrCommits {
+  prCommit: string;
+  parent: string;
+  title: string | null;
+  body: string | null;
+  mergeStyle: string | null;
+}
+
+/** A task range and what history adds to the event; `prCommit` null only while it is still unknown. */
+type PrCommitsSoFar = Omit<PrCommits, 'parent' | 'prCommit'> & { prCommit: string | null; range: { base: string; commit: string } | null };
+
+/**
+ * The task's range as the event states it: git-history events carry it (merge base → head, squash parent →
+ * squash, landed range); trimmed events and events without a merge commit are looked up in the default
+ * branch's history.
+ */
+async function rangeOfEvent(mirror: Mirror, job: FilterJob): Promise<PrCommitsSoFar | Stop> {
+  const { ev } = job;
+  const p: PrCommitsSoFar = { prCommit: ev.merge_commit_sha, title: ev.title, body: ev.body, mergeStyle: ev.merge_style, range: null };
+  try {
+    p.range = await taskRangeOfEvent(mirror, ev);
+  } catch (err) {
+    if (err instanceof StageError && !err.retriable) return reject('commits-missing', err.message, job.meta);
+    throw err;
+  }
+  if (p.range || (p.prCommit && ev.payload_shape !== 'trimmed')) return p;
+  const found = await findMergedPr(mirror, ev.number, job.signal);
+  if (!found && !p.prCommit) {
+    return ev.merged === true
+      ? reject('commits-missing', `#${ev.number} is merged but no merge or squash commit for it is on the default branch`, job.meta)
+      : reject('not-merged', `no merge or squash commit for #${ev.number} on the default branch`, job.meta);
+  }
+  if (found) {
+    p.prCommit ??= found.sha;
+    // History describes the event's own merge commit only when it found that commit.
+    if (found.sha === p.prCommit) {
+      p.title ??= found.title;
+      p.body ??= found.body;
+      p.range = { base: found.base, commit: found.commit };
+      p.mergeStyle ??= found.style;
+    }
+  }
+  return p;
+}
+
+/**
+ * Step 5: the PR commit and its parent; title and body completed from the commit message when the event
+ * lacks them. Else the first parent of the merge commit.
+ */
+async function resolveCommits(mirror: Mirror, job: FilterJob): Promise<PrCommits | Stop> {
+  const { ev } = job;
+  const p = await rangeOfEvent(mirror, job);
+  if (isStop(p)) return p;
+  // rangeOfEvent returns a known PR commit or stops.
+  let prCommit = p.prCommit!;
+  let { range } = p;
+  let parent: string;
+  try {
+    // A rebase merge's merge_commit_sha is its last landed commit: take the whole landed range.
+    if (!range && ev.head_sha && ev.head_sha !== prCommit) range = await landedRangeOf(mirror, prCommit, ev.head_sha, job.signal);
+    parent = range?.base ?? (await mirror.firstParent(prCommit));
+    prCommit = range?.commit ?? prCommit;
+  } catch (err) {
+    if (err instanceof MissingCommitError || (err instanceof StageError && !err.retriable)) return reject('commits-missing', (err as Error).message, job.meta);
+    throw err;
+  }
+  let { title, body } = p;
+  if (!title || body === null) {
+    const [c] = await mirror.log(prCommit, { max: 1 });
+    title ||= c?.subject ?? `#${ev.number}`;
+    body ??= c?.body ?? '';
+  }
+  return { prCommit, parent, title, body, mergeStyle: p.mergeStyle };
+}
+
+/** What step 6 found out about the changed files. `counted`: the files the size rule counts. */
+interface FileFacts {
+  files: ChangedFile[];
+  real: ChangedFile[];
+  counted: ChangedFile[];
+  language: string;
+}
+
+/** Step 6: the rules on the file list (`git diff --numstat parent commit`). */
+async function fileRules(mirror: Mirror, job: FilterJob, o: { commits: PrCommits; settings: FilterSettings; testCreator: boolean }): Promise<FileFacts | Stop> {
+  const { parent, prCommit } = o.commits;
+  const s = o.settings;
+  const meta = job.meta;
+  const files = classifyFiles(await mirror.numstat(parent, prCommit, { signal: job.signal }));
+  if (files.length === 0) return reject('no-code-change', 'empty diff', meta);
+  const real = files.filter((f) => !f.vendored && !f.binary);
+  if (real.length === 0) return reject('binary-or-vendored-only', `${files.length} file(s), all binary or vendored`, meta);
+  const code = real.filter((f) => f.kind === 'code');
+  const tests = real.filter((f) => f.kind === 'test');
+  if (code.length === 0) {
+    if (real.every((f) => f.kind === 'docs' || f.kind === 'config')) return reject('docs-config-only', kinds(real), meta);
+    return reject('no-code-change', kinds(real), meta);
+  }
+  const rootFiles = (await mirror.git(['ls-tree', '--name-only', parent])).split('\n').filter(Boolean);
+  const lang = detectLanguage(files, rootFiles);
+  if (!lang || lang === 'other' || !s.languages.has(lang)) return reject('unsupported-language', `language ${lang ?? 'unknown'}; code files: ${code.slice(0, 5).map((f) => f.path).join(', ')}`, { ...meta, language: lang ?? undefined });
+  const metaL = { ...meta, language: lang };
+  const counted = files.filter((f) => !f.vendored && !isLockfile(f.path));
+  const changed = counted.reduce((n, f) => n + f.additions + f.deletions, 0);
+  if (counted.length > s.maxFiles || changed > s.maxLines) return reject('too-large', `${counted.length} files, ${changed} changed lines (limits ${s.maxFiles} / ${s.maxLines})`, metaL);
+  if (tests.length === 0 && !o.testCreator) return reject('no-tests', `no test file changed (${kinds(real)}) and no LLM test creator configured`, metaL);
+  return { files, real, counted, language: lang };
+}
+
+/** Status, hunks, binary flag and old path of each file, from the parsed diff. Mutates `files`. */
+function annotateFiles(files: ChangedFile[], parsed: FileDiff[]): void {
+  const byPath = new Map<string, FileDiff>(parsed.map((d) => [d.path, d]));
+  for (const f of files) {
+    const d = byPath.get(f.path);
+    if (!d) continue;
+    f.status = d.status;
+    f.hunks = d.hunks.length;
+    f.binary ||= d.binary;
+    if (d.status === 'renamed') f.old_path = d.oldPath;
+    else f.old_path = null;
+  }
+}
+
+/**
+ * Step 7, first half: the diff carried downstream — the one the size rule measured (no binary, vendored,
+ * generated or lock files) — bounded by `maxDiffBytes`, and its patch hash over the code and test files.
+ */
+async function carriedDiff(mirror: Mirror, job: FilterJob, o: { commits: PrCommits; facts: FileFacts; maxDiffBytes: number }): Promise<{ diff: string; hash: string } | Stop> {
+  const parsed = parseDiff(await mirror.diff(o.commits.parent, o.commits.prCommit, { signal: job.signal }));
+  annotateFiles(o.facts.files, parsed);
+  const carried = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && !isLockfile(d.path));
+  const diff = joinDiff(carried);
+  const diffBytes = Buffer.byteLength(diff, 'utf8');
+  if (diffBytes > o.maxDiffBytes) return reject('too-large', `diff of the counted files is ${diffBytes} bytes (limit ${o.maxDiffBytes})`, job.meta);
+  return { diff, hash: patchHash(carried.filter((d) => ['code', 'test'].includes(fileKind(d.path)))) };
+}
+
+/** The candidate record of a PR that passed every rule. */
+function candidateRecord(job: FilterJob, o: { cloneUrl: string; commits: PrCommits; facts: FileFacts; diff: string; hash: string; linked: LinkedIssue[]; license: string | null; t0: number }): PrCandidate {
+  const { ev } = job;
+  const { files, counted } = o.facts;
+  const countedSet = new Set(counted.map((f) => f.path));
+  const size = {
+    files: counted.length,
+    hunks: files.filter((f) => countedSet.has(f.path)).reduce((s, f) => s + f.hunks, 0),
+    lines_added: counted.reduce((s, f) => s + f.additions, 0),
+    lines_removed: counted.reduce((s, f) => s + f.deletions, 0),
+  };
+  return {
+    candidate: {
+      pr_id: ev.pr_id,
+      repo: ev.repo,
+      number: ev.number,
+      clone_url: o.cloneUrl,
+      language: o.facts.language,
+      pr_commit: o.commits.prCommit,
+      parent_commit: o.commits.parent,
+      head_sha: ev.head_sha,
+      title: o.commits.title ?? '',
+      body: o.commits.body ?? '',
+      user_login: ev.user_login,
+      created_at: ev.created_at,
+      merged_at: ev.merged_at,
+      linked_issues: o.linked,
+      files,
+      size,
+      diff: o.diff,
+      patch_hash: o.hash,
+      license: o.license,
+      merge_style: o.commits.mergeStyle ?? null,
+    },
+    provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - o.t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
+  };
+}
+
+/** Step 8: the optional LLM judge. It only removes; the accepted record's provenance then says `agent`. */
+async function judged(judge: LlmClient, job: FilterJob, candidate: PrCandidate, t0: number): Promise<Outcome<PrCandidate>> {
+  const j = await judgePr(judge, candidate.candidate, job.signal);
+  const agentMeta = { ...job.meta, method: 'agent', model: j.res.model, tokensIn: j.res.tokensIn, tokensOut: j.res.tokensOut, costUsd: j.res.costUsd };
+  if (!j.keep) return reject('judge-rejected', j.reason.slice(0, 500), agentMeta);
+  candidate.provenance = [{ ...candidate.provenance[0]!, method: 'agent', model: j.res.model, prompt_version: PR_JUDGE_PROMPT_VERSION, duration_ms: Date.now() - t0, tokens_in: j.res.tokensIn, tokens_out: j.res.tokensOut, cost_usd: j.res.costUsd }];
+  return accept(candidate, agentMeta);
+}
+
+/**
+ * Build the filter stage: the steps of the module comment in order, the first rejection ending a record.
+ * @returns accepted PrCandidate; rejected with a {@link FilterReason}; failed (retriable) when a clone
+ *          failed; throws what the mirror and the judge throw otherwise (GitError, LlmError, StageError)
+ */
 export function filterStage(deps: FilterDeps): Stage<PullRequestEvent, PrCandidate> {
-  const maxFiles = deps.maxFiles ?? 15;
-  const maxLines = deps.maxChangedLines ?? 1000;
-  const maxDiffBytes = deps.maxDiffBytes ?? MAX_DIFF_BYTES;
-  const languages = new Set(deps.languages ?? ['python', 'javascript', 'typescript']);
-  const licenses = deps.licenses ?? 'permissive';
-  const licenseReason = licenses === 'permissive' ? 'license-not-permissive' : 'license-not-allowed';
+  const s = settingsOf(deps);
 
   async function handle(env: Envelope<PullRequestEvent>): Promise<Outcome<PrCandidate>> {
     const t0 = Date.now();
     const ev = env.value;
-    const meta = { repo: ev.repo, method: 'rules' };
-    // 1–3: no repository needed.
-    if (ev.merged === false) return reject('not-merged', `action ${ev.action}, merged=false`, meta);
-    if (ev.merged === null && ev.action !== 'closed' && ev.action !== 'merged') return reject('not-merged', `action ${ev.action}`, meta);
-    if (isBotAuthor(ev.user_login, ev.user_type)) return reject('bot-author', `author ${ev.user_login ?? '?'}`, meta);
-    if (isBranchSync(ev.repo, ev.head_ref)) return reject('branch-sync', `merges the long-lived branch ${ev.head_ref}`, meta);
-    if (licenseAllowed(ev.license, licenses) === false) return reject(licenseReason, `license ${ev.license}`, meta);
-
-    // 4: the mirror.
+    const job: FilterJob = { ev, meta: { repo: ev.repo, method: 'rules' }, signal: env.signal };
+    const early = eventRules(ev, s, job.meta);
+    if (early) return early;
     const cloneUrl = ev.clone_url ?? `https://github.com/${ev.repo}.git`;
-    let mirror: Mirror;
-    try {
-      mirror = await deps.mirrors.ensure(ev.repo, cloneUrl, { want: ev.merge_commit_sha ? [ev.merge_commit_sha] : [], refresh: deps.refresh || !ev.merge_commit_sha, signal: env.signal });
-    } catch (err) {
-      if (err instanceof RepoUnavailableError) return reject('repo-unavailable', err.message, meta);
-      if (err instanceof MissingCommitError) return reject('commits-missing', err.message, meta);
-      if (err instanceof CloneFailedError) return fail(err, true, meta);
-      throw err;
-    }
-
-    // 5: the PR commit and its parent.
-    let prCommit = ev.merge_commit_sha;
-    let title = ev.title;
-    let body = ev.body;
-    // The task's range: git-history events carry it (merge base → head, squash parent → squash, landed range);
-    // otherwise the first parent of the merge commit, or the range of the PR found in history.
-    let range: { base: string; commit: string } | null;
-    try {
-      range = await taskRangeOfEvent(mirror, ev);
-    } catch (err) {
-      if (err instanceof StageError && !err.retriable) return reject('commits-missing', err.message, meta);
-      throw err;
-    }
-    let mergeStyle = ev.merge_style;
-    if (!range && (!prCommit || ev.payload_shape === 'trimmed')) {
-      const found = await findMergedPr(mirror, ev.number, env.signal);
-      if (!found && !prCommit) {
-        return ev.merged === true
-          ? reject('commits-missing', `#${ev.number} is merged but no merge or squash commit for it is on the default branch`, meta)
-          : reject('not-merged', `no merge or squash commit for #${ev.number} on the default branch`, meta);
-      }
-      if (found) {
-        prCommit ??= found.sha;
-        if (found.sha === prCommit) {
-          title ??= found.title;
-          body ??= found.body;
-          range = { base: found.base, commit: found.commit };
-          mergeStyle ??= found.style;
-        }
-      }
-    }
-    let parent: string;
-    try {
-      // A rebase merge's merge_commit_sha is its last landed commit: take the whole landed range.
-      if (!range && ev.head_sha && ev.head_sha !== prCommit) range = await landedRangeOf(mirror, prCommit!, ev.head_sha, env.signal);
-      parent = range?.base ?? (await mirror.firstParent(prCommit!));
-      prCommit = range?.commit ?? prCommit;
-    } catch (err) {
-      if (err instanceof MissingCommitError || (err instanceof StageError && !err.retriable)) return reject('commits-missing', (err as Error).message, meta);
-      throw err;
-    }
-    if (!title || body === null) {
-      const [c] = await mirror.log(prCommit!, { max: 1 });
-      title ||= c?.subject ?? `#${ev.number}`;
-      body ??= c?.body ?? '';
-    }
+    const m = await openMirror(deps, job, cloneUrl);
+    if (isStop(m)) return m;
+    const { mirror } = m;
+    const commits = await resolveCommits(mirror, job);
+    if (isStop(commits)) return commits;
     let license = ev.license;
     if (!license) {
-      license = await detectRepoLicense(mirror, prCommit!);
-      if (licenseAllowed(license, licenses) === false) return reject(licenseReason, `license ${license} (from the licence file)`, meta);
+      license = await detectRepoLicense(mirror, commits.prCommit);
+      if (licenseAllowed(license, s.licenses) === false) return reject(s.licenseReason, `license ${license} (from the licence file)`, job.meta);
     }
-
-    // 6: rules on the file list.
-    const files = classifyFiles(await mirror.numstat(parent, prCommit!, { signal: env.signal }));
-    if (files.length === 0) return reject('no-code-change', 'empty diff', meta);
-    const real = files.filter((f) => !f.vendored && !f.binary);
-    if (real.length === 0) return reject('binary-or-vendored-only', `${files.length} file(s), all binary or vendored`, meta);
-    const code = real.filter((f) => f.kind === 'code');
-    const tests = real.filter((f) => f.kind === 'test');
-    if (code.length === 0) {
-      if (real.every((f) => f.kind === 'docs' || f.kind === 'config')) return reject('docs-config-only', kinds(real), meta);
-      return reject('no-code-change', kinds(real), meta);
-    }
-    const rootFiles = (await mirror.git(['ls-tree', '--name-only', parent])).split('\n').filter(Boolean);
-    const lang = detectLanguage(files, rootFiles);
-    if (!lang || lang === 'other' || !languages.has(lang)) return reject('unsupported-language', `language ${lang ?? 'unknown'}; code files: ${code.slice(0, 5).map((f) => f.path).join(', ')}`, { ...meta, language: lang ?? undefined });
-    const metaL = { ...meta, language: lang };
-    const counted = files.filter((f) => !f.vendored && !isLockfile(f.path));
-    const changed = counted.reduce((s, f) => s + f.additions + f.deletions, 0);
-    if (counted.length > maxFiles || changed > maxLines) return reject('too-large', `${counted.length} files, ${changed} changed lines (limits ${maxFiles} / ${maxLines})`, metaL);
-    if (tests.length === 0 && !deps.testCreator) return reject('no-tests', `no test file changed (${kinds(real)}) and no LLM test creator configured`, metaL);
-
-    // 7: the diff, its hash, duplicates.
-    const diffText = await mirror.diff(parent, prCommit!, { signal: env.signal });
-    const parsed = parseDiff(diffText);
-    const byPath = new Map<string, FileDiff>(parsed.map((d) => [d.path, d]));
-    for (const f of files) {
-      const d = byPath.get(f.path);
-      if (!d) continue;
-      f.status = d.status;
-      f.hunks = d.hunks.length;
-      f.binary ||= d.binary;
-      if (d.status === 'renamed') f.old_path = d.oldPath;
-      else f.old_path = null;
-    }
-    // The diff downstream is the one the size rule measured: no binary, vendored, generated or lock files.
-    const carried = parsed.filter((d) => !d.binary && !isVendoredPath(d.path) && !isLockfile(d.path));
-    const diff = joinDiff(carried);
-    const diffBytes = Buffer.byteLength(diff, 'utf8');
-    if (diffBytes > maxDiffBytes) return reject('too-large', `diff of the counted files is ${diffBytes} bytes (limit ${maxDiffBytes})`, metaL);
-    const hashed = carried.filter((d) => ['code', 'test'].includes(fileKind(d.path)));
-    const hash = patchHash(hashed);
-    const linked = mergeLinked(ev.linked_issues, await commitLinks(mirror, parent, prCommit!, ev.repo));
+    const facts = await fileRules(mirror, job, { commits, settings: s, testCreator: !!deps.testCreator });
+    if (isStop(facts)) return facts;
+    const jobL: FilterJob = { ...job, meta: { ...job.meta, language: facts.language } };
+    const d = await carriedDiff(mirror, jobL, { commits, facts, maxDiffBytes: s.maxDiffBytes });
+    if (isStop(d)) return d;
+    const linked = mergeLinked(ev.linked_issues, await commitLinks(mirror, commits.parent, commits.prCommit, ev.repo));
     // Claimed with the input's origin: on the embedded log the claim commits with this record's outcome.
-    const owner = await deps.seen.putIfAbsent(hash, ev.pr_id, { origin: env.origin });
-    if (owner !== ev.pr_id) return reject('duplicate', `same patch as ${owner} (patch hash ${hash.slice(0, 12)})`, metaL);
-
-    const countedSet = new Set(counted.map((f) => f.path));
-    const size = {
-      files: counted.length,
-      hunks: files.filter((f) => countedSet.has(f.path)).reduce((s, f) => s + f.hunks, 0),
-      lines_added: counted.reduce((s, f) => s + f.additions, 0),
-      lines_removed: counted.reduce((s, f) => s + f.deletions, 0),
-    };
-    const candidate: PrCandidate = {
-      candidate: {
-        pr_id: ev.pr_id,
-        repo: ev.repo,
-        number: ev.number,
-        clone_url: cloneUrl,
-        language: lang,
-        pr_commit: prCommit!,
-        parent_commit: parent,
-        head_sha: ev.head_sha,
-        title: title ?? '',
-        body: body ?? '',
-        user_login: ev.user_login,
-        created_at: ev.created_at,
-        merged_at: ev.merged_at,
-        linked_issues: linked,
-        files,
-        size,
-        diff,
-        patch_hash: hash,
-        license: license ?? null,
-        merge_style: mergeStyle ?? null,
-      },
-      provenance: [{ stage: 'filter', method: 'rules', model: null, prompt_version: null, image_digest: null, duration_ms: Date.now() - t0, tokens_in: 0, tokens_out: 0, cost_usd: 0 }],
-    };
-    if (deps.judge) {
-      const j = await judgePr(deps.judge, candidate.candidate, env.signal);
-      const agentMeta = { ...metaL, method: 'agent', model: j.res.model, tokensIn: j.res.tokensIn, tokensOut: j.res.tokensOut, costUsd: j.res.costUsd };
-      if (!j.keep) return reject('judge-rejected', j.reason.slice(0, 500), agentMeta);
-      candidate.provenance = [{ ...candidate.provenance[0]!, method: 'agent', model: j.res.model, prompt_version: PR_JUDGE_PROMPT_VERSION, duration_ms: Date.now() - t0, tokens_in: j.res.tokensIn, tokens_out: j.res.tokensOut, cost_usd: j.res.costUsd }];
-      return accept(candidate, agentMeta);
-    }
-    return accept(candidate, metaL);
+    const owner = await deps.seen.putIfAbsent(d.hash, ev.pr_id, { origin: env.origin });
+    if (owner !== ev.pr_id) return reject('duplicate', `same patch as ${owner} (patch hash ${d.hash.slice(0, 12)})`, jobL.meta);
+    const candidate = candidateRecord(jobL, { cloneUrl, commits, facts, ...d, linked, license: license ?? null, t0 });
+    return deps.judge ? judged(deps.judge, jobL, candidate, t0) : accept(candidate, jobL.meta);
   }
 
   return { name: 'filter', handle };

@@ -150,102 +150,121 @@ interface Acct {
   costUsd: number;
 }
 
-/** The statement stage. See the file comment for the policy; never throws for expected conditions (returns outcomes). */
+/** One task on its way through the stage: the record, the gate's inputs, and the LLM spend so far (added to in place). */
+interface StatementJob {
+  env: Envelope<TaskVerified>;
+  t: TaskVerified;
+  /** the test patch plus any agent-written f2p_script, as the gate sees it */
+  testPatch: string;
+  /** the leakage gate for this task: statement → result */
+  gate: (statement: string) => LeakageResult;
+  acct: Acct;
+}
+
+/** A statement and where it came from; `leak` is the gate's result on it. */
+interface Written {
+  text: string;
+  source: 'issue' | 'pr' | 'agent';
+  method: 'rules' | 'agent';
+  model: string | null;
+  promptVersion: string | null;
+  leak: LeakageResult;
+}
+
+/** A decision that ends the stage's work on a record: a rejection, or a failure the runtime retries. */
+type Stop = Outcome<never>;
+const isStop = (x: object): x is Stop => 'kind' in x;
+
+/** The job of one record: its leakage-gate inputs taken once, the spend at zero. */
+function jobOf(env: Envelope<TaskVerified>): StatementJob {
+  const t = env.value;
+  const secrets = leakageInputOf(t);
+  return { env, t, testPatch: secrets.testPatch ?? '', gate: (statement) => checkLeakage({ ...secrets, statement }), acct: { tokensIn: 0, tokensOut: 0, costUsd: 0 } };
+}
+
+/** The outcome's meta with the spend so far (read when called: later steps add to it). */
+function metaOf(job: StatementJob, extra: Partial<OutcomeMeta> = {}): OutcomeMeta {
+  const c = job.t.candidate;
+  return { repo: c.repo, language: c.language, ...job.acct, ...extra };
+}
+
+const evidenceList = (leak: LeakageResult) => leak.evidence.map((e) => `${e.kind}:${e.match}`).join(', ');
+
+/**
+ * The writer path: the agent's statement, a rejection when it is still flagged after its one rewrite, a
+ * retriable failure on an LLM outage, or null when the agent ended without a statement (the rule path follows).
+ */
+async function agentStatement(deps: StatementDeps, writer: LlmClient, job: StatementJob): Promise<Written | Stop | null> {
+  const r = await writeWithAgent(deps, writer, job);
+  job.acct.tokensIn += r.tokensIn;
+  job.acct.tokensOut += r.tokensOut;
+  job.acct.costUsd += r.costUsd;
+  if (r.kind === 'outage') return fail(r.error, true, metaOf(job, { method: 'agent', model: writer.model }));
+  if (r.kind === 'none') {
+    log.warn({ key: job.env.key, exitStatus: r.exitStatus }, 'statement writer ended without a statement; using the rule path');
+    return null;
+  }
+  if (r.leak.flagged) {
+    return reject('leaky-statement', `agent statement still flagged after one rewrite: ${evidenceList(r.leak)}`.slice(0, 2000), metaOf(job, { method: 'agent', model: r.model }));
+  }
+  return { text: r.statement, source: 'agent', method: 'agent', model: r.model, promptVersion: r.promptVersion, leak: r.leak };
+}
+
+/** The rule path: the linked issues' text, else the PR's; rejected when empty or leaking (see {@link rejectRuleStatement}). */
+function ruleStatement(job: StatementJob): Written | Stop {
+  const c = job.t.candidate;
+  // An issue with only a terse title ("Bug") says less than the PR: fall back to the PR text then.
+  const issueText = statementFromIssues(c.linked_issues);
+  const fromIssues = issueText !== null && issueText.length >= MIN_STATEMENT_CHARS ? issueText : null;
+  const source = fromIssues ? 'issue' : 'pr';
+  const text = fromIssues ?? statementFromPr(c.title, c.body);
+  if (text.length < MIN_STATEMENT_CHARS) return reject('empty-statement', `${text.length} characters after cleaning`, metaOf(job, { method: 'rules' }));
+  const leak = job.gate(text);
+  if (rejectRuleStatement(leak, source)) return reject('leaky-statement', `${source} text: ${evidenceList(leak)}`.slice(0, 2000), metaOf(job, { method: 'rules' }));
+  return { text, source, method: 'rules', model: null, promptVersion: null, leak };
+}
+
+/** The accepted record: the statement with its gate result, verdict, category and difficulty, and the stage's provenance. */
+function statedRecord(job: StatementJob, w: Written, o: { judge: string | null; category: CategoryResult; started: number }): TaskStated {
+  const { t, acct } = job;
+  const gold = t.tests.gold_patch;
+  const statement: Statement = {
+    problem_statement: w.text,
+    hints_text: '',
+    source: w.source,
+    method: w.method,
+    model: w.model,
+    prompt_version: w.promptVersion,
+    leakage_score: w.leak.score,
+    leakage_evidence: w.leak.evidence,
+    judge: o.judge,
+    category: o.category.category,
+    category_method: o.category.method,
+    difficulty: difficultyOfPatch(gold),
+  };
+  const prov: Provenance = { stage: 'statement', method: w.method, model: w.model, prompt_version: w.promptVersion, image_digest: null, duration_ms: Date.now() - o.started, tokens_in: acct.tokensIn, tokens_out: acct.tokensOut, cost_usd: acct.costUsd };
+  return { instance_id: t.instance_id, candidate: t.candidate, environment: t.environment, tests: t.tests, verification: t.verification, statement, provenance: [...t.provenance, prov] };
+}
+
+/**
+ * The statement stage: write (agent, else rules) → gate → judge → category → record. See the file comment
+ * for the policy; never throws for expected conditions (returns outcomes). Throws SandboxError when the
+ * writer's container cannot be created (retriable as the engine says).
+ */
 export function statementStage(deps: StatementDeps = {}): Stage<TaskVerified, TaskStated> {
   async function handle(env: Envelope<TaskVerified>): Promise<Outcome<TaskStated>> {
     const started = Date.now();
-    const t = env.value;
-    const c = t.candidate;
-    const gold = t.tests.gold_patch;
-    const secrets = leakageInputOf(t);
-    const testPatch = secrets.testPatch ?? '';
-    const f2p = t.verification.FAIL_TO_PASS;
-    const acct: Acct = { tokensIn: 0, tokensOut: 0, costUsd: 0 };
-    const meta = (extra: Partial<OutcomeMeta> = {}): OutcomeMeta => ({ repo: c.repo, language: c.language, ...acct, ...extra });
-    const gate = (statement: string) => checkLeakage({ ...secrets, statement });
-
-    let statementText: string | null = null;
-    let source: 'issue' | 'pr' | 'agent' = 'agent';
-    let method: 'rules' | 'agent' = 'rules';
-    let model: string | null = null;
-    let promptVersion: string | null = null;
-    let leak: LeakageResult | null = null;
-
-    if (deps.writer) {
-      const r = await writeWithAgent(deps, deps.writer, t, testPatch, gate, env.signal);
-      acct.tokensIn += r.tokensIn;
-      acct.tokensOut += r.tokensOut;
-      acct.costUsd += r.costUsd;
-      if (r.kind === 'outage') return fail(r.error, true, meta({ method: 'agent', model: deps.writer.model }));
-      if (r.kind === 'ok') {
-        statementText = r.statement;
-        method = 'agent';
-        model = r.model;
-        promptVersion = r.promptVersion;
-        leak = r.leak;
-        if (leak.flagged) {
-          return reject('leaky-statement', `agent statement still flagged after one rewrite: ${leak.evidence.map((e) => `${e.kind}:${e.match}`).join(', ')}`.slice(0, 2000), meta({ method: 'agent', model: r.model }));
-        }
-      } else {
-        log.warn({ key: env.key, exitStatus: r.exitStatus }, 'statement writer ended without a statement; using the rule path');
-      }
-    }
-
-    if (statementText === null) {
-      // An issue with only a terse title ("Bug") says less than the PR: fall back to the PR text then.
-      const issueText = statementFromIssues(c.linked_issues);
-      const fromIssues = issueText !== null && issueText.length >= MIN_STATEMENT_CHARS ? issueText : null;
-      source = fromIssues ? 'issue' : 'pr';
-      statementText = fromIssues ?? statementFromPr(c.title, c.body);
-      if (statementText.length < MIN_STATEMENT_CHARS) return reject('empty-statement', `${statementText.length} characters after cleaning`, meta({ method: 'rules' }));
-      leak = gate(statementText);
-      if (rejectRuleStatement(leak, source)) {
-        return reject('leaky-statement', `${source} text: ${leak.evidence.map((e) => `${e.kind}:${e.match}`).join(', ')}`.slice(0, 2000), meta({ method: 'rules' }));
-      }
-    }
-    leak ??= gate(statementText);
-
-    const judge = deps.judge ? await judgeStatement(deps.judge, statementText, gold, f2p, acct, env) : null;
+    const job = jobOf(env);
+    const { t } = job;
+    const byAgent = deps.writer ? await agentStatement(deps, deps.writer, job) : null;
+    const written = byAgent ?? ruleStatement(job);
+    if (isStop(written)) return written;
+    const judge = deps.judge ? await judgeStatement(deps.judge, written.text, job) : null;
     if (judge && (deps.judgeRejects as string[] | undefined)?.includes(judge)) {
-      return reject(`judge-${judge}`, statementText.slice(0, 500), meta({ method, model: model ?? undefined }));
+      return reject(`judge-${judge}`, written.text.slice(0, 500), metaOf(job, { method: written.method, model: written.model ?? undefined }));
     }
-    const category = await categorize(deps.classifier ?? null, `${c.title}\n\n${statementText}`, gold, acct, env);
-
-    const statement: Statement = {
-      problem_statement: statementText,
-      hints_text: '',
-      source,
-      method,
-      model,
-      prompt_version: promptVersion,
-      leakage_score: leak.score,
-      leakage_evidence: leak.evidence,
-      judge,
-      category: category.category,
-      category_method: category.method,
-      difficulty: difficultyOfPatch(gold),
-    };
-    const prov: Provenance = {
-      stage: 'statement',
-      method,
-      model,
-      prompt_version: promptVersion,
-      image_digest: null,
-      duration_ms: Date.now() - started,
-      tokens_in: acct.tokensIn,
-      tokens_out: acct.tokensOut,
-      cost_usd: acct.costUsd,
-    };
-    const out: TaskStated = {
-      instance_id: t.instance_id,
-      candidate: c,
-      environment: t.environment,
-      tests: t.tests,
-      verification: t.verification,
-      statement,
-      provenance: [...t.provenance, prov],
-    };
-    return accept(out, meta({ method, model: model ?? undefined }));
+    const category = await categorize(deps.classifier ?? null, `${t.candidate.title}\n\n${written.text}`, job);
+    return accept(statedRecord(job, written, { judge, category, started }), metaOf(job, { method: written.method, model: written.model ?? undefined }));
   }
   return { name: 'statement', handle };
 }
@@ -257,42 +276,60 @@ type WriterResult = Acct &
     | { kind: 'outage'; error: Error }
   );
 
-async function writeWithAgent(
-  deps: StatementDeps,
-  llm: LlmClient,
-  t: TaskVerified,
-  testPatch: string,
-  gate: (s: string) => LeakageResult,
-  signal: AbortSignal,
-): Promise<WriterResult> {
+/** The writer's prompt: the PR, its issues, the patches (clipped), FAIL_TO_PASS, the public API names, and what tools it has. */
+function writerPrompt(job: StatementJob, o: { sandbox: Sandbox | null; workdir: string }) {
+  const { t } = job;
   const c = t.candidate;
+  const issues = c.linked_issues.length
+    ? c.linked_issues.map((i) => `### #${i.number}: ${i.title ?? ''}\n\n${cleanBody(i.body)}`).join('\n\n')
+    : '(none)';
+  const api = publicApiNames(t.tests.gold_patch, job.testPatch);
+  return renderPrompt('statement-writer', {
+    repo: c.repo,
+    language: c.language,
+    pr_title: c.title,
+    pr_body: cleanBody(c.body) || '(empty)',
+    linked_issues: issues,
+    gold_patch: clip(t.tests.gold_patch, MAX_PATCH_CHARS_IN_PROMPT),
+    test_patch: clip(job.testPatch, MAX_PATCH_CHARS_IN_PROMPT),
+    fail_to_pass: t.verification.FAIL_TO_PASS.map((n) => `- ${n}`).join('\n') || '(none)',
+    public_api: api.length ? api.map((n) => `- ${n}`).join('\n') : '(none)',
+    tools_note: o.sandbox
+      ? `You can explore the repository as it was BEFORE the change with \`bash\` and \`read_file\` (working directory ${o.workdir}). Use them read-only.`
+      : 'You have no repository access; work from the material below.',
+  });
+}
+
+/**
+ * The submit tool's check: too short is refused; a statement the gate flags gets one rewrite request with
+ * the evidence, and the next submission is final (judged by the stage). `last` keeps the latest gate result.
+ */
+function submitCheck(gate: StatementJob['gate'], last: { leak: LeakageResult | null }): (s: { statement: string }) => string | null {
+  let rewrites = 0;
+  return (s) => {
+    if (s.statement.trim().length < MIN_STATEMENT_CHARS) return 'the statement is empty or too short; describe the observed and expected behaviour.';
+    last.leak = gate(s.statement);
+    if (last.leak.flagged && rewrites === 0) {
+      rewrites++;
+      return renderSection('statement-writer', 'rewrite', { evidence: last.leak.evidence.map((e) => `- ${e.kind}: ${e.match}`).join('\n') });
+    }
+    return null;
+  };
+}
+
+/**
+ * Run the Problem Statement Writer, in a network-less container of the task image when sandboxes are
+ * given. @throws SandboxError when that container cannot be created (the runtime retries the record)
+ */
+async function writeWithAgent(deps: StatementDeps, llm: LlmClient, job: StatementJob): Promise<WriterResult> {
+  const { t } = job;
   const workdir = t.verification.workdir || t.environment.workdir;
-  let sandbox: Sandbox | null = null;
-  if (deps.sandboxes && t.verification.task_image_ref) {
-    // throws SandboxError (retriable per the engine) → the runtime retries the record
-    sandbox = await deps.sandboxes.create({ image: t.verification.task_image_ref, network: false, workdir, labels: { 'swe-stream.stage': 'statement', 'swe-stream.key': c.pr_id }, signal });
-  }
+  const sandbox = deps.sandboxes && t.verification.task_image_ref
+    ? await deps.sandboxes.create({ image: t.verification.task_image_ref, network: false, workdir, labels: { 'swe-stream.stage': 'statement', 'swe-stream.key': t.candidate.pr_id }, signal: job.env.signal })
+    : null;
   try {
-    const issues = c.linked_issues.length
-      ? c.linked_issues.map((i) => `### #${i.number}: ${i.title ?? ''}\n\n${cleanBody(i.body)}`).join('\n\n')
-      : '(none)';
-    const api = publicApiNames(t.tests.gold_patch, testPatch);
-    const p = renderPrompt('statement-writer', {
-      repo: c.repo,
-      language: c.language,
-      pr_title: c.title,
-      pr_body: cleanBody(c.body) || '(empty)',
-      linked_issues: issues,
-      gold_patch: clip(t.tests.gold_patch, MAX_PATCH_CHARS_IN_PROMPT),
-      test_patch: clip(testPatch, MAX_PATCH_CHARS_IN_PROMPT),
-      fail_to_pass: t.verification.FAIL_TO_PASS.map((n) => `- ${n}`).join('\n') || '(none)',
-      public_api: api.length ? api.map((n) => `- ${n}`).join('\n') : '(none)',
-      tools_note: sandbox
-        ? `You can explore the repository as it was BEFORE the change with \`bash\` and \`read_file\` (working directory ${workdir}). Use them read-only.`
-        : 'You have no repository access; work from the material below.',
-    });
-    let rewrites = 0;
-    let lastLeak: LeakageResult | null = null;
+    const p = writerPrompt(job, { sandbox, workdir });
+    const last: { leak: LeakageResult | null } = { leak: null };
     const run = await runAgent<{ statement: string }>({
       llm,
       system: p.system,
@@ -303,25 +340,16 @@ async function writeWithAgent(
       submit: {
         description: 'Hand in the final problem statement (Markdown).',
         parameters: { type: 'object', properties: { statement: { type: 'string', description: 'the problem statement' } }, required: ['statement'] },
-        validate: (s) => {
-          if (s.statement.trim().length < MIN_STATEMENT_CHARS) return 'the statement is empty or too short; describe the observed and expected behaviour.';
-          lastLeak = gate(s.statement);
-          // One rewrite with the evidence; the next submission is final and judged by the stage.
-          if (lastLeak.flagged && rewrites === 0) {
-            rewrites++;
-            return renderSection('statement-writer', 'rewrite', { evidence: lastLeak.evidence.map((e) => `- ${e.kind}: ${e.match}`).join('\n') });
-          }
-          return null;
-        },
+        validate: submitCheck(job.gate, last),
       },
       budgets: deps.writerBudgets ?? DEFAULT_WRITER_BUDGETS,
       commandTimeoutMs: deps.commandTimeoutMs ?? 60_000,
       bashPrefix: t.verification.pre_commands.join('\n') || undefined,
-      signal,
+      signal: job.env.signal,
     });
     const acct = { tokensIn: run.tokensIn, tokensOut: run.tokensOut, costUsd: run.costUsd };
     if (run.exitStatus === 'submitted' && run.submission) {
-      return { kind: 'ok', statement: run.submission.statement.trim(), model: run.model, promptVersion: p.version, leak: lastLeak ?? gate(run.submission.statement), ...acct };
+      return { kind: 'ok', statement: run.submission.statement.trim(), model: run.model, promptVersion: p.version, leak: last.leak ?? job.gate(run.submission.statement), ...acct };
     }
     if (run.exitStatus === 'error' && run.error?.retriable) {
       const e = new Error(`statement writer: ${run.error.message}`);
@@ -336,9 +364,11 @@ async function writeWithAgent(
 
 const JUDGE_VERDICTS = ['vague', 'needs-more', 'gives-solution', 'ok'] as const;
 
-async function judgeStatement(llm: LlmClient, statement: string, gold: string, f2p: string[], acct: Acct, env: Envelope<TaskVerified>): Promise<string | null> {
+/** The judge's verdict on `statement`; `unparsed` for an answer without a known verdict, null when the call failed. */
+async function judgeStatement(llm: LlmClient, statement: string, job: StatementJob): Promise<string | null> {
+  const { env, acct } = job;
   try {
-    const p = renderPrompt('judge', { statement, patch: clip(gold, MAX_PATCH_CHARS_IN_PROMPT), fail_to_pass: f2p.map((n) => `- ${n}`).join('\n') || '(none)' });
+    const p = renderPrompt('judge', { statement, patch: clip(job.t.tests.gold_patch, MAX_PATCH_CHARS_IN_PROMPT), fail_to_pass: job.t.verification.FAIL_TO_PASS.map((n) => `- ${n}`).join('\n') || '(none)' });
     const r = await llm.chat({ messages: [{ role: 'system', content: p.system }, { role: 'user', content: p.user }], responseFormat: { type: 'json_object' }, signal: env.signal });
     acct.tokensIn += r.tokensIn;
     acct.tokensOut += r.tokensOut;
@@ -361,7 +391,10 @@ async function judgeStatement(llm: LlmClient, statement: string, gold: string, f
   }
 }
 
-async function categorize(llm: LlmClient | null, text: string, gold: string, acct: Acct, env: Envelope<TaskVerified>): Promise<CategoryResult> {
+/** The category of `text` (title + statement): the classifier agent's when configured and answering, else the rules'. */
+async function categorize(llm: LlmClient | null, text: string, job: StatementJob): Promise<CategoryResult> {
+  const { env, acct } = job;
+  const gold = job.t.tests.gold_patch;
   if (!llm) return classifyByRules(text, gold);
   try {
     const r = await classifyWithLlm(llm, text, gold, env.signal);

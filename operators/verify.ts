@@ -26,8 +26,8 @@ import type { Provenance, TaskVerified, TestsReady, Verification } from '../sche
 import type { Stage } from '../streams/stage.js';
 import { accept, reject } from '../streams/types.js';
 import type { Envelope, Outcome, OutcomeMeta } from '../streams/types.js';
-import type { Sandbox, SandboxFactory } from './sandbox/types.js';
-import { gradeVerification, invalidReason, isFail, isPass, releaseCheck, type RunRecord, type VerifyGrade } from './harness/grading.js';
+import { SANDBOX_DEFAULTS, type Sandbox, type SandboxFactory } from './sandbox/types.js';
+import { gradeVerification, invalidInState, invalidReason, isFail, isPass, releaseCheck, type RunRecord, type VerifyGrade } from './harness/grading.js';
 import { getRunner, type Runner } from './runners/index.js';
 import { destroyLater, prepareCheckout, runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './harness/runs.js';
 import { commitTaskImage, stripToTask, type TaskImage } from './harness/task-image.js';
@@ -43,7 +43,7 @@ export function instanceId(repo: string, number: number): string {
 
 export interface VerifyDeps {
   sandboxes: SandboxFactory;
-  /** limit of one test run, ms; default 900 000 (15 min) */
+  /** limit of one test run, ms; default {@link SANDBOX_DEFAULTS}.testTimeoutMs */
   runTimeoutMs?: number;
   /** before-fix runs in total, the release check's empty-patch run included; default 2, at least 1 */
   runsBefore?: number;
@@ -104,7 +104,7 @@ function runState(c: VerifyCtx, o: { patches: NamedPatch[]; n: number; stop: (ru
   return runRepeated({
     sandboxes: c.deps.sandboxes, image: environment.image_id || environment.image_ref, commit: candidate.parent_commit, workdir: environment.workdir,
     preCommands: environment.pre_commands, testCommand: tests.test_command, runner: c.runner, patches: o.patches, files: c.files, n: o.n,
-    timeoutMs: c.deps.runTimeoutMs ?? 900_000, labels: { 'swe-stream.stage': 'verify', 'swe-stream.pr': candidate.pr_id }, signal: c.env.signal,
+    timeoutMs: c.deps.runTimeoutMs ?? SANDBOX_DEFAULTS.testTimeoutMs, labels: { 'swe-stream.stage': 'verify', 'swe-stream.pr': candidate.pr_id }, signal: c.env.signal,
     stop: o.stop, sandbox: o.sandbox,
   });
 }
@@ -145,7 +145,7 @@ async function releaseRuns(c: VerifyCtx, sb: Sandbox, lists: { FAIL_TO_PASS: str
   };
   // The committed container is the task image's state; prepare records it (outside the image) for the reset.
   await prepareCheckout(sb, environment.workdir, candidate.parent_commit, c.env.signal);
-  const common = { row, sandboxes: c.deps.sandboxes, timeoutMs: c.deps.runTimeoutMs, signal: c.env.signal, sandbox: sb };
+  const common = { row, sandboxes: c.deps.sandboxes, timeoutMs: c.deps.runTimeoutMs ?? SANDBOX_DEFAULTS.testTimeoutMs, signal: c.env.signal, sandbox: sb };
   const gold = await runInstance({ ...common, modelPatch: tests.gold_patch });
   const empty = await runInstance({ ...common, modelPatch: '', reset: true });
   return { gold: gold.run!, empty: empty.run!, image };
@@ -249,7 +249,7 @@ async function runAll(c: VerifyCtx, o: { t0: number; gold: NamedPatch; nBefore: 
   let tp = c.now();
   const before = o.nBefore > 0 ? (await runState(c, { patches: c.testPatches, n: o.nBefore, stop: () => false, sandbox: o.take('before') })).runs : [];
   c.phase.before_ms = c.now() - tp;
-  if (before.some((r) => invalidReason(r) !== null)) return conclude(c, { before, after: [], release: null, t0: o.t0 });
+  if (before.some((r) => invalidInState('before', r) !== null)) return conclude(c, { before, after: [], release: null, t0: o.t0 });
   // Strip the task container's history while the after-fix runs go; it is committed only if the task can still verify.
   let taskSb: Sandbox | null = null;
   const t = o.take('task');
@@ -263,7 +263,8 @@ async function runAll(c: VerifyCtx, o: { t0: number; gold: NamedPatch; nBefore: 
   c.phase.after_ms = c.now() - tp;
   const provisional = gradeVerification(before, after);
   // An invalid run, no possible FAIL_TO_PASS, or a flaky one already decide: more runs cannot verify.
-  const hopeless = [...before, ...after].some((r) => invalidReason(r) !== null) || (after.length > 0 && !f2pStillPossible(before, after))
+  const invalid = before.some((r) => invalidInState('before', r) !== null) || after.some((r) => invalidInState('after', r) !== null);
+  const hopeless = invalid || (after.length > 0 && !f2pStillPossible(before, after))
     || (provisional.kind === 'rejected' && provisional.reason === 'flaky-f2p');
   if (!stripped || hopeless) return conclude(c, { before, after, release: null, t0: o.t0 });
   tp = c.now();

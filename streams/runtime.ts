@@ -52,6 +52,9 @@ export interface RuntimeObserver {
   lag?(stage: string, n: number): void;
 }
 
+/** Attempts per record before its dead letter, unless configured (cli/config.ts `maxAttempts` uses this default). */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
 export interface StageRuntimeOptions<I, O> {
   stage: Stage<I, O>;
   transport: Transport;
@@ -60,7 +63,7 @@ export interface StageRuntimeOptions<I, O> {
   concurrency?: number;
   /** Admitted, not yet committed records per partition. Default max(16, 4 × concurrency). */
   window?: number;
-  /** Attempts before dead-lettering a retriable failure. Default 3. */
+  /** Attempts before dead-lettering a retriable failure. Default {@link DEFAULT_MAX_ATTEMPTS}. */
   maxAttempts?: number;
   /** Delay before attempt n+1 (ms), n ≥ 1. Default 2 s × 2^(n−1), ±20 % jitter, at most 5 min. */
   backoffMs?: (attempt: number) => number;
@@ -140,7 +143,7 @@ export class StageRuntime<I, O> {
       serde: opts.serde,
       concurrency,
       window: opts.window ?? Math.max(16, 4 * concurrency),
-      maxAttempts: opts.maxAttempts ?? 3,
+      maxAttempts: opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
       backoffMs: opts.backoffMs ?? defaultBackoff,
       groupId: opts.groupId ?? `swe-stream.${opts.stage.name}`,
       observer: opts.observer,

@@ -79,7 +79,7 @@ export function registerExtra(program: Command): void {
         await transport.close();
       }
     }
-    const report = await evaluatePredictionsFile(flags.predictions, rows, { sandboxes: deps.sandboxes, concurrency: Number(flags.concurrency) });
+    const report = await evaluatePredictionsFile(flags.predictions, rows, { sandboxes: deps.sandboxes, concurrency: Number(flags.concurrency), timeoutMs: cfg.sandbox.testTimeoutMs });
     process.stdout.write(JSON.stringify(report) + '\n');
   });
 }

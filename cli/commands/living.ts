@@ -104,7 +104,7 @@ export function scheduleRevalidation(cfg: Config, everyMs: number, runs = 3): ()
     busy = true;
     try {
       const deps = new Deps(cfg);
-      const r = await withClickHouse(cfg, (ch) => revalidate(ch, { sandboxes: deps.sandboxes, docker: dockerOf(deps), runs, since: Date.now() - everyMs }));
+      const r = await withClickHouse(cfg, (ch) => revalidate(ch, { sandboxes: deps.sandboxes, docker: dockerOf(deps), runs, since: Date.now() - everyMs, timeoutMs: cfg.sandbox.testTimeoutMs }));
       log.info({ tasks: r.tasks, outcomes: r.byOutcome }, 'scheduled re-validation done');
     } catch (e) {
       log.error({ err: (e as Error).message, retriable: (e as { retriable?: boolean }).retriable ?? true }, 'scheduled re-validation failed; the next tick retries');

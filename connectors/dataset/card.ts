@@ -3,7 +3,8 @@
  * opens with Hugging Face's YAML front matter (`configs` with `data_files`, per the Hub's dataset card
  * specification), so the directory loads as a dataset with one config per row format.
  */
-import type { Retirement, RevalidationOutcome, TaskImageRow } from './store.js';
+import type { Retirement, TaskImageRow } from './store.js';
+import type { RevalidationOutcome } from '../../schemas/revalidation.js';
 
 /** Differences against the previous release. */
 export interface Changes {

@@ -5,12 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { toStoreError, type ClickHouse } from '../sinks/connection.js';
-
-/** Outcome of one re-validation (see the DDL's comment). */
-export type RevalidationOutcome = 'stable' | 'not-resolving' | 'resolves-empty' | 'flipped' | 'infra-failure';
-
-/** Outcomes that retire a task from later releases. `infra-failure` never does. */
-export const RETIRING_OUTCOMES: readonly RevalidationOutcome[] = ['not-resolving', 'resolves-empty', 'flipped'];
+import type { RevalidationOutcome } from '../../schemas/revalidation.js';
 
 /** One row of `revalidations`. Times epoch ms, durations ms (one per test run, gold then empty, per round). */
 export interface RevalidationRow {

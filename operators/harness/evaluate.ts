@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Environment, TaskStated, TaskVerified, TestSpec, Verification } from '../../schemas/types.gen.js';
 import { StageError } from '../../streams/types.js';
-import type { Sandbox, SandboxFactory } from '../sandbox/types.js';
+import { SANDBOX_DEFAULTS, type Sandbox, type SandboxFactory } from '../sandbox/types.js';
 import { gradeEvaluation, type EvalReport } from './grading.js';
 import { getRunner } from '../runners/index.js';
 import { destroyLater, runOnce, SCRATCH, type NamedPatch, type RunEvidence } from './runs.js';
@@ -56,7 +56,7 @@ export interface EvaluateInstanceOptions {
   row: EvalRow;
   modelPatch: string;
   sandboxes: SandboxFactory;
-  /** limit of the test run, ms; default 900 000 */
+  /** limit of the test run, ms; default {@link SANDBOX_DEFAULTS}.testTimeoutMs */
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
@@ -93,7 +93,7 @@ export async function runInstance(opts: EvaluateInstanceOptions): Promise<Instan
     if (row.tests.test_patch.trim()) patches.push({ name: 'test', text: row.tests.test_patch });
     patches.push({ name: 'model', text: opts.modelPatch });
     const files = row.tests.f2p_script && row.tests.f2p_script_path ? [{ path: row.tests.f2p_script_path, content: row.tests.f2p_script }] : [];
-    const run = await runOnce(sb, { workdir: v.workdir, preCommands: v.pre_commands, testCommand: v.eval_command, runner, patches, files, timeoutMs: opts.timeoutMs ?? 900_000, signal: opts.signal }, { reset: opts.reset });
+    const run = await runOnce(sb, { workdir: v.workdir, preCommands: v.pre_commands, testCommand: v.eval_command, runner, patches, files, timeoutMs: opts.timeoutMs ?? SANDBOX_DEFAULTS.testTimeoutMs, signal: opts.signal }, { reset: opts.reset });
     if (!run.patchApplied) {
       const which = run.applyError?.startsWith('test:') ? 'test-patch-does-not-apply' : 'patch-does-not-apply';
       return { run, result: { instance_id: row.instance_id, resolved: false, reason: which, detail: run.applyError?.slice(-500) } };
@@ -119,6 +119,7 @@ export interface EvaluateOptions {
   predictions: Prediction[];
   rows: (TaskVerified | TaskStated | EvalRow)[];
   sandboxes: SandboxFactory;
+  /** limit of one test run, ms; default {@link SANDBOX_DEFAULTS}.testTimeoutMs */
   timeoutMs?: number;
   /** instances evaluated at once; default 1 */
   concurrency?: number;

@@ -18,14 +18,10 @@ import type { SandboxFactory } from '../sandbox/types.js';
 import { runInstance, type EvalRow, type InstanceResult } from './evaluate.js';
 import { isRegistryRef, pullImage } from './task-image.js';
 import { logger } from '../../streams/log.js';
+import { RETIRING_OUTCOMES, type RevalidationOutcome } from '../../schemas/revalidation.js';
 
 const log = logger({ component: 'revalidate' });
 
-/** Outcome of one re-validation (see the module comment). */
-export type RevalidationOutcome = 'stable' | 'not-resolving' | 'resolves-empty' | 'flipped' | 'infra-failure';
-
-/** Outcomes that retire a task from later releases. `infra-failure` never does. */
-export const RETIRING_OUTCOMES: readonly RevalidationOutcome[] = ['not-resolving', 'resolves-empty', 'flipped'];
 
 /** What one task's re-validation found. Times epoch ms; durations ms, one per test run (gold, empty, per round). */
 export interface TaskRevalidation {
@@ -51,7 +47,7 @@ export interface RevalidateTaskOptions {
   docker: Docker;
   /** rounds of gold + empty; default 3 */
   runs?: number;
-  /** limit of one test run, ms; default 900 000 */
+  /** limit of one test run, ms; default SANDBOX_DEFAULTS.testTimeoutMs (operators/sandbox/types.ts) */
   timeoutMs?: number;
   signal?: AbortSignal;
   now?: () => number;

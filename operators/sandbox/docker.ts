@@ -31,7 +31,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import tar from 'tar-stream';
 import type { CreateOptions, ExecOptions, ExecResult, Sandbox, SandboxFactory } from './types.js';
-import { SandboxError } from './types.js';
+import { SANDBOX_DEFAULTS, SandboxError } from './types.js';
 import { ensureBaseImage, type EnsureBaseOptions } from './images.js';
 import { ensureInstallNetwork, INSTALL_NETWORK, type InstallNetwork } from './network.js';
 import { logger } from '../../streams/log.js';
@@ -58,7 +58,7 @@ export interface DockerSandboxOptions {
   docker?: Docker;
   /** Host CA bundle to mount read-only; default /etc/ssl/certs/ca-certificates.crt when it exists. null: none. */
   caBundle?: string | null;
-  /** Default limits: memory 4 GiB, 2 CPUs, 1024 pids. */
+  /** Default limits of every container; default {@link SANDBOX_DEFAULTS} (memory, CPUs × 1e9, pids). */
   memoryBytes?: number;
   nanoCpus?: number;
   pidsLimit?: number;
@@ -78,7 +78,7 @@ export interface DockerSandboxOptions {
    * (operators/sandbox/network.ts); `'bridge'` for Docker's default bridge (reaches the host).
    */
   installNetwork?: string;
-  /** Writable-layer limit per container, bytes, where the storage driver supports one; default 20 GiB; 0: none. */
+  /** Writable-layer limit per container, bytes, where the storage driver supports one; default {@link SANDBOX_DEFAULTS}.diskBytes; 0: none. */
   diskBytes?: number;
 }
 
@@ -442,9 +442,9 @@ export class DockerSandboxFactory implements SandboxFactory {
       container = pooled;
       // Limits are updatable on a running container; labels are not (a pooled container keeps the factory's).
       if (o.memoryBytes !== undefined || o.nanoCpus !== undefined || o.pidsLimit !== undefined) {
-        const memory = o.memoryBytes ?? this.opts.memoryBytes ?? 4 * 1024 ** 3;
+        const l = this.limits(o);
         try {
-          await container.update({ Memory: memory, MemorySwap: memory, NanoCpus: o.nanoCpus ?? this.opts.nanoCpus ?? 2e9, PidsLimit: o.pidsLimit ?? this.opts.pidsLimit ?? 1024 });
+          await container.update({ Memory: l.memoryBytes, MemorySwap: l.memoryBytes, NanoCpus: l.nanoCpus, PidsLimit: l.pidsLimit });
         } catch (e) {
           await container.remove({ force: true }).catch(() => undefined);
           throw engineError('update pooled container limits', e);
@@ -462,11 +462,20 @@ export class DockerSandboxFactory implements SandboxFactory {
     return sb;
   }
 
+  /** The limits of one container: the create's own, else the factory's, else {@link SANDBOX_DEFAULTS}. */
+  private limits(o: CreateOptions): { memoryBytes: number; nanoCpus: number; pidsLimit: number } {
+    return {
+      memoryBytes: o.memoryBytes ?? this.opts.memoryBytes ?? SANDBOX_DEFAULTS.memoryBytes,
+      nanoCpus: o.nanoCpus ?? this.opts.nanoCpus ?? SANDBOX_DEFAULTS.cpus * 1e9,
+      pidsLimit: o.pidsLimit ?? this.opts.pidsLimit ?? SANDBOX_DEFAULTS.pidsLimit,
+    };
+  }
+
   private async startContainer(o: CreateOptions, labels: Record<string, string>): Promise<Docker.Container> {
-    const memory = o.memoryBytes ?? this.opts.memoryBytes ?? 4 * 1024 ** 3;
+    const { memoryBytes: memory, nanoCpus, pidsLimit } = this.limits(o);
     const binds = this.caBundle ? [`${this.caBundle}:${CA_BUNDLE}:ro`] : [];
     const network = o.network ? await this.installNetworkName() : 'none';
-    const disk = this.opts.diskBytes ?? 20 * 1024 ** 3;
+    const disk = this.opts.diskBytes ?? SANDBOX_DEFAULTS.diskBytes;
     let container: Docker.Container;
     const spec = (storage: boolean): Docker.ContainerCreateOptions => ({
         Image: o.image,
@@ -480,10 +489,10 @@ export class DockerSandboxFactory implements SandboxFactory {
           CapDrop: ['ALL'],
           CapAdd: INSTALL_CAPS,
           SecurityOpt: ['no-new-privileges'],
-          PidsLimit: o.pidsLimit ?? this.opts.pidsLimit ?? 1024,
+          PidsLimit: pidsLimit,
           Memory: memory,
           MemorySwap: memory,
-          NanoCpus: o.nanoCpus ?? this.opts.nanoCpus ?? 2e9,
+          NanoCpus: nanoCpus,
           NetworkMode: network,
           Binds: binds,
           AutoRemove: false,

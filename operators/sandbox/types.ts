@@ -3,6 +3,28 @@
  * Docker engine by operators/sandbox/docker.ts. All sizes in bytes, all durations in ms.
  */
 
+const GiB = 1024 ** 3;
+
+/**
+ * The one statement of each sandbox default (the `sandbox` section of cli/config.ts uses these as its zod
+ * defaults; the Docker factory and the stages fall back to the same values when a caller leaves one out).
+ * Sizes in bytes, durations in ms.
+ */
+export const SANDBOX_DEFAULTS = {
+  /** memory of one container, swap included */
+  memoryBytes: 4 * GiB,
+  /** CPUs of one container (Docker NanoCpus = cpus × 1e9) */
+  cpus: 2,
+  /** processes and threads of one container */
+  pidsLimit: 1024,
+  /** writable-layer size of one container, where the storage driver can enforce one */
+  diskBytes: 20 * GiB,
+  /** one install command of an environment build */
+  installTimeoutMs: 20 * 60_000,
+  /** one test run (a suite run of env-build, a run of verify, evaluate and revalidate) */
+  testTimeoutMs: 10 * 60_000,
+} as const;
+
 /** Result of one command in a sandbox. */
 export interface ExecResult {
   exitCode: number;

@@ -299,7 +299,7 @@ export class KafkaTransport implements Transport {
       const existing = new Set(await this.admin.listTopics());
       const missing = specs.filter((s) => !existing.has(s.name));
       if (missing.length === 0) return;
-      await this.createTopics(missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })));
+      await this.createAndWait(missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: this.replicationFactor })));
       this.log.info({ topics: missing.map((s) => `${s.name}(${s.partitions})`) }, 'topics created');
     } catch (err) {
       throw toTransportError(`creating topics ${specs.map((s) => s.name).join(', ')}`, err);
@@ -307,17 +307,19 @@ export class KafkaTransport implements Transport {
   }
 
   /**
-   * Create topics and wait until they are usable (created ≠ usable: every partition needs a leader in the
-   * metadata a first produce or fetch sees). Not kafkajs' `waitForLeaders`: on a loaded broker its metadata
-   * polls run out of retries with UNKNOWN_TOPIC_OR_PARTITION ("This server does not host this topic-partition")
-   * for a topic it has just created, which stopped a run at start (seen in bench/soak); {@link waitForMetadata}
-   * waits up to `metadataWaitMs`. A topic another client created first counts as created.
+   * Create topics and wait until every partition has a leader in the broker's metadata. Workers started
+   * together race to create the same topics: the loser's TOPIC_ALREADY_EXISTS, and the UNKNOWN_TOPIC_OR_PARTITION
+   * that kafkajs's own leader wait can meet while the winner's topic propagates, both mean "created elsewhere,
+   * not yet visible", so both go to the same metadata wait instead of failing the worker's start.
+   * @throws TransportError (retriable) when the topics have no leader after `metadataWaitMs`
    */
-  private async createTopics(topics: Parameters<Admin['createTopics']>[0]['topics']): Promise<void> {
+  private async createAndWait(topics: Array<{ topic: string; numPartitions: number; replicationFactor: number; configEntries?: Array<{ name: string; value: string }> }>): Promise<void> {
     try {
       await this.admin.createTopics({ topics, waitForLeaders: false });
     } catch (err) {
-      if (errorType(err) !== 'TOPIC_ALREADY_EXISTS') throw err;
+      // kafkajs reports per-topic failures of one request as an aggregate (`errors`), a single one as itself.
+      const parts = (err as { errors?: unknown[] }).errors ?? [err];
+      if (!parts.every((e) => ['TOPIC_ALREADY_EXISTS', 'UNKNOWN_TOPIC_OR_PARTITION'].includes(errorType(e) ?? ''))) throw err;
     }
     await this.waitForMetadata(topics.map((t) => t.topic));
   }
@@ -396,8 +398,8 @@ export class KafkaTransport implements Transport {
   async ensureStoreTopic(topic: string): Promise<void> {
     await this.connect();
     try {
-      if ((await this.admin.listTopics()).includes(topic)) return;
-      await this.createTopics([{
+      if ((await this.admin.listTopics()).includes(topic)) return this.waitForMetadata([topic]);
+      await this.createAndWait([{
         topic,
         numPartitions: this.storePartitions,
         replicationFactor: this.replicationFactor,
@@ -408,7 +410,6 @@ export class KafkaTransport implements Transport {
       }]);
       this.log.info({ topic }, 'store topic created');
     } catch (err) {
-      if (errorType(err) === 'TOPIC_ALREADY_EXISTS') return; // another worker created it first
       throw toTransportError(`creating store topic ${topic}`, err);
     }
   }

@@ -36,7 +36,7 @@ function worker(stage: string, extra: string[] = []): void {
   const args = [join(ROOT, 'bin/swe-stream.js'), 'worker', '--stage', stage, '--bus', 'kafka', '--data-dir', dataDir, ...extra];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_LOCAL_REPOS: repo.path, SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_KAFKA_BROKERS: brokers, SWE_STREAM_REGISTRY_URL: registry, SWE_STREAM_LOG_LEVEL: 'warn' },
+    env: { ...process.env, SWE_STREAM_OFFLINE: '1', SWE_STREAM_LOCAL_REPOS: repo.path, SWE_STREAM_CLICKHOUSE_URL: '', SWE_STREAM_KAFKA_BROKERS: brokers, SWE_STREAM_REGISTRY_URL: registry, SWE_STREAM_REGISTRY_AUTO_REGISTER: '1', SWE_STREAM_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const w = { name: stage, child, err: '' };
@@ -88,7 +88,7 @@ describe('swe-stream worker processes on Kafka', () => {
           // On a fresh broker the workers create the topics only once they are up (minutes on a loaded machine):
           // until then a topic has no metadata and the transport's retriable error means "not yet".
           if (!(await topicsExist(fresh))) return false;
-          const stated = (await readTopic<TaskStated>(fresh, serde, 'tasks.stated')).filter((x) => mine(x.candidate.pr_id));
+          const stated = (await readTopic<TaskStated>(fresh, serde, 'tasks.stated', { key: mine })).filter((x) => mine(x.candidate.pr_id));
           if (new Set(stated.map((x) => x.instance_id)).size < fixPrs) return false;
           for (const g of groups) {
             const committed = await fresh.groupOffsets(g.group, g.topics);
@@ -115,7 +115,7 @@ describe('swe-stream worker processes on Kafka', () => {
       `SELECT stage, uniqExact(outcome_id) AS n FROM stage_outcomes FINAL WHERE startsWith(key, '${repo.repo}#') GROUP BY stage`], { cwd: ROOT, env: { ...process.env, SWE_STREAM_CLICKHOUSE_URL: '' } });
     const counts = Object.fromEntries((JSON.parse(stdout) as Array<{ stage: string; n: number }>).map((r) => [r.stage, Number(r.n)]));
     for (const stage of STAGE_NAMES) {
-      const inputs = (await readTopic<{ candidate?: { pr_id: string }; pr_id?: string }>(t, serde, PR_STAGES[stage].input)).filter((r) => mine(r.pr_id ?? r.candidate?.pr_id));
+      const inputs = (await readTopic<{ candidate?: { pr_id: string }; pr_id?: string }>(t, serde, PR_STAGES[stage].input, { key: mine })).filter((r) => mine(r.pr_id ?? r.candidate?.pr_id));
       expect(counts[stage] ?? 0, stage).toBe(inputs.length);
     }
     expect(counts.filter).toBe(repo.prs.length);

@@ -32,7 +32,7 @@ describe('exit codes and messages', () => {
 
   it('a password in the registry URL is never printed, in the error or in the log', async () => {
     const url = 'http://admin:hunter2pass@127.0.0.1:1/apis/ccompat/v7';
-    const r = await runCli(['run', '--bus', 'kafka', '--until-idle', '--stages', 'filter', '--no-sink', '--data-dir', join(tmp, 'reg')], { SWE_STREAM_REGISTRY_URL: url });
+    const r = await runCli(['run', '--bus', 'kafka', '--until-idle', '--stages', 'filter', '--no-sink', '--data-dir', join(tmp, 'reg')], { SWE_STREAM_REGISTRY_URL: url, SWE_STREAM_REGISTRY_AUTO_REGISTER: '1' });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^swe-stream: .*schema registry .*http:\/\/\*\*\*@127\.0\.0\.1:1/m);
     expect(r.stdout + r.stderr).not.toContain('hunter2pass');
