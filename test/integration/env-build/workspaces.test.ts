@@ -58,7 +58,7 @@ describe.skipIf(!engine)('monorepo: a PR in one npm workspace package (real engi
     const env = envBuildStage({ sandboxes, repoPath: async () => repo.dir, imagePrefix: prefix, installTimeoutMs: 300_000, suiteTimeoutMs: 120_000 });
     const built = await env.handle(envelope<PrCandidate>({ candidate, provenance: [] }));
     if (built.kind !== 'accepted') throw new Error(`env-build: ${JSON.stringify(built).slice(0, 3000)}`);
-    const ready: EnvironmentReady = built.values![0]!;
+    const ready: EnvironmentReady = built.value;
     const e = ready.environment;
     expect(e.package_dirs).toEqual(['packages/strings']);
     expect(e.runner).toBe('node-test');
@@ -69,13 +69,13 @@ describe.skipIf(!engine)('monorepo: a PR in one npm workspace package (real engi
 
     const tc = await testCreateStage().handle(envelope(ready));
     if (tc.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(tc)}`);
-    const tests: TestsReady = tc.values![0]!;
+    const tests: TestsReady = tc.value;
     expect(tests.tests.test_files).toEqual(['packages/strings/test/strings.test.js']);
     expect(tests.tests.test_command).toContain("cd packages/strings");
 
     const verified = await verifyStage({ sandboxes, runTimeoutMs: 120_000, taskImage: false }).handle(envelope(tests));
     if (verified.kind !== 'accepted') throw new Error(`verify: ${JSON.stringify(verified).slice(0, 3000)}`);
-    const v = verified.values![0]!.verification;
+    const v = verified.value.verification;
     expect(v.FAIL_TO_PASS).toEqual(['packages/strings/test/strings.test.js > strings > lower']);
     expect(v.PASS_TO_PASS).toEqual(['packages/strings/test/strings.test.js > strings > upper']);
   }, 900_000);
