@@ -34,7 +34,9 @@ import type { Serde } from '../streams/serde.js';
 import type { PullRequestEvent } from '../schemas/types.gen.js';
 import { openSource } from '../connectors/sources/index.js';
 import { MirrorCache } from '../operators/pr/mirror.js';
-import { preloadEvents, committedTotal } from './common.js';
+import Database from 'better-sqlite3';
+import { partitionFor } from '../streams/transport.js';
+import { preloadEvents, committedTotal, repeater } from './common.js';
 import { prCatalog } from '../operators/pr/topology.js';
 
 const { values: args } = parseArgs({
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     records: { type: 'string', default: '1000000' },
     transports: { type: 'string', default: 'embedded,kafka' },
     stages: { type: 'string', default: 'passthrough,merged-gate' },
+    limit: { type: 'boolean', default: true },
     window: { type: 'string', default: '4096' },
     concurrency: { type: 'string', default: '64' },
     file: { type: 'string', default: join(import.meta.dirname, '../test/fixtures/gharchive/2015-01-01-12.json.gz') },
@@ -73,6 +76,58 @@ const stages: Record<string, Stage<PullRequestEvent, PullRequestEvent>> = {
   'merged-gate': { name: 'filter', handle: async (env) => (env.value.merged ? accept(env.value, { repo: env.value.repo }) : reject('not-merged')) },
 };
 
+/** records_per_s and records_per_cpu_s of the raw limit, once measured (the stage lines print their ratio to it). */
+let limit: { rps: number; rpcs: number } | undefined;
+
+/**
+ * The embedded limit (issue 15): the same records Avro-encoded (EmbeddedSerde) and inserted raw with
+ * better-sqlite3 into a table laid out as the log's `records` (same pragmas), 32 rows per statement call,
+ * 4,096 records per transaction — no read, decode, stage, outcome or commit. A stage's ratio to it says how
+ * much the runtime adds to the floor cost of writing the records once.
+ */
+function runLimit(n: number): void {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-limit-'));
+  const db = new Database(join(dir, 'limit.db'));
+  db.pragma('page_size = 16384');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec(`CREATE TABLE records (topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    key TEXT, value BLOB, headers TEXT, ts INTEGER NOT NULL, PRIMARY KEY (topic, partition, offset)) WITHOUT ROWID`);
+  const ROWS = 32;
+  const many = db.prepare(`INSERT INTO records VALUES ${Array(ROWS).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+  const one = db.prepare('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const serde = new EmbeddedSerde({ catalog });
+  const nth = repeater(events, n);
+  const heads = [0, 0, 0];
+  let headersText: string | undefined;
+  const start = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  const tx = db.transaction((from: number, to: number) => {
+    const now = Date.now();
+    const row: unknown[] = [];
+    for (let i = from; i < to; i++) {
+      const ev = nth(i);
+      const enc = serde.encodeSync(OUT, ev);
+      headersText ??= JSON.stringify(enc.headers);
+      const p = partitionFor(ev.pr_id, 3);
+      row.push(OUT, p, heads[p]!++, ev.pr_id, enc.value, headersText, now);
+      if (row.length === ROWS * 7) {
+        many.run(row);
+        row.length = 0;
+      }
+    }
+    for (let i = 0; i < row.length; i += 7) one.run(row.slice(i, i + 7));
+  });
+  for (let i = 0; i < n; i += 4096) tx.immediate(i, Math.min(n, i + 4096));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+  limit = { rps: n / seconds, rpcs: n / cpuSeconds };
+  console.log(JSON.stringify({ bench: 'stream', transport: 'embedded', stage: 'limit', records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), cpu_s: +cpuSeconds.toFixed(3), records_per_cpu_s: Math.round(n / cpuSeconds), load1: +loadavg()[0]!.toFixed(1) }));
+}
+
 async function runOne(t: Transport, serde: Serde, stageName: string, n: number, transport: string): Promise<void> {
   const group = `bench.${stageName}.${Date.now()}`;
   const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: Number(args.concurrency), window: Number(args.window), groupId: group, topics: { input: IN, output: OUT, outcomes: OUTCOMES } });
@@ -84,12 +139,14 @@ async function runOne(t: Transport, serde: Serde, stageName: string, n: number, 
     if (rt.error) throw rt.error;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const end = process.hrtime.bigint();
+  if (process.env.BENCH_WINDOW) console.error(`window_us ${start / 1000n} ${end / 1000n}`);
+  const seconds = Number(end - start) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   await rt.stop();
   const mem = process.memoryUsage();
-  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), cpu_s: +cpuSeconds.toFixed(3), records_per_cpu_s: Math.round(n / cpuSeconds), load1: +loadavg()[0]!.toFixed(1), rss_mb: Math.round(mem.rss / 2 ** 20) }));
+  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), cpu_s: +cpuSeconds.toFixed(3), records_per_cpu_s: Math.round(n / cpuSeconds), load1: +loadavg()[0]!.toFixed(1), rss_mb: Math.round(mem.rss / 2 ** 20), ...(transport === 'embedded' && limit ? { of_limit: +(n / seconds / limit.rps).toFixed(2), of_limit_cpu: +(n / cpuSeconds / limit.rpcs).toFixed(2) } : {}) }));
 }
 
 async function openTransport(kind: string, dir: string): Promise<{ t: Transport; serde: Serde }> {
@@ -101,6 +158,7 @@ async function openTransport(kind: string, dir: string): Promise<{ t: Transport;
 const events = await loadEvents(args.file!);
 if (events.length === 0) throw new Error(`no PullRequestEvent records in ${args.file}`);
 const n = Number(args.records);
+if (args.limit && args.transports!.split(',').includes('embedded')) runLimit(n);
 for (const kind of args.transports!.split(',')) {
   for (const stageName of args.stages!.split(',')) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-stream-'));
