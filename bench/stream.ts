@@ -12,8 +12,9 @@
  *    "cpu_s":C,"records_per_cpu_s":RC,"load1":L,"rss_mb":M}
  * `cpu_s` is this process's user+system CPU over the same span (not the Kafka broker's), and `load1` the
  * 1-minute load average at the end: on a shared machine wall-clock figures swing with other jobs, CPU per
- * record much less, so compare runs by both.
- * Options: --records N, --transports a,b, --stages a,b, --window (per partition, default 4096),
+ * record much less, so compare runs by both. `elu` is the event loop's utilisation over the run: near 1 the
+ * run is bound by CPU (its own or, on a loaded machine, its share of it); well below 1 it waits on something.
+ * Options: --records N, --transports a,b, --stages a,b, --no-limit (skip the limit), --window (per partition, default 4096),
  * --concurrency (default 64), --file (the GH Archive hour).
  * Targets (2 cores): embedded ≥ 50,000/s, Kafka ≥ 20,000/s, merged-gate ≥ 80 % of passthrough.
  */
@@ -21,6 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
@@ -44,7 +46,7 @@ const { values: args } = parseArgs({
     records: { type: 'string', default: '1000000' },
     transports: { type: 'string', default: 'embedded,kafka' },
     stages: { type: 'string', default: 'passthrough,merged-gate' },
-    limit: { type: 'boolean', default: true },
+    'no-limit': { type: 'boolean', default: false },
     window: { type: 'string', default: '4096' },
     concurrency: { type: 'string', default: '64' },
     file: { type: 'string', default: join(import.meta.dirname, '../test/fixtures/gharchive/2015-01-01-12.json.gz') },
@@ -133,6 +135,7 @@ async function runOne(t: Transport, serde: Serde, stageName: string, n: number, 
   const rt = new StageRuntime({ stage: stages[stageName]!, transport: t, serde, concurrency: Number(args.concurrency), window: Number(args.window), groupId: group, topics: { input: IN, output: OUT, outcomes: OUTCOMES } });
   const start = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
   await rt.start();
   for (;;) {
     if ((await committedTotal(t, group, IN)) >= BigInt(n)) break;
@@ -144,9 +147,10 @@ async function runOne(t: Transport, serde: Serde, stageName: string, n: number, 
   const seconds = Number(end - start) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const elu = performance.eventLoopUtilization(elu0).utilization;
   await rt.stop();
   const mem = process.memoryUsage();
-  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), cpu_s: +cpuSeconds.toFixed(3), records_per_cpu_s: Math.round(n / cpuSeconds), load1: +loadavg()[0]!.toFixed(1), rss_mb: Math.round(mem.rss / 2 ** 20), ...(transport === 'embedded' && limit ? { of_limit: +(n / seconds / limit.rps).toFixed(2), of_limit_cpu: +(n / cpuSeconds / limit.rpcs).toFixed(2) } : {}) }));
+  console.log(JSON.stringify({ bench: 'stream', transport, stage: stageName, records: n, seconds: +seconds.toFixed(3), records_per_s: Math.round(n / seconds), cpu_s: +cpuSeconds.toFixed(3), records_per_cpu_s: Math.round(n / cpuSeconds), load1: +loadavg()[0]!.toFixed(1), rss_mb: Math.round(mem.rss / 2 ** 20), elu: +elu.toFixed(2), ...(transport === 'embedded' && limit ? { of_limit: +(n / seconds / limit.rps).toFixed(2), of_limit_cpu: +(n / cpuSeconds / limit.rpcs).toFixed(2) } : {}) }));
 }
 
 async function openTransport(kind: string, dir: string): Promise<{ t: Transport; serde: Serde }> {
@@ -158,7 +162,7 @@ async function openTransport(kind: string, dir: string): Promise<{ t: Transport;
 const events = await loadEvents(args.file!);
 if (events.length === 0) throw new Error(`no PullRequestEvent records in ${args.file}`);
 const n = Number(args.records);
-if (args.limit && args.transports!.split(',').includes('embedded')) runLimit(n);
+if (!args['no-limit'] && args.transports!.split(',').includes('embedded')) runLimit(n);
 for (const kind of args.transports!.split(',')) {
   for (const stageName of args.stages!.split(',')) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-stream-'));
