@@ -459,49 +459,63 @@ export class StageRuntime<I, O> {
     const durationMs = this.o.now() - e.startedAt;
     e.meta = out.meta;
     e.durationMs = durationMs;
-    this.settle(e, () => {
-      if (out.kind === 'accepted') {
-        const jobs: EncodeJob[] = [];
-        const values = out.values ?? [out.value];
-        for (const v of values) jobs.push({ topic: this.outputTopic, key: env.key, value: v });
-        jobs.push(this.outcomeJob(e, { kind: 'accepted', output_topic: this.outputTopic }, { attempts: env.attempt, meta: out.meta, durationMs }));
-        // A stage that emits a record its own schema rejects is a bug: dead-letter, never retry.
-        const notEncodable = (err: unknown) => {
-          const x = err as Error;
-          return this.deadLetter(e, { attempts: env.attempt, error: { name: x.name, message: `output does not encode: ${x.message}` }, reason: 'not-retriable', meta: out.meta, durationMs });
-        };
-        let recs: MaybePromise<ProduceRecord[]>;
-        try {
-          recs = this.encodeAll(jobs);
-        } catch (err) {
-          return notEncodable(err);
-        }
-        if (isPromise(recs)) {
-          return recs.then((r) => {
+    let outputs: MaybePromise<ProduceRecord[]>;
+    try {
+      outputs = this.outputsOf(e, env, out, durationMs);
+    } catch (err) {
+      this.die(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.settleOutputs(e, outputs);
+    const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
+    if (o && !e.replaced && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
+  }
+
+  /** The output records of a stage's outcome (encoded), counted. A method, not a closure per record. */
+  private outputsOf(e: Entry, env: Envelope<I>, out: Outcome<O>, durationMs: number): MaybePromise<ProduceRecord[]> {
+    if (out.kind === 'accepted') {
+      const jobs: EncodeJob[] = [];
+      if (out.values) for (const v of out.values) jobs.push({ topic: this.outputTopic, key: env.key, value: v });
+      else jobs.push({ topic: this.outputTopic, key: env.key, value: out.value });
+      jobs.push(this.outcomeJob(e, { kind: 'accepted', output_topic: this.outputTopic }, { attempts: env.attempt, meta: out.meta, durationMs }));
+      let recs: MaybePromise<ProduceRecord[]>;
+      try {
+        recs = this.encodeAll(jobs);
+      } catch (err) {
+        return this.notEncodable(e, env, out, durationMs, err);
+      }
+      if (isPromise(recs)) {
+        return recs.then(
+          (r) => {
             this.counts.accepted++;
             e.counted = 'accepted';
             return r;
-          }, notEncodable);
-        }
-        this.counts.accepted++;
-        e.counted = 'accepted';
-        return recs;
+          },
+          (err: unknown) => this.notEncodable(e, env, out, durationMs, err),
+        );
       }
-      if (out.kind === 'rejected') {
-        this.counts.rejected++;
-        e.counted = 'rejected';
-        return this.encodeAll([this.outcomeJob(e, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, { attempts: env.attempt, meta: out.meta, durationMs })]);
-      }
-      if (out.retriable && env.attempt < this.o.maxAttempts) {
-        this.counts.retried++;
-        e.counted = 'retried';
-        this.o.observer?.retried?.(this.name);
-        return [this.retryRecord(e, env.attempt, out.error)];
-      }
-      return this.deadLetter(e, { attempts: env.attempt, error: out.error, reason: out.retriable ? 'max-attempts' : 'not-retriable', meta: out.meta, durationMs });
-    });
-    const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
-    if (o && !e.replaced && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
+      this.counts.accepted++;
+      e.counted = 'accepted';
+      return recs;
+    }
+    if (out.kind === 'rejected') {
+      this.counts.rejected++;
+      e.counted = 'rejected';
+      return this.encodeAll([this.outcomeJob(e, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, { attempts: env.attempt, meta: out.meta, durationMs })]);
+    }
+    if (out.retriable && env.attempt < this.o.maxAttempts) {
+      this.counts.retried++;
+      e.counted = 'retried';
+      this.o.observer?.retried?.(this.name);
+      return [this.retryRecord(e, env.attempt, out.error)];
+    }
+    return this.deadLetter(e, { attempts: env.attempt, error: out.error, reason: out.retriable ? 'max-attempts' : 'not-retriable', meta: out.meta, durationMs });
+  }
+
+  /** A stage that emits a record its own schema rejects is a bug: dead-letter, never retry. */
+  private notEncodable(e: Entry, env: Envelope<I>, out: Outcome<O>, durationMs: number, err: unknown): MaybePromise<ProduceRecord[]> {
+    const x = err as Error;
+    return this.deadLetter(e, { attempts: env.attempt, error: { name: x.name, message: `output does not encode: ${x.message}` }, reason: 'not-retriable', meta: out.meta, durationMs });
   }
 
   /** Encode jobs into records: synchronously (throws) with a sync serde, else one promise (rejects). */
@@ -534,6 +548,11 @@ export class StageRuntime<I, O> {
       this.die(err instanceof Error ? err : new Error(String(err)));
       return;
     }
+    this.settleOutputs(e, outputs);
+  }
+
+  /** Queue an entry's outputs once they are built (now, or when their promise resolves; a rejection is fatal). */
+  private settleOutputs(e: Entry, outputs: MaybePromise<ProduceRecord[]>): void {
     if (isPromise(outputs)) outputs.then((o) => this.enqueue(e, o), (err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
     else this.enqueue(e, outputs);
   }
