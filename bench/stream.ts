@@ -7,13 +7,18 @@
  *   - `merged-gate`: a trivial real stage, the filter's first rule (not merged → rejected, else forwarded),
  * on the embedded log and on Kafka (--transports embedded,kafka). Each run counts from the first record
  * admitted to the last input committed, including decode, encode, outputs, stage outcomes and commits.
+ * On the embedded log it first measures the limit (stage `limit`, see runLimit): the same records only
+ * Avro-encoded and inserted raw; each embedded stage line then gives its ratio to it (`of_limit` by wall
+ * time, `of_limit_cpu` by CPU time).
  * Prints one JSON line per configuration:
  *   {"bench":"stream","transport":"embedded","stage":"passthrough","records":N,"seconds":S,"records_per_s":R,
- *    "cpu_s":C,"records_per_cpu_s":RC,"load1":L,"rss_mb":M}
+ *    "cpu_s":C,"records_per_cpu_s":RC,"load1":L,"rss_mb":M,"elu":U,"of_limit":F,"of_limit_cpu":FC}
  * `cpu_s` is this process's user+system CPU over the same span (not the Kafka broker's), and `load1` the
  * 1-minute load average at the end: on a shared machine wall-clock figures swing with other jobs, CPU per
  * record much less, so compare runs by both. `elu` is the event loop's utilisation over the run: near 1 the
  * run is bound by CPU (its own or, on a loaded machine, its share of it); well below 1 it waits on something.
+ * With BENCH_WINDOW=1 it also prints `window_us <start> <end>` (monotonic µs) on stderr, to cut a
+ * `node --cpu-prof --import tsx bench/stream.ts` profile to the measured span.
  * Options: --records N, --transports a,b, --stages a,b, --no-limit (skip the limit), --window (per partition, default 4096),
  * --concurrency (default 64), --file (the GH Archive hour).
  * Targets (2 cores): embedded ≥ 50,000/s, Kafka ≥ 20,000/s, merged-gate ≥ 80 % of passthrough.
