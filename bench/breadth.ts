@@ -218,7 +218,10 @@ async function main(): Promise<void> {
   process.stderr.write(`breadth: ${repos.length} repositories × ${a.prs} PRs, data in ${a.dataDir} (log: breadth-run.log)\n`);
   const run = a.noRun ? { wallS: a.wallS ?? NaN, cpuUtil: NaN, load1Max: NaN, exit: 0 } : await runMainJob(a, sources);
   const styles = await mergeStyles(a.dataDir);
-  const ch = await openClickHouse({ dataDir: a.dataDir });
+  // The run's analytics went where its configuration said: a ClickHouse server (SWE_STREAM_CLICKHOUSE_URL,
+  // --config) or chDB in the data directory; read them from the same place.
+  const { clickhouse } = loadConfig({ env: process.env, overrides: { dataDir: a.dataDir }, ...(a.config ? { file: a.config } : {}) });
+  const ch = await openClickHouse({ dataDir: a.dataDir, url: clickhouse.url, database: clickhouse.database });
   try {
     const figures = await repoFigures(ch);
     const all: RepoFigures[] = [];

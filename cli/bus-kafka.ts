@@ -10,6 +10,7 @@ import { KafkaTransport } from '../streams/transports/kafka.js';
 import { RegistrySerde, registerSchemas } from '../streams/serde-registry.js';
 import { allTopics, prCatalog } from '../operators/pr/topology.js';
 import type { Bus } from './bus.js';
+import { PrefixedTransport } from '../streams/transports/prefixed.js';
 
 /** @throws TransportError naming the brokers, or an Error naming the registry URL, when either does not answer. */
 export async function openKafkaBus(cfg: Config): Promise<Bus> {
@@ -26,5 +27,5 @@ export async function openKafkaBus(cfg: Config): Promise<Bus> {
       throw new Error(`schema registry at ${cfg.registry.url} did not accept the schemas: ${(e as Error).message}`, { cause: e });
     }
   }
-  return { transport, serde: new RegistrySerde({ url: cfg.registry.url, catalog: prCatalog() }) };
+  return { transport: cfg.kafka.topicPrefix ? new PrefixedTransport(transport, cfg.kafka.topicPrefix) : transport, serde: new RegistrySerde({ url: cfg.registry.url, catalog: prCatalog() }) };
 }

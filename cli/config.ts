@@ -3,7 +3,7 @@
  * {@link ConfigError} naming the field; the CLI prints it and exits with code 2 before anything starts.
  *
  * Environment variables (all optional): SWE_STREAM_BUS, SWE_STREAM_DATA_DIR, SWE_STREAM_KAFKA_BROKERS
- * (comma-separated), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
+ * (comma-separated), SWE_STREAM_KAFKA_PREFIX (prefix of topics, groups and stores), SWE_STREAM_REGISTRY_URL, SWE_STREAM_CLICKHOUSE_URL, SWE_STREAM_METRICS_PORT,
  * SWE_STREAM_PARTITIONS, SWE_STREAM_REGISTRY_AUTO_REGISTER=1 (register schemas at start: development and tests),
  * SWE_STREAM_OFFLINE=1 (no remote clones), SWE_STREAM_LOCAL_REPOS (directories whose
  * repositories may be cloned by path, separated like PATH; for workers of git: sources run elsewhere), SWE_STREAM_LICENSES (`permissive`, `any`, or SPDX ids
@@ -15,6 +15,7 @@ import { delimiter } from 'node:path';
 import { z } from 'zod';
 import { llmConfigSchema } from '../operators/llm/config.js';
 import { STAGE_NAMES } from '../operators/pr/topology.js';
+import { TOPIC_PREFIX } from '../streams/transports/prefixed.js';
 import { SANDBOX_DEFAULTS } from '../operators/sandbox/types.js';
 import { FILTER_DEFAULTS } from '../operators/filter.js';
 import { DEFAULT_MAX_ATTEMPTS } from '../streams/runtime.js';
@@ -70,6 +71,11 @@ export const configSchema = z
         brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1).default(['127.0.0.1:9092']),
         clientId: z.string().default('swe-stream'),
         replicationFactor: z.number().int().positive().default(1),
+        /**
+         * Prefix of every topic, consumer group and store on the brokers (streams/transports/prefixed.ts), so
+         * several pipelines share one cluster without touching each other's records or offsets. Default none.
+         */
+        topicPrefix: z.string().regex(TOPIC_PREFIX, `expected ${TOPIC_PREFIX.source}`).optional(),
       })
       .strict()
       .default({}),
@@ -176,7 +182,10 @@ function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     const v = env.SWE_STREAM_LICENSES.trim();
     out.filter = { licenses: v === 'any' || v === 'permissive' ? v : v.split(',').map((x) => x.trim()).filter(Boolean) };
   }
-  if (env.SWE_STREAM_KAFKA_BROKERS) out.kafka = { brokers: env.SWE_STREAM_KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean) };
+  const kafka: Record<string, unknown> = {};
+  if (env.SWE_STREAM_KAFKA_BROKERS) kafka.brokers = env.SWE_STREAM_KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.SWE_STREAM_KAFKA_PREFIX) kafka.topicPrefix = env.SWE_STREAM_KAFKA_PREFIX;
+  if (Object.keys(kafka).length) out.kafka = kafka;
   const registry: Record<string, unknown> = {};
   if (env.SWE_STREAM_REGISTRY_URL) registry.url = env.SWE_STREAM_REGISTRY_URL;
   const auto = env.SWE_STREAM_REGISTRY_AUTO_REGISTER;

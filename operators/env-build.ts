@@ -28,7 +28,8 @@ import { accept, reject, type Envelope, type Outcome, type OutcomeMeta } from '.
 import { logger, redact } from '../streams/log.js';
 import { SANDBOX_DEFAULTS, type CreateOptions, type Sandbox, type SandboxFactory } from './sandbox/types.js';
 import { checkoutInto } from './sandbox/repo.js';
-import { detect, manifestPaths, type Detection, type RepoSnapshot } from './env/detect.js';
+import { detectPackages, isManifestName, manifestPaths, type Detection, type RepoSnapshot } from './env/detect.js';
+import { findWorkspace, packageManifestPaths, packageOf } from './env/workspaces.js';
 import { buildRecipe, type Recipe } from './env/recipes.js';
 import { chooseToolchain, DECLARATION_RE, droppableRequirement, dropCommand, readDeclarations } from './env/installs.js';
 import { getRunner, type TestResult } from './runners/index.js';
@@ -37,7 +38,7 @@ import { git } from './pr/git-exec.js';
 const log = logger({ component: 'env-build', stage: 'env-build' });
 
 /** Rejection reason codes of this stage. */
-export type EnvBuildReason = 'no-test-suite' | 'install-failed' | 'suite-does-not-run' | 'timeout' | 'unsupported-language' | 'toolchain-unavailable';
+export type EnvBuildReason = 'no-test-suite' | 'install-failed' | 'suite-does-not-run' | 'timeout' | 'unsupported-language' | 'toolchain-unavailable' | 'workspace-unreadable' | 'workspace-mixed-runners';
 
 /** Label keys written on environment images (build facts read back on a cache hit). */
 export const ENV_LABELS = {
@@ -122,13 +123,28 @@ function withLabelRecipe(recipe: Recipe, labels: Record<string, string>): Recipe
   }
 }
 
-/** The files and manifest contents of `commit` in a local git dir, for detection. */
-export async function snapshotAt(gitDir: string, commit: string, signal?: AbortSignal): Promise<RepoSnapshot> {
+/**
+ * The files and manifest contents of `commit` in a local git dir, for detection. With `changed` (the PR's
+ * paths), the manifests of the workspace packages holding them are read too (operators/env/workspaces.ts),
+ * so a monorepo's touched package is detected from its own package.json / pyproject.toml.
+ */
+export async function snapshotAt(gitDir: string, commit: string, signal?: AbortSignal, changed: string[] = []): Promise<RepoSnapshot> {
   const files = (await git(['ls-tree', '-r', '-z', '--name-only', '--full-tree', commit], { cwd: gitDir, signal })).split('\0').filter(Boolean);
   const contents: Record<string, string> = {};
+  const read = async (paths: Iterable<string>) => {
+    for (const p of paths) if (!(p in contents)) contents[p] = await git(['show', `${commit}:${p}`], { cwd: gitDir, signal, maxBuffer: 64 << 20 });
+  };
   // Manifests for detection, plus what the install rules read (CI workflows, tox, nox, Makefile, version files).
-  for (const p of new Set([...manifestPaths(files), ...files.filter((f) => DECLARATION_RE.test(f))])) contents[p] = await git(['show', `${commit}:${p}`], { cwd: gitDir, signal, maxBuffer: 64 << 20 });
+  await read(new Set([...manifestPaths(files), ...files.filter((f) => DECLARATION_RE.test(f))]));
   const commitDate = (await git(['show', '-s', '--format=%cI', commit], { cwd: gitDir, signal })).trim();
+  // Both readings of a repository with JS and Python manifests: the language hint decides later.
+  for (const hint of [null, 'python']) {
+    const ws = changed.length ? findWorkspace({ files, contents }, hint) : null;
+    if (!ws || 'reason' in ws) continue;
+    const touched = new Set(changed.map((p) => packageOf(ws, p)).filter((d): d is string => d !== null));
+    const inTouched = files.filter((f) => touched.has(packageOf(ws, f) ?? ''));
+    await read(packageManifestPaths(inTouched, ws, (rel) => isManifestName(rel) || DECLARATION_RE.test(rel)));
+  }
   return { files, contents, commitDate };
 }
 
@@ -392,7 +408,8 @@ function environment(recipe: Recipe, o: { ref: string; imageId: string; cacheHit
     install_commands: recipe.installCommands,
     pre_commands: recipe.preCommands,
     test_command: recipe.testCommand,
-    test_invocations: recipe.invocations.length ? recipe.invocations.map((i) => ({ label: i.label, env: i.env, node_options: i.nodeOptions, args: i.args, paths: i.paths })) : null,
+    test_invocations: recipe.invocations.length ? recipe.invocations.map((i) => ({ label: i.label, env: i.env, node_options: i.nodeOptions, args: i.args, paths: i.paths, dir: i.dir || null })) : null,
+    package_dirs: packageDirsOf(recipe.invocations),
     runner: recipe.runner,
     report_format: recipe.reportFormat,
     package_manager: recipe.packageManager,
@@ -406,6 +423,12 @@ function environment(recipe: Recipe, o: { ref: string; imageId: string; cacheHit
     toolchain_source: recipe.toolchainSource,
     install_notes: recipe.installNotes.length ? recipe.installNotes : null,
   };
+}
+
+/** The workspace package directories a recipe's tests run in (Environment.package_dirs), null for the repository root. */
+function packageDirsOf(invocations: Recipe['invocations']): string[] | null {
+  const dirs = [...new Set(invocations.map((i) => i.dir ?? '').filter(Boolean))];
+  return dirs.length ? dirs : null;
 }
 
 type AgentLanguage = 'python' | 'javascript' | 'typescript';
@@ -483,8 +506,8 @@ const isAgentLanguage = (l: string): l is AgentLanguage => l === 'python' || l =
  */
 async function build(ctx: EnvBuildCtx, c: Candidate, signal: AbortSignal): Promise<BuildResult> {
   const job: BuildJob = { candidate: c, gitDir: await ctx.deps.repoPath(c, signal), signal };
-  const snap = await snapshotAt(job.gitDir, c.parent_commit, signal);
-  const det = detect(snap, c.language);
+  const snap = await snapshotAt(job.gitDir, c.parent_commit, signal, c.files.map((f) => f.path));
+  const det = detectPackages(snap, c.language, c.files);
   if ('reason' in det) return undetected(ctx, job, { reason: det.reason, detail: det.detail }, snap.files);
   const r = await recipeFor(ctx, det, snap);
   if (!r.ok) return { built: { ok: false, reason: 'toolchain-unavailable', detail: r.detail, recipe: null }, language: det.language, cacheHit: false };
@@ -504,7 +527,9 @@ async function undetected(ctx: EnvBuildCtx, job: BuildJob, failure: Rejection, f
 /** The interpreter from the repository's declarations, its base image, and the rules' recipe. */
 async function recipeFor(ctx: EnvBuildCtx, det: Detection, snap: RepoSnapshot): Promise<{ ok: true; recipe: Recipe } | { ok: false; detail: string }> {
   const declarations = readDeclarations(snap);
-  const toolchain = chooseToolchain(det, snap, declarations);
+  // Python workspace packages: the interpreter the (first) touched package declares.
+  const pkgSnap = det.language === 'python' && det.packages?.length ? det.packages[0]!.snap : null;
+  const toolchain = pkgSnap ? chooseToolchain(det.packages![0]!.detection, pkgSnap, readDeclarations(pkgSnap)) : chooseToolchain(det, snap, declarations);
   if (!toolchain.ok) return { ok: false, detail: toolchain.detail };
   const baseImage = await ctx.deps.sandboxes.baseImage(det.language, { python: det.language === 'python' ? toolchain.version : null });
   return { ok: true, recipe: buildRecipe(det, snap.files, snap.contents, { baseImage, commitDate: snap.commitDate, toolchain, declarations }) };

@@ -89,7 +89,7 @@ export function selectedTestCommand(runner: Runner, files: string[] | 'all', inv
 
 /** The environment's record of how the repository runs its runner, in the runners' shape. */
 export function invocationsOf(recorded: Environment['test_invocations'] | undefined): Invocation[] {
-  return (recorded ?? []).map((i) => ({ label: i.label, env: i.env, nodeOptions: i.node_options, args: i.args, paths: i.paths }));
+  return (recorded ?? []).map((i) => ({ label: i.label, env: i.env, nodeOptions: i.node_options, args: i.args, paths: i.paths, ...(i.dir ? { dir: i.dir } : {}) }));
 }
 
 /** What the agent path returns when it produced an accepted test. */

@@ -27,7 +27,7 @@ import type { Stage } from '../streams/stage.js';
 import { accept, reject } from '../streams/types.js';
 import type { Envelope, Outcome, OutcomeMeta } from '../streams/types.js';
 import { SANDBOX_DEFAULTS, type Sandbox, type SandboxFactory } from './sandbox/types.js';
-import { gradeVerification, invalidReason, isFail, isPass, releaseCheck, type RunRecord, type VerifyGrade } from './harness/grading.js';
+import { gradeVerification, invalidInState, invalidReason, isFail, isPass, releaseCheck, type RunRecord, type VerifyGrade } from './harness/grading.js';
 import { getRunner, type Runner } from './runners/index.js';
 import { destroyLater, prepareCheckout, runRepeated, type NamedPatch, type RunEvidence, type WorkFile } from './harness/runs.js';
 import { commitTaskImage, stripToTask, type TaskImage } from './harness/task-image.js';
@@ -249,7 +249,7 @@ async function runAll(c: VerifyCtx, o: { t0: number; gold: NamedPatch; nBefore: 
   let tp = c.now();
   const before = o.nBefore > 0 ? (await runState(c, { patches: c.testPatches, n: o.nBefore, stop: () => false, sandbox: o.take('before') })).runs : [];
   c.phase.before_ms = c.now() - tp;
-  if (before.some((r) => invalidReason(r) !== null)) return conclude(c, { before, after: [], release: null, t0: o.t0 });
+  if (before.some((r) => invalidInState('before', r) !== null)) return conclude(c, { before, after: [], release: null, t0: o.t0 });
   // Strip the task container's history while the after-fix runs go; it is committed only if the task can still verify.
   let taskSb: Sandbox | null = null;
   const t = o.take('task');
@@ -263,7 +263,8 @@ async function runAll(c: VerifyCtx, o: { t0: number; gold: NamedPatch; nBefore: 
   c.phase.after_ms = c.now() - tp;
   const provisional = gradeVerification(before, after);
   // An invalid run, no possible FAIL_TO_PASS, or a flaky one already decide: more runs cannot verify.
-  const hopeless = [...before, ...after].some((r) => invalidReason(r) !== null) || (after.length > 0 && !f2pStillPossible(before, after))
+  const invalid = before.some((r) => invalidInState('before', r) !== null) || after.some((r) => invalidInState('after', r) !== null);
+  const hopeless = invalid || (after.length > 0 && !f2pStillPossible(before, after))
     || (provisional.kind === 'rejected' && provisional.reason === 'flaky-f2p');
   if (!stripped || hopeless) return conclude(c, { before, after, release: null, t0: o.t0 });
   tp = c.now();

@@ -33,7 +33,7 @@ export interface PullRequestEvent {
   linked_issues: Array<LinkedIssue>;
   labels: Array<string>;
   license: null | string;
-  /** git history only: how the merge was found — merge ("Merge pull request #N" commit) | squash ("title (#N)" commit) | rebase (the commits of refs/pull/N/head landed with the same patch-ids) | pull-ref (refs/pull/N/head merged by a commit without GitHub's message). With it, base_sha is the task's base commit (the merge base of head and target, the squash commit's parent, or the parent of the landed range) */
+  /** git history only: how the merge was found — merge ("Merge pull request #N" commit) | squash ("title (#N)" commit) | rebase (the commits of refs/pull/N/head landed with the same patch-ids) | pull-ref (refs/pull/N/head merged by a commit without GitHub's message) | fast-forward (refs/pull/N/head itself on the branch; base inferred as the parent of the head author's own commits). With it, base_sha is the task's base commit (the merge base of head and target, the squash commit's parent, or the parent of the landed range) */
   merge_style: null | string;
   /** the PR's changed files when the source knows them (REST API pulls/N/files); null otherwise */
   files: null | Array<ChangedFile>;
@@ -95,7 +95,7 @@ export interface Candidate {
   /** sha256 of the normalised code+test diff, for duplicate detection */
   patch_hash: string;
   license: null | string;
-  /** merge | squash | rebase | pull-ref when the PR was found in git history (PullRequestEvent.merge_style); null for other sources */
+  /** merge | squash | rebase | pull-ref | fast-forward when the PR was found in git history (PullRequestEvent.merge_style); null for other sources */
   merge_style: null | string;
 }
 
@@ -161,6 +161,8 @@ export interface Environment {
   install_notes: null | Array<string>;
   /** null = the runner's defaults */
   test_invocations: null | Array<TestInvocation>;
+  /** monorepos: the workspace packages (npm/yarn/pnpm workspaces, lerna, Python sub-packages) the PR touched, whose own test commands run from their directories; null = the repository root */
+  package_dirs: null | Array<string>;
 }
 
 /** How the repository's own test script runs its runner; several = variants, each test id of a labelled variant ends with ' [label]'. */
@@ -175,6 +177,8 @@ export interface TestInvocation {
   args: Array<string>;
   /** test paths or patterns the script restricts this run to ([] = default discovery) */
   paths: Array<string>;
+  /** workspace package directory (repository-relative) the runner runs in; files and paths are relative to it, test ids repository-relative; null = the repository root */
+  dir: null | string;
 }
 
 /** Topic tests.ready. Environment plus the split test patch / gold patch (or an f2p_script). */

@@ -89,7 +89,7 @@ async function execute(opts: QueryOptions, sql: string): Promise<Array<Record<st
 export function register(program: Command, ctx: () => Promise<AnalyticsContext>): void {
   program
     .command('query')
-    .description('run read-only SQL (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) over tasks, stage_outcomes, trajectories')
+    .description('run read-only SQL (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) over tasks, stage_outcomes, trajectories, pr_events, revalidations, releases, task_images')
     .argument('<sql>', 'the query')
     .option('--json', 'print a JSON array of rows')
     .action(async (sqlText: string, o: { json?: boolean }) => {

@@ -55,8 +55,9 @@ const PAGE_SCRIPT = `
     options: { scales: { y: { title: { display: true, text: 'seconds' } } }, plugins: { title: { display: true, text: 'Stage durations' } } } });
   make('yield', { type: 'line', data: { labels: R.yield.by_day.map(function (d) { return d.day; }), datasets: [
     { label: 'merged PRs', data: R.yield.by_day.map(function (d) { return d.merged_prs; }), borderColor: '#546e7a' },
-    { label: 'verified rows', data: R.yield.by_day.map(function (d) { return d.verified; }), borderColor: '#2e7d32' } ] },
-    options: { plugins: { title: { display: true, text: 'Yield per day (UTC)' } } } });
+    { label: 'verified rows', data: R.yield.by_day.map(function (d) { return d.verified; }), borderColor: '#81c784' },
+    { label: 'released rows', data: R.yield.by_day.map(function (d) { return d.released; }), borderColor: '#2e7d32' } ] },
+    options: { plugins: { title: { display: true, text: 'Yield by merge day (UTC)' } } } });
   charts.forEach(function (c) {
     var cv = c.canvas, ctx = cv.getContext('2d'), px = ctx.getImageData(0, 0, cv.width, cv.height).data, painted = 0;
     for (var i = 3; i < px.length; i += 4) if (px[i] !== 0) painted++;

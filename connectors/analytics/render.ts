@@ -2,7 +2,7 @@
  * Terminal rendering of a {@link Report}: plain fixed-width tables (no colour codes, so the output is the
  * same in a pipe and a terminal and can be diffed).
  */
-import type { Report } from './views.js';
+import type { Report, YieldRow } from './views.js';
 
 /**
  * Control characters that a terminal would act on (C0, DEL, C1 — ECMA-48 escape and control sequences) and
@@ -69,10 +69,12 @@ export function renderText(r: Report): string {
     out.push('', 'Failures by error class');
     out.push(table(['stage', 'error class', 'count'], r.failures.map((f) => [f.stage, f.error_class, f.count])));
   }
-  out.push('', `Yield: ${r.yield.verified} verified rows / ${r.yield.merged_prs} merged PRs seen = ${pct(r.yield.rate)}`);
-  if (r.yield.by_repo.length) out.push(table(['repository', 'merged PRs', 'verified', 'yield'], r.yield.by_repo.map((y) => [y.repo, y.merged_prs, y.verified, pct(y.rate)])));
-  if (r.yield.by_language.length) out.push('', table(['language', 'merged PRs', 'verified', 'yield'], r.yield.by_language.map((y) => [y.language, y.merged_prs, y.verified, pct(y.rate)])));
-  if (r.yield.by_day.length) out.push('', table(['day (UTC)', 'merged PRs', 'verified', 'yield'], r.yield.by_day.map((y) => [y.day, y.merged_prs, y.verified, pct(y.rate)])));
+  out.push('', `Yield: ${r.yield.released} released rows (${r.yield.verified} verified) / ${r.yield.merged_prs} merged PRs seen = ${pct(r.yield.rate)}`);
+  const yieldTable = (head: string, rows: Array<[string, YieldRow]>) =>
+    table([head, 'merged PRs', 'verified', 'released', 'yield'], rows.map(([k, y]) => [k, y.merged_prs, y.verified, y.released, pct(y.rate)]));
+  if (r.yield.by_repo.length) out.push(yieldTable('repository', r.yield.by_repo.map((y) => [y.repo, y])));
+  if (r.yield.by_language.length) out.push('', yieldTable('language', r.yield.by_language.map((y) => [y.language, y])));
+  if (r.yield.by_day.length) out.push('', yieldTable('merge day (UTC)', r.yield.by_day.map((y) => [y.day, y])));
   const catTotal = Object.values(r.categories).reduce((a, b) => a + b, 0);
   out.push('', 'Categories (released rows with a statement)');
   out.push(table(['category', 'rows', 'share'], Object.entries(r.categories).map(([k, v]) => [k, v, pct(catTotal ? v / catTotal : null)])));

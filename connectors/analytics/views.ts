@@ -45,14 +45,23 @@ export interface StageFunnel {
   reasons: Record<string, number>;
 }
 
-/** Yield of one group: verified (released) rows over merged PRs seen; `rate` null when no merged PR was seen. */
+/**
+ * Yield of one group: `verified` rows (every row the verify stage wrote) and `released` rows (those that also
+ * passed the release check: gold patch resolves, empty patch does not) over merged PRs seen; `rate` =
+ * released / merged PRs, null when no merged PR was seen.
+ */
 export interface YieldRow {
   merged_prs: number;
   verified: number;
+  released: number;
   rate: number | null;
 }
 
-/** Yield overall and per repository, language and UTC day (`YYYY-MM-DD`). */
+/**
+ * Yield overall and per repository, language and UTC merge day (`YYYY-MM-DD`): the day the PR was merged
+ * (pr_events.merged_ms), or, for a PR whose event carried no merge time, the day its first filter outcome was
+ * written.
+ */
 export interface YieldReport extends YieldRow {
   by_repo: Array<YieldRow & { repo: string }>;
   by_language: Array<YieldRow & { language: string }>;
@@ -163,63 +172,73 @@ export async function failures(ch: ClickHouse): Promise<Report['failures']> {
  * Yield: released rows / merged PRs seen. A merged PR is a distinct key with a filter outcome other than
  * a {@link NOT_MERGED_REASONS} rejection — failures count, because the filter decides "merged?" from the
  * event before any I/O that can fail (operators/filter.ts); its repository comes from the key (`owner/repo#N`),
- * its language from the outcome, its day from its first such outcome. Verified rows per repository and
- * language come from the tasks table; per day, from the day the verify stage accepted the PR.
+ * its language from the outcome, its day from its merge time (pr_events), else from its first such outcome.
+ * Verified and released rows per repository, language and merge day come from the tasks table (its merged_at,
+ * else the PR's creation time).
  * @throws ClickHouseStoreError
  */
 export async function yieldReport(ch: ClickHouse, notMerged: readonly string[] = NOT_MERGED_REASONS): Promise<YieldReport> {
-  const L = latest(ch);
+  const merged = await mergedCells(ch, notMerged);
+  const rows = await ch.rows<{ repo: string; language: string; d: number; released: number; c: number }>(
+    // `if` evaluates both branches in ClickHouse, hence the OrZero parse of an absent merged_at.
+    `SELECT repo, language, ${RELEASED} AS released, count() AS c,
+       intDiv(if(ifNull(merged_at, '') = '', created_ms, toUInt64(toUnixTimestamp(parseDateTimeBestEffortOrZero(ifNull(merged_at, '')))) * 1000), ${DAY_MS}) AS d
+     FROM ${ch.database}.tasks FINAL GROUP BY repo, language, d, released`,
+  );
+  const tally = new YieldTally();
+  for (const m of merged) tally.add({ repo: m.repo, language: m.lang || 'unknown', day: dayOf(n(m.d)) }, 'merged_prs', n(m.c));
+  for (const t of rows) {
+    const at = { repo: t.repo, language: t.language || 'unknown', day: dayOf(n(t.d)) };
+    tally.add(at, 'verified', n(t.c));
+    if (n(t.released) === 1) tally.add(at, 'released', n(t.c));
+  }
+  return tally.report();
+}
+
+/**
+ * Merged PRs seen, aggregated in SQL down to (repository, language, merge day) cells so the report stays small
+ * at millions of PRs. The day is the PR's merge time where its event gave one, else its first filter outcome's.
+ */
+async function mergedCells(ch: ClickHouse, notMerged: readonly string[]): Promise<Array<{ repo: string; lang: string; d: number; c: number }>> {
   const mergedCond = `l_stage = 'filter' AND NOT (l_kind = 'rejected' AND ifNull(l_reason, '') IN (${sqlList(notMerged)}))`;
-  // Aggregated in SQL down to (repository, language, day) cells, so the report stays small at millions of PRs.
-  const merged = await ch.rows<{ repo: string; lang: string; d: number; c: number }>(
-    `SELECT splitByChar('#', pr)[1] AS repo, lang, d, count() AS c FROM (
-       SELECT l_key AS pr, argMax(ifNull(l_lang, ''), l_ts) AS lang, min(intDiv(l_ts, ${DAY_MS})) AS d
-       FROM ${L} WHERE ${mergedCond} GROUP BY l_key)
+  return ch.rows<{ repo: string; lang: string; d: number; c: number }>(
+    `SELECT splitByChar('#', pr_id)[1] AS repo, lang, intDiv(if(merged_ms > 0, merged_ms, first_ts), ${DAY_MS}) AS d, count() AS c FROM (
+       SELECT l_key AS pr_id, argMax(ifNull(l_lang, ''), l_ts) AS lang, min(l_ts) AS first_ts
+       FROM ${latest(ch)} WHERE ${mergedCond} GROUP BY l_key) AS m
+     ANY LEFT JOIN (SELECT pr_id, merged_ms FROM ${ch.database}.pr_events FINAL) AS e USING pr_id
      GROUP BY repo, lang, d`,
   );
-  const verifiedGroups = await ch.rows<{ repo: string; language: string; c: number }>(
-    `SELECT repo, language, count() AS c FROM ${ch.database}.tasks FINAL WHERE ${RELEASED} GROUP BY repo, language`,
-  );
-  const verifiedDays = await ch.rows<{ d: number; c: number }>(
-    `SELECT d, count() AS c FROM (
-       SELECT l_key AS pr, min(intDiv(l_ts, ${DAY_MS})) AS d FROM ${L}
-       WHERE l_stage = 'verify' AND l_kind = 'accepted'
-         AND l_key IN (SELECT pr_id FROM ${ch.database}.tasks FINAL WHERE ${RELEASED})
-       GROUP BY l_key)
-     GROUP BY d`,
-  );
-  type Tally = Map<string, { merged_prs: number; verified: number }>;
-  const byRepo: Tally = new Map(), byLang: Tally = new Map(), byDay: Tally = new Map();
-  const bump = (m: Tally, k: string, f: 'merged_prs' | 'verified', by: number): void => {
-    const e = m.get(k) ?? { merged_prs: 0, verified: 0 };
-    e[f] += by;
-    m.set(k, e);
-  };
-  let mergedTotal = 0;
-  let verifiedTotal = 0;
-  for (const m of merged) {
-    mergedTotal += n(m.c);
-    bump(byRepo, m.repo, 'merged_prs', n(m.c));
-    bump(byLang, m.lang || 'unknown', 'merged_prs', n(m.c));
-    bump(byDay, dayOf(n(m.d)), 'merged_prs', n(m.c));
+}
+
+type YieldField = 'merged_prs' | 'verified' | 'released';
+type YieldCounts = Record<YieldField, number>;
+
+/** Counts of merged PRs, verified and released rows, in total and by repository, language and day. */
+class YieldTally {
+  private readonly total: YieldCounts = { merged_prs: 0, verified: 0, released: 0 };
+  private readonly groups = { repo: new Map<string, YieldCounts>(), language: new Map<string, YieldCounts>(), day: new Map<string, YieldCounts>() };
+
+  add(at: { repo: string; language: string; day: string }, field: YieldField, by: number): void {
+    this.total[field] += by;
+    for (const g of ['repo', 'language', 'day'] as const) {
+      const e = this.groups[g].get(at[g]) ?? { merged_prs: 0, verified: 0, released: 0 };
+      e[field] += by;
+      this.groups[g].set(at[g], e);
+    }
   }
-  for (const t of verifiedGroups) {
-    verifiedTotal += n(t.c);
-    bump(byRepo, t.repo, 'verified', n(t.c));
-    bump(byLang, t.language || 'unknown', 'verified', n(t.c));
+
+  report(): YieldReport {
+    const rows = <F extends string>(m: Map<string, YieldCounts>, field: F) =>
+      [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => ({ [field]: k, ...v, rate: rate(v.released, v.merged_prs) }) as YieldRow & Record<F, string>);
+    return {
+      ...this.total,
+      rate: rate(this.total.released, this.total.merged_prs),
+      by_repo: rows(this.groups.repo, 'repo'),
+      by_language: rows(this.groups.language, 'language'),
+      by_day: rows(this.groups.day, 'day'),
+    };
   }
-  for (const v of verifiedDays) bump(byDay, dayOf(n(v.d)), 'verified', n(v.c));
-  const rows = <F extends string>(m: Tally, field: F) =>
-    [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => ({ [field]: k, merged_prs: v.merged_prs, verified: v.verified, rate: rate(v.verified, v.merged_prs) }) as YieldRow & Record<F, string>);
-  return {
-    merged_prs: mergedTotal,
-    verified: verifiedTotal,
-    rate: rate(verifiedTotal, mergedTotal),
-    by_repo: rows(byRepo, 'repo'),
-    by_language: rows(byLang, 'language'),
-    by_day: rows(byDay, 'day'),
-  };
 }
 
 /** Released, stated rows per category (the eleven known ones always present, zero when unseen). @throws ClickHouseStoreError */

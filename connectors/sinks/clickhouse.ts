@@ -65,7 +65,7 @@ export interface SinkStats {
   pendingRows: number;
 }
 
-const TABLES: SinkTable[] = ['stage_outcomes', 'tasks', 'trajectories'];
+const TABLES: SinkTable[] = ['stage_outcomes', 'tasks', 'trajectories', 'pr_events'];
 
 /** Dedup token of a batch: sha256 over table and row JSON, so the same rows always carry the same token. */
 export function batchToken(table: SinkTable, rows: readonly Record<string, unknown>[]): string {

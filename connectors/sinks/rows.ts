@@ -3,23 +3,24 @@
  * validation of those records against their Avro schemas before they are buffered.
  *
  * Topics → tables: stage.outcomes → stage_outcomes (key outcome_id), tasks.verified and tasks.stated →
- * tasks (key instance_id), trajectories → trajectories (key trajectory_id).
+ * tasks (key instance_id), trajectories → trajectories (key trajectory_id), pr.events → pr_events (key pr_id).
  */
 import { schemaOf, type RecordTypeName } from '../../schemas/index.js';
-import type { StageOutcome, TaskStated, TaskVerified, Trajectory } from '../../schemas/types.gen.js';
+import type { PullRequestEvent, StageOutcome, TaskStated, TaskVerified, Trajectory } from '../../schemas/types.gen.js';
 
 /** Topics the ClickHouse sink accepts. */
-export const SINK_TOPICS = ['stage.outcomes', 'tasks.verified', 'tasks.stated', 'trajectories'] as const;
+export const SINK_TOPICS = ['stage.outcomes', 'tasks.verified', 'tasks.stated', 'trajectories', 'pr.events'] as const;
 export type SinkTopic = (typeof SINK_TOPICS)[number];
 
 /** Tables written by the sink. */
-export type SinkTable = 'stage_outcomes' | 'tasks' | 'trajectories';
+export type SinkTable = 'stage_outcomes' | 'tasks' | 'trajectories' | 'pr_events';
 
 const TOPIC_TABLE: Record<SinkTopic, { table: SinkTable; type: RecordTypeName }> = {
   'stage.outcomes': { table: 'stage_outcomes', type: 'StageOutcome' },
   'tasks.verified': { table: 'tasks', type: 'TaskVerified' },
   'tasks.stated': { table: 'tasks', type: 'TaskStated' },
   trajectories: { table: 'trajectories', type: 'Trajectory' },
+  'pr.events': { table: 'pr_events', type: 'PullRequestEvent' },
 };
 
 /** A row ready for `INSERT … FORMAT JSONEachRow`; `id` is the table key, `row` the column values. */
@@ -165,6 +166,20 @@ export function trajectoryRow(t: Trajectory, ingestedMs: number): SinkRow {
   };
 }
 
+/** Row of pr_events: one per PR, the latest event wins (`_version` = ingestedMs); merged_ms 0 when unknown. */
+export function prEventRow(e: PullRequestEvent, ingestedMs: number): SinkRow {
+  const merged = Date.parse(e.merged_at ?? '');
+  return {
+    table: 'pr_events',
+    id: e.pr_id,
+    row: {
+      pr_id: e.pr_id, repo: e.repo, number: e.number, source: e.source, merged: b(e.merged), merged_at: e.merged_at,
+      merged_ms: Number.isFinite(merged) && merged > 0 ? merged : 0, merge_style: e.merge_style ?? null, base_ref: e.base_ref,
+      ingested_ms: ingestedMs, _version: ingestedMs,
+    },
+  };
+}
+
 /**
  * Validate and map one record of a sunk topic to its row.
  * @throws InvalidRecordError (retriable = false) for an unknown topic or a record that fails its Avro schema
@@ -176,6 +191,7 @@ export function toRow(topic: string, record: unknown, ingestedMs: number): SinkR
     case 'tasks.verified': return taskRow(record as TaskVerified, ingestedMs);
     case 'tasks.stated': return taskRow(record as TaskStated, ingestedMs);
     case 'trajectories': return trajectoryRow(record as Trajectory, ingestedMs);
+    case 'pr.events': return prEventRow(record as PullRequestEvent, ingestedMs);
   }
 }
 

@@ -18,6 +18,8 @@ import type { Invocation, RunnerName } from '../runners/types.js';
 import { cleanRunnerArgs, findRunnerCalls, invocationsOf, shellSegments, type RunnerCall } from './scripts.js';
 
 import { pythonRunner } from './python-tests.js';
+import { choosePackages, findWorkspace, fromPackage, reroot, WORKSPACE_FILES, type Changed } from './workspaces.js';
+import { DEFAULT_INVOCATION } from '../runners/plan.js';
 
 export { cleanRunnerArgs, shellSegments } from './scripts.js';
 
@@ -69,11 +71,24 @@ export interface Detection {
   pytestPin: string | null;
   /** files whose contents decide the environment (hashed into the recipe hash) */
   manifests: string[];
+  /** workspace packages whose tests run (repository-relative directories); absent or [] = the repository root */
+  packageDirs?: string[];
+  /** per package: its own detection and the snapshot as seen from its directory (operators/env/workspaces.ts reroot) */
+  packages?: PackageDetection[];
+  /** why these packages (or the root of a monorepo) were chosen */
+  workspaceNote?: string;
+}
+
+/** One workspace package's detection, made on the snapshot seen from its directory. */
+export interface PackageDetection {
+  dir: string;
+  detection: Detection;
+  snap: RepoSnapshot;
 }
 
 /** Why detection gave up; codes are env-build rejection reasons. */
 export interface DetectFailure {
-  reason: 'no-test-suite' | 'unsupported-language';
+  reason: 'no-test-suite' | 'unsupported-language' | 'workspace-unreadable' | 'workspace-mixed-runners';
   detail: string;
 }
 
@@ -100,11 +115,16 @@ export const BASE_NODE_MAJOR = 18;
 /** Lockfiles read for the pytest version they pin (not hashed whole: they change with every dependency bump). */
 const PY_LOCK_RE = /^(uv\.lock|poetry\.lock)$/;
 const PY_MANIFEST_RE = /^(pyproject\.toml|setup\.py|setup\.cfg|tox\.ini|pytest\.ini|Pipfile|(requirements|reqs)[^/]*\.(txt|in)|[^/]*requirements[^/]*\.txt|requirements\/[^/]+\.(txt|in))$/;
-const JS_MANIFEST_RE = /^(package\.json|package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|\.nvmrc|\.node-version|\.yarnrc\.yml|\.mocharc\.[a-z]+|jest\.config\.[a-z]+|vitest\.config\.[a-z]+|tsconfig\.json)$/;
+const JS_MANIFEST_RE = /^(package\.json|package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|pnpm-workspace\.yaml|\.nvmrc|\.node-version|\.yarnrc\.yml|\.mocharc\.[a-z]+|jest\.config\.[a-z]+|vitest\.config\.[a-z]+|tsconfig\.json)$/;
 
-/** Which of `files` detection needs to read (root manifests only; sub-packages of monorepos are not handled). */
+/** Which of `files` detection needs to read at the root (workspace declarations included; a package's own manifests: {@link isManifestName}). */
 export function manifestPaths(files: string[]): string[] {
-  return files.filter((f) => PY_MANIFEST_RE.test(f) || JS_MANIFEST_RE.test(f) || PY_LOCK_RE.test(f));
+  return files.filter((f) => isManifestName(f) || WORKSPACE_FILES.includes(f));
+}
+
+/** Whether a path (relative to the root or to a workspace package) is a manifest detection reads. */
+export function isManifestName(rel: string): boolean {
+  return PY_MANIFEST_RE.test(rel) || JS_MANIFEST_RE.test(rel) || PY_LOCK_RE.test(rel);
 }
 
 /** Test files by the runners' default discovery conventions (pytest `test_*.py`/`*_test.py`; jest/vitest/mocha `*.test.*`, `*.spec.*`, `test/`, `__tests__/`). */
@@ -271,6 +291,15 @@ function preTestSteps(scripts: Record<string, string>): string[] {
     .map((w) => w.map((x) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`)).join(' '));
 }
 
+/** The package manager from `packageManager`, then lockfiles (pnpm-lock.yaml, yarn.lock with or without .yarnrc.yml), else npm. */
+function packageManagerOf(pkg: PackageJson, has: (p: string) => boolean): PackageManager {
+  const pmField = /^(npm|yarn|pnpm)@(\d+)/.exec(pkg.packageManager ?? '');
+  if (pmField) return pmField[1] === 'yarn' ? (Number(pmField[2]) >= 2 ? 'yarn-berry' : 'yarn') : (pmField[1] as PackageManager);
+  if (has('pnpm-lock.yaml') || has('pnpm-workspace.yaml')) return 'pnpm';
+  if (has('yarn.lock')) return has('.yarnrc.yml') ? 'yarn-berry' : 'yarn';
+  return 'npm';
+}
+
 function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectFailure {
   const has = (p: string) => snap.files.includes(p);
   let pkg: PackageJson;
@@ -283,12 +312,7 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
   const deps = { ...(pkg.dependencies ?? {}), ...(pkg.devDependencies ?? {}) };
   const language: Language = hint === 'typescript' || has('tsconfig.json') || 'typescript' in deps ? 'typescript' : 'javascript';
 
-  const pmField = /^(npm|yarn|pnpm)@(\d+)/.exec(pkg.packageManager ?? '');
-  let packageManager: PackageManager;
-  if (pmField) packageManager = pmField[1] === 'yarn' ? (Number(pmField[2]) >= 2 ? 'yarn-berry' : 'yarn') : (pmField[1] as PackageManager);
-  else if (has('pnpm-lock.yaml')) packageManager = 'pnpm';
-  else if (has('yarn.lock')) packageManager = has('.yarnrc.yml') ? 'yarn-berry' : 'yarn';
-  else packageManager = 'npm';
+  const packageManager = packageManagerOf(pkg, has);
 
   let calls: RunnerCall[] = [];
   const tapLibrary = 'tape' in deps || 'tap' in deps;
@@ -335,5 +359,84 @@ function detectJs(snap: RepoSnapshot, hint?: string | null): Detection | DetectF
     pytestBelow: null,
     pytestPin: null,
     manifests: manifestPaths(snap.files).filter((f) => JS_MANIFEST_RE.test(f) && !/^(jest|vitest)\.config\.|^\.mocharc\.|^tsconfig\.json$/.test(f)).sort(),
+  };
+}
+
+// ---------------------------------------------------------------- workspaces (operators/env/workspaces.ts)
+
+/**
+ * {@link detect} for monorepos: the workspace's packages the PR touched (`changed`, Candidate.files),
+ * each detected from its own directory (its own `scripts.test`, config files, test files), merged into
+ * one detection whose invocations carry the package directory (tests run from there, ids stay
+ * repository-relative: operators/runners/plan.ts). Installs stay at the root (one workspace install).
+ * The root's detection is used when the PR touches no package, touches root code too (JS), when a
+ * touched package has no test suite of its own or the packages use different runners — and then only
+ * when the root has a suite; otherwise the package's failure (`no-test-suite`, `workspace-mixed-runners`)
+ * names it. A workspace declaration that cannot be read rejects with `workspace-unreadable`.
+ */
+export function detectPackages(snap: RepoSnapshot, hint: string | null | undefined, changed: Changed[]): Detection | DetectFailure {
+  const ws = findWorkspace(snap, hint);
+  if (!ws) return detect(snap, hint);
+  if ('reason' in ws) return ws;
+  const choice = choosePackages(ws, changed, snap.files);
+  const atRoot = (why: string): Detection | DetectFailure => {
+    const d = detect(snap, hint);
+    return 'reason' in d ? d : { ...d, workspaceNote: why };
+  };
+  if (choice.kind === 'root') return atRoot(`monorepo (${ws.source}): root tests, ${choice.why}`);
+  const pkgs: PackageDetection[] = [];
+  for (const dir of choice.dirs) {
+    const sub = reroot(snap, dir);
+    const d = ws.language === 'python' ? detectPython(sub) : detectJs(sub, hint);
+    if ('reason' in d) {
+      const root = atRoot(`monorepo (${ws.source}): package ${dir} has no test suite of its own (${d.detail}); root tests`);
+      return 'reason' in root ? { reason: d.reason, detail: `workspace package ${dir}: ${d.detail}` } : root;
+    }
+    pkgs.push({ dir, detection: d, snap: sub });
+  }
+  const runners = [...new Set(pkgs.map((p) => p.detection.runner))];
+  if (runners.length > 1) {
+    const root = atRoot(`monorepo (${ws.source}): the touched packages use ${runners.join(' and ')}; root tests`);
+    return 'reason' in root ? { reason: 'workspace-mixed-runners', detail: `the PR touches packages with different test runners (${pkgs.map((p) => `${p.dir}: ${p.detection.runner}`).join(', ')}) and the root has no test suite` } : root;
+  }
+  return mergePackages(snap, pkgs, `monorepo (${ws.source}): tests of ${choice.dirs.join(', ')} from their directories`);
+}
+
+/** One detection for the packages' tests (see {@link detectPackages}). */
+function mergePackages(snap: RepoSnapshot, pkgs: PackageDetection[], note: string): Detection {
+  const first = pkgs[0]!.detection;
+  const single = pkgs.length === 1;
+  const python = first.language === 'python';
+  const invocations = pkgs.flatMap((p) => (p.detection.invocations.length ? p.detection.invocations : [DEFAULT_INVOCATION]).map((i) => ({ ...i, dir: p.dir })));
+  const inDir = (dir: string, step: string) => `(cd ${/^[A-Za-z0-9_@%+=:,./-]+$/.test(dir) ? dir : `'${dir.replace(/'/g, "'\\''")}'`} && ${step})`;
+  const manifests = new Set<string>();
+  for (const p of pkgs) for (const m of p.detection.manifests) manifests.add(fromPackage(snap, p.dir, m));
+  let packageManager = first.packageManager;
+  if (!python) {
+    // One install at the root: the root's package manager and manifests (workspace list, lockfile, root devDependencies).
+    let rootPkg: PackageJson = {};
+    try {
+      rootPkg = JSON.parse(snap.contents['package.json'] ?? '{}') as PackageJson;
+    } catch {
+      rootPkg = {};
+    }
+    packageManager = packageManagerOf(rootPkg, (p) => snap.files.includes(p));
+    for (const m of manifestPaths(snap.files)) if (JS_MANIFEST_RE.test(m) && !/^(jest|vitest)\.config\.|^\.mocharc\.|^tsconfig\.json$/.test(m)) manifests.add(m);
+  }
+  const majors = pkgs.map((p) => p.detection.nodeMajor).filter((m): m is number => m !== null);
+  return {
+    ...first,
+    language: python ? 'python' : pkgs.some((p) => p.detection.language === 'typescript') ? 'typescript' : 'javascript',
+    packageManager,
+    // With several packages each invocation carries its own variables and arguments.
+    runnerArgs: single ? first.runnerArgs : [],
+    runnerEnv: single ? first.runnerEnv : {},
+    invocations,
+    preTest: pkgs.flatMap((p) => p.detection.preTest.map((step) => inDir(p.dir, step))),
+    nodeMajor: majors.length ? Math.max(...majors) : null,
+    manifests: [...manifests].sort(),
+    packageDirs: pkgs.map((p) => p.dir),
+    packages: pkgs,
+    workspaceNote: note,
   };
 }

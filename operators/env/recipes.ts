@@ -9,7 +9,7 @@
  * dependencies share one environment image.
  */
 import { createHash } from 'node:crypto';
-import type { Detection, PackageManager, RepoSnapshot, Runner } from './detect.js';
+import type { Detection, PackageDetection, PackageManager, RepoSnapshot, Runner } from './detect.js';
 import { tomlTable } from './detect.js';
 import { getRunner, type Invocation, type ReportFormat as RunnerReportFormat } from '../runners/index.js';
 import { chooseToolchain, jsInstallPlan, pythonInstallPlan, readDeclarations, type Declarations, type JsInstallPlan } from './installs.js';
@@ -121,7 +121,9 @@ function mochaRequires(args: string[]): { requires: string[]; rest: string[] } {
  * build steps of `pretest` (tests that import built files must see the patched sources built).
  */
 export function jsPreCommands(d: Detection, buildSteps: string[] = []): string[] {
-  const out = ['export PATH="$PWD/node_modules/.bin:$PATH"'];
+  // Workspace packages' own bin directories first (pnpm links a package's runners there only), then the root's.
+  const bins = [...(d.packageDirs ?? []).map((dir) => `$PWD/${dir}/node_modules/.bin`), '$PWD/node_modules/.bin'];
+  const out = [`export PATH="${bins.join(':')}:$PATH"`];
   for (const [k, v] of Object.entries(d.runnerEnv)) out.push(`export ${k}=${q(v)}`);
   if (d.runner === 'mocha') {
     // node resolves a bare --require name as a package; a path needs ./ (mocha itself accepts both).
@@ -208,8 +210,9 @@ export function buildRecipe(d: Detection, files: string[], contents: Record<stri
     toolchain = c.ok ? c : python ? { ok: true, version: '3.11', source: 'default', released: '2022-10-24' } : { ok: true, version: String(BASE_NODE), source: 'default', released: '2022-04-19' };
   }
   const reportFormat: ReportFormat = getRunner(d.runner).reportFormat;
+  const notes = d.workspaceNote ? [d.workspaceNote] : [];
   const reportPath = `${REPORT_DIR}/report.${reportFormat === 'junit' ? 'xml' : reportFormat === 'tap' ? 'tap' : reportFormat === 'jsonl' ? 'jsonl' : 'json'}`;
-  const pyPlan = python ? pythonInstallPlan(d, snap, decl, toolchain) : null;
+  const pyPlan = python ? (d.packages?.length ? pythonPackagesInstallPlan(d.packages, toolchain) : pythonInstallPlan(d, snap, decl, toolchain)) : null;
   const jsPlan = python ? null : jsInstallPlan(d, snap, decl, toolchain);
   const pre = jsPlan ? jsPreCommands(d, jsPlan.buildSteps) : [];
   const base = {
@@ -227,10 +230,33 @@ export function buildRecipe(d: Detection, files: string[], contents: Record<stri
     nodeVersion: python ? null : toolchain.version,
     pythonVersion: python ? toolchain.version : null,
     toolchainSource: toolchain.source,
-    installNotes: (pyPlan ?? jsPlan)!.notes,
+    installNotes: [...notes, ...(pyPlan ?? jsPlan)!.notes],
     manifests: d.manifests,
   };
   return { ...base, hash: recipeHash(base, contents) };
+}
+
+/**
+ * Python workspace packages: one venv, each package's own install plan (its requirement files, the
+ * package with its test extras, its groups) run from its directory; the steps every plan shares (venv, uv,
+ * setuptools, pytest) once.
+ */
+export function pythonPackagesInstallPlan(pkgs: PackageDetection[], toolchain: ToolchainChoice): { commands: string[]; notes: string[] } {
+  const commands: string[] = [];
+  const notes: string[] = [];
+  const seen = new Set<string>();
+  for (const p of pkgs) {
+    const plan = pythonInstallPlan(p.detection, p.snap, readDeclarations(p.snap), toolchain);
+    for (const c of plan.commands) {
+      // Commands that name files or the project itself (-r, -c, -e, --group) read them relative to the package.
+      const cmd = /\s(-r|-c|-e|--group)\s/.test(c) ? `cd ${q(p.dir)} && ${c}` : c;
+      if (!seen.has(cmd)) (seen.add(cmd), commands.push(cmd));
+    }
+    for (const n of plan.notes) if (!notes.includes(n)) notes.push(n);
+  }
+  // pytest last, as in a single project's plan.
+  const pytest = commands.filter((c) => /\s'?pytest([<=][^']*)?'?$/.test(c));
+  return { commands: [...commands.filter((c) => !pytest.includes(c)), ...pytest.slice(-1)], notes };
 }
 
 /** sha256 hex over the recipe fields (resolution dates and notes left out) and the normalised manifests (sorted by path). */

@@ -137,11 +137,30 @@ export type VerifyGrade =
 const sample = (xs: string[], n = 5) => xs.slice(0, n).join(', ') + (xs.length > n ? `, … (${xs.length})` : '');
 
 /**
+ * Invalid-run kinds that a before run may have and still be graded: the suite crashed without the fix (the
+ * test patch imports a function or module the fix adds, so the runner dies at load), and every test it
+ * did not report counts as failed. This is SWE-bench's rule (`test_failed`: absent from the log is failed;
+ * a test file that fails to import makes all its tests FAIL_TO_PASS) and Multi-SWE-bench's "none → pass"
+ * tests. After runs get no such allowance: a crash after the fix hides PASS_TO_PASS tests.
+ */
+const BEFORE_CRASHES: ReadonlySet<InvalidReason | null> = new Set<InvalidReason | null>(['nothing-parsed', 'exit-without-failure']);
+
+/**
+ * {@link invalidReason} for a run of one verification state: a before run that crashed ({@link BEFORE_CRASHES})
+ * is gradable. @returns null for a gradable run, else the reason
+ */
+export function invalidInState(state: 'before' | 'after', run: RunRecord): InvalidReason | null {
+  const why = invalidReason(run);
+  return state === 'before' && BEFORE_CRASHES.has(why) ? null : why;
+}
+
+/**
  * Grade verification runs: `before` = parent + test patch (2 runs), `after` = parent + test patch + gold
  * patch (3 runs).
  *
  * - any invalid run rejects: `patch-does-not-apply`, `timeout`, or `invalid-run` (nothing parsed / non-zero
- *   exit with no failure parsed), checked in that order over all runs;
+ *   exit with no failure parsed), checked in that order over all runs — except a before run that crashed
+ *   ({@link BEFORE_CRASHES}): its unreported tests are absent, i.e. failed;
  * - flaky tests (outcome differs across runs of one state) are excluded and listed with their flake rate;
  *   one that could be a FAIL_TO_PASS — never passed before the fix and passed in some after run —
  *   rejects with `flaky-f2p` (a test that sometimes passes without the fix is no evidence of it);
@@ -153,7 +172,7 @@ const sample = (xs: string[], n = 5) => xs.slice(0, n).join(', ') + (xs.length >
  */
 export function gradeVerification(before: RunRecord[], after: RunRecord[]): VerifyGrade {
   const invalid = [...before.map((r, i) => ({ r, i, state: 'before' })), ...after.map((r, i) => ({ r, i, state: 'after' }))]
-    .map(({ r, i, state }) => ({ state, i, why: invalidReason(r) }))
+    .map(({ r, i, state }) => ({ state, i, why: invalidInState(state as 'before' | 'after', r) }))
     .filter((x) => x.why !== null);
   for (const code of ['patch-does-not-apply', 'timeout'] as const) {
     const hit = invalid.find((x) => x.why === code);

@@ -29,7 +29,7 @@ import { StageError } from '../../streams/types.js';
 import type { PullRequestEvent } from '../../schemas/types.gen.js';
 
 /** How a merged PR was found in history (PullRequestEvent.merge_style). */
-export const MERGE_STYLES = ['merge', 'squash', 'rebase', 'pull-ref'] as const;
+export const MERGE_STYLES = ['merge', 'squash', 'rebase', 'pull-ref', 'fast-forward'] as const;
 export type MergeStyle = (typeof MERGE_STYLES)[number];
 
 /** One merged PR found in history. Dates are ISO 8601 as git prints them. */
@@ -318,9 +318,10 @@ async function fromPullRefs(ctx: ResolveCtx, heads: Map<number, string>, known: 
   const off = await logRevs(ctx.repo, [...todo.map(([, h]) => h), ...ctx.tips.map((t) => `^${t.sha}`)], { signal: ctx.signal });
   const offById = new Map(off.map((c) => [c.sha, c]));
   const rebases: { number: number; own: ScannedCommit[] }[] = [];
+  const headShas = new Set(heads.values());
   for (const [number, head] of todo) {
     if (ctx.byId.has(head)) {
-      const r = await pullRefMerge(ctx, number, head);
+      const r = await pullRefMerge(ctx, { number, head, headShas });
       if ('reason' in r) unresolved.push(r);
       else out.push(r);
       continue;
@@ -341,11 +342,15 @@ function ownCommits(offById: Map<string, ScannedCommit>, head: string): ScannedC
   return chain.reverse();
 }
 
-/** A head that is itself in the scanned history: find the commit that merged it. */
-async function pullRefMerge(ctx: ResolveCtx, number: number, head: string): Promise<MergedPr | UnresolvedPr> {
+/**
+ * A head that is itself in the scanned history: find the commit that merged it, or, with none, a fast-forward
+ * ({@link fastForward}).
+ */
+async function pullRefMerge(ctx: ResolveCtx, ref: { number: number; head: string; headShas: Set<string> }): Promise<MergedPr | UnresolvedPr> {
+  const { number, head } = ref;
   const merging = ctx.commits.filter((c) => c.parents.slice(1).includes(head));
   const c = merging[merging.length - 1]; // the first merge of this head
-  if (!c) return { number, reason: 'pull-ref-fast-forward', detail: `refs/pull/${number}/head ${head.slice(0, 12)} is on the branch history without a merge point; git does not record its base` };
+  if (!c) return fastForward(ctx, ref);
   const m = markOfCommit(c);
   if (m && m.number !== number) return { number, reason: 'pull-ref-merged-as-other-pr', detail: `head ${head.slice(0, 12)} was merged as #${m.number} (${c.sha.slice(0, 12)})` };
   const own = (await ctx.repo.log(`${c.parents[0]!}..${head}`, { max: 250, signal: ctx.signal })).reverse();
@@ -354,6 +359,37 @@ async function pullRefMerge(ctx: ResolveCtx, number: number, head: string): Prom
   return {
     number, style: 'pull-ref', sha: c.sha, base: c.parents[0]!, commit: head, headSha: head, headRef: null, branch: c.source || null,
     title: first?.subject ?? h.subject, body: bodyOf(own), authorName: h.authorName, authorEmail: h.authorEmail, authorDate: h.authorDate, mergedAt: c.committerDate,
+  };
+}
+
+/** How far back a fast-forwarded PR's own commits are looked for (a PR of more commits is not inferred). */
+const FAST_FORWARD_MAX_COMMITS = 30;
+
+/**
+ * A PR whose head landed as it was (`git merge --ff-only`, or GitHub's rebase button on an up-to-date branch):
+ * git records no base, so it is inferred as the parent of the PR's own commits, taken as the first-parent
+ * chain back from the head while the commits are the head author's, have one parent, and are neither another
+ * PR's head nor a commit that marks a PR ("Merge pull request #N", "(#N)"). The PR's diff is then its own
+ * commits; a maintainer's earlier direct pushes under the same author would be included (style `fast-forward`
+ * on the event lets the funnel tell these apart).
+ */
+function fastForward(ctx: ResolveCtx, ref: { number: number; head: string; headShas: Set<string> }): MergedPr | UnresolvedPr {
+  const h = ctx.byId.get(ref.head)!;
+  const own: ScannedCommit[] = [];
+  for (let c: ScannedCommit | undefined = h; c && own.length < FAST_FORWARD_MAX_COMMITS; c = ctx.byId.get(c.parents[0] ?? '')) {
+    const boundary = c.parents.length !== 1 || c.authorEmail !== h.authorEmail || markOfCommit(c) !== null || (c !== h && ref.headShas.has(c.sha));
+    if (boundary) break;
+    own.push(c);
+  }
+  const first = own[own.length - 1];
+  const base = first?.parents[0];
+  if (!first || !base || !ctx.byId.has(base)) {
+    return { number: ref.number, reason: 'pull-ref-fast-forward', detail: `refs/pull/${ref.number}/head ${ref.head.slice(0, 12)} is on the branch history without a merge point, and no base could be inferred from its own commits` };
+  }
+  own.reverse();
+  return {
+    number: ref.number, style: 'fast-forward', sha: h.sha, base, commit: h.sha, headSha: h.sha, headRef: null, branch: h.source || null,
+    title: own[0]!.subject, body: bodyOf(own), authorName: h.authorName, authorEmail: h.authorEmail, authorDate: h.authorDate, mergedAt: h.committerDate,
   };
 }
 

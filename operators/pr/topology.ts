@@ -53,7 +53,7 @@ export const PR_STAGES = {
 export type PrStage<S extends StageName> = Stage<PrTopicTypes[(typeof PR_STAGES)[S]['input']], PrTopicTypes[(typeof PR_STAGES)[S]['output']]>;
 
 /** Topics the analytics sink consumes. */
-export const SINK_TOPICS = ['stage.outcomes', 'tasks.verified', 'tasks.stated', 'trajectories'] as const satisfies readonly PrTopic[];
+export const SINK_TOPICS = ['stage.outcomes', 'tasks.verified', 'tasks.stated', 'trajectories', 'pr.events'] as const satisfies readonly PrTopic[];
 
 /** The PR pipeline as one value. */
 export const PR_TOPOLOGY: Topology = { topics: PR_TOPICS, stages: PR_STAGES, outcomes: 'stage.outcomes', sinkTopics: SINK_TOPICS };

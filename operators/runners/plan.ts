@@ -10,7 +10,13 @@
  * `# swe-stream variant: <label>` line; the parser splits them again and gives each test of a labelled
  * variant the id `<runner's id> [<label>]`. A test is then FAIL_TO_PASS when it is in any variant, and
  * the variant is in its name. The command exits non-zero when any variant's run did.
+ *
+ * Monorepos: an invocation with a `dir` (a workspace package, operators/env/workspaces.ts) runs in that
+ * directory (`( cd dir && … )`), gets the files inside it (relative to it) and its `paths` read relative to
+ * it; such a command always goes through the markers (`… @@ dir`), and the parser makes the package's ids
+ * repository-relative again ({@link packageTestId}), so ids agree with the row's test files.
  */
+import { posix } from 'node:path';
 import type { Invocation, ParseContext, Runner, TestCommandOptions, TestResult } from './types.js';
 import { dedupeResults } from './types.js';
 import { shq, stripAnsi } from './util.js';
@@ -22,7 +28,7 @@ const MARK_LOG = '# swe-stream variant: ';
 export const DEFAULT_INVOCATION: Invocation = { label: '', env: {}, nodeOptions: [], args: [], paths: [] };
 
 /** Glob (`*`, `**`, `?`, `{a,b}`) → anchored RegExp over repository-relative paths. */
-function globRe(glob: string): RegExp {
+export function globRe(glob: string): RegExp {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
@@ -59,25 +65,37 @@ interface Share {
   patterns: string[];
 }
 
+/** Whether `file` (repository-relative) lies in the invocation's package directory (always, for the root). */
+function within(inv: Invocation, file: string): boolean {
+  return !inv.dir || file === inv.dir || file.startsWith(inv.dir + '/');
+}
+
+/** `file` relative to the invocation's package directory (`../` when outside it). */
+function relTo(inv: Invocation, file: string): string {
+  return inv.dir ? posix.relative(inv.dir, file) : file;
+}
+
 /**
  * Which variants run which of `files`. A variant restricted to paths runs only the files they select;
- * files no variant selects still run once, under the first invocation (the PR changed them: they are
- * what the task is about, even where the script's own run would not reach them).
+ * a variant of a workspace package (`dir`) only the files inside that package. Files no variant selects
+ * still run once, under the first invocation of their package, else the first invocation (the PR changed
+ * them: they are what the task is about, even where the script's own run would not reach them).
  */
 export function shares(runner: string, invocations: Invocation[], files: string[] | 'all'): Share[] {
   if (files === 'all') return invocations.map((inv) => ({ inv, files: 'all', patterns: inv.paths }));
   const out: Share[] = [];
   const reached = new Set<string>();
   for (const inv of invocations) {
-    const sel = inv.paths.length ? files.filter((f) => inv.paths.some((p) => pathSelects(p, f, runner))) : files;
+    const sel = files.filter((f) => within(inv, f) && (!inv.paths.length || inv.paths.some((p) => pathSelects(p, relTo(inv, f), runner))));
     sel.forEach((f) => reached.add(f));
     if (sel.length) out.push({ inv, files: sel, patterns: [] });
   }
-  const rest = files.filter((f) => !reached.has(f));
-  if (rest.length) {
-    const first = out.find((s) => s.inv === invocations[0]);
-    if (first && first.files !== 'all') first.files = [...first.files, ...rest];
-    else out.unshift({ inv: invocations[0]!, files: rest, patterns: [] });
+  for (const f of files.filter((x) => !reached.has(x))) {
+    const inv = invocations.find((i) => i.dir && within(i, f)) ?? invocations[0]!;
+    const share = out.find((s) => s.inv === inv);
+    if (share && share.files !== 'all') share.files = [...share.files, f];
+    else if (inv === invocations[0]) out.unshift({ inv, files: [f], patterns: [] });
+    else out.push({ inv, files: [f], patterns: [] });
   }
   return out;
 }
@@ -89,21 +107,32 @@ function scoped(inv: Invocation, cmd: string): string {
   return exports.length ? `( ${exports.join('; ')}; ${cmd} )` : cmd;
 }
 
+/** Separates a variant's label from its package directory in the markers (` @@ packages/a`). */
+const DIR_SEP = ' @@ ';
+
+/** The marker key of an invocation: its label, and its package directory when it has one. */
+const keyOf = (inv: Invocation) => (inv.dir ? `${inv.label}${DIR_SEP}${inv.dir}` : inv.label);
+
 function command(base: Runner, opts: TestCommandOptions): string {
   const invocations = opts.invocations?.length ? opts.invocations : [DEFAULT_INVOCATION];
-  const one = (s: Share, reportPath: string) =>
-    scoped(s.inv, base.testCommand({ files: s.files, reportPath, args: s.inv.args, patterns: s.patterns.length ? s.patterns : undefined }));
-  if (invocations.length === 1) return one(shares(base.name, invocations, opts.files)[0]!, opts.reportPath);
+  const one = (s: Share, reportPath: string) => {
+    const files = s.files === 'all' ? 'all' : s.files.map((f) => relTo(s.inv, f));
+    const cmd = scoped(s.inv, base.testCommand({ files, reportPath, args: s.inv.args, patterns: s.patterns.length ? s.patterns : undefined }));
+    // A workspace package's tests run from its own directory, as its own `npm test` would.
+    return s.inv.dir ? `( cd ${shq(s.inv.dir)} && ${cmd} )` : cmd;
+  };
+  // A package directory always goes through the markers: the parser learns from them where ids are relative to.
+  if (invocations.length === 1 && !invocations[0]!.dir) return one(shares(base.name, invocations, opts.files)[0]!, opts.reportPath);
   const rep = shq(opts.reportPath);
   const lines = [`__vrc=0`, `: > ${rep}`];
   shares(base.name, invocations, opts.files).forEach((s, i) => {
     const part = `${opts.reportPath}.v${i}`;
     lines.push(
-      `echo ${shq(MARK_LOG + s.inv.label)}`,
+      `echo ${shq(MARK_LOG + keyOf(s.inv))}`,
       `rm -f ${shq(part)}`,
       // Each variant in its own subshell: per-file runners end in `exit`, which must end only that variant.
       `( ${one(s, part)} ) || __vrc=$?`,
-      `echo ${shq(MARK_REP + s.inv.label + ' -->')} >> ${rep}`,
+      `echo ${shq(MARK_REP + keyOf(s.inv) + ' -->')} >> ${rep}`,
       `cat ${shq(part)} >> ${rep} 2>/dev/null`,
       `echo >> ${rep}`,
       `rm -f ${shq(part)}`,
@@ -130,6 +159,21 @@ export function variantId(name: string, label: string): string {
   return label ? `${name} [${label}]` : name;
 }
 
+/** Source-file extensions that make the head of a test id a file path. */
+const FILE_HEAD_RE = /\.([cm]?[jt]sx?|py|coffee|feature|vue|svelte)$/;
+
+/**
+ * A test id a runner reported from package directory `dir`, made repository-relative: an id that starts
+ * with a file path (`test/a.test.js > …`, `tests/test_a.py::…`) gets `dir/` on that path; any other id
+ * (a dotted unittest id) gets `dir > ` in front. Absolute paths are left as they are.
+ */
+export function packageTestId(name: string, dir: string): string {
+  if (!dir || name.startsWith('/')) return name;
+  const head = /^[^\s>:]+/.exec(name)?.[0] ?? '';
+  if (head && (head.includes('/') || FILE_HEAD_RE.test(head))) return posix.normalize(`${dir}/${head}`) + name.slice(head.length);
+  return `${dir} > ${name}`;
+}
+
 function parse(base: Runner, report: string | null, log: string, ctx?: ParseContext): TestResult[] {
   const clean = stripAnsi(log);
   const marked = clean.includes(MARK_LOG) || (report ?? '').includes(MARK_REP);
@@ -137,9 +181,14 @@ function parse(base: Runner, report: string | null, log: string, ctx?: ParseCont
   const reps = report !== null ? sections(report, MARK_REP, ' -->\n') : new Map<string, string>();
   const logs = sections(clean, MARK_LOG, '\n');
   const out: TestResult[] = [];
-  for (const label of new Set([...logs.keys(), ...reps.keys()])) {
-    const r = reps.get(label);
-    for (const t of base.parse(r && r.trim() ? r : null, logs.get(label) ?? '', ctx)) out.push({ ...t, name: variantId(t.name, label) });
+  for (const key of new Set([...logs.keys(), ...reps.keys()])) {
+    const at = key.lastIndexOf(DIR_SEP);
+    const label = at >= 0 ? key.slice(0, at) : key;
+    const dir = at >= 0 ? key.slice(at + DIR_SEP.length) : '';
+    // Absolute paths in a package's report are made relative to the package, then to the repository.
+    const pctx = dir && ctx?.workdir ? { ...ctx, workdir: `${ctx.workdir.replace(/\/$/, '')}/${dir}` } : ctx;
+    const r = reps.get(key);
+    for (const t of base.parse(r && r.trim() ? r : null, logs.get(key) ?? '', pctx)) out.push({ ...t, name: variantId(packageTestId(t.name, dir), label) });
   }
   return dedupeResults(out);
 }

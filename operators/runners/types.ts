@@ -40,6 +40,12 @@ export interface Invocation {
   args: string[];
   /** positional test paths or patterns the script restricts this run to ([] = the runner's default discovery) */
   paths: string[];
+  /**
+   * Workspace package directory (repository-relative, no trailing slash) the runner runs in: the command
+   * `cd`s there, files and `paths` are relative to it, and test ids are made repository-relative again
+   * (runners/plan.ts). Absent or '' = the repository root.
+   */
+  dir?: string;
 }
 
 export interface TestCommandOptions {

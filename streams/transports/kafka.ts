@@ -76,6 +76,14 @@ export interface KafkaTransportOptions {
   metadataWaitMs?: number;
   /** Max bytes of records (values, keys, headers, overhead; see recordBytes) per produce request; keeps every partition's record batch under the broker's 1 MiB `message.max.bytes`. Default 900_000. */
   maxRequestBytes?: number;
+  /**
+   * How long a produce rides out a bus that does not answer (connection refused or lost, no leader, request
+   * timed out: retriable errors) before it rejects: the batch is sent again with backoff (250 ms doubling, at
+   * most 5 s) while records queued meanwhile wait behind it. A broker restart takes tens of seconds; without
+   * this, kafkajs' client-level retries (`retries`, ~6 s) made every produce during one fail, and the
+   * runtime's and the source runner's callers died with it. Default 120,000.
+   */
+  outageBudgetMs?: number;
   /** Logger for this transport and the routed kafkajs logs. Default: a child of the process logger. */
   logger?: pino.Logger;
 }
@@ -102,13 +110,27 @@ function errorType(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a kafkajs error is, or wraps, a lost or refused connection (retries exhausted against a broker that
+ * is away). kafkajs wraps it in KafkaJSNonRetriableError (retriable: false) when an outer retrier bails out —
+ * as the consumer's commitOffsets does while the broker restarts — so the `cause`/`originalError` chain is
+ * followed; a broker that is away is transient whatever the wrapper says.
+ */
+function lostConnection(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown; originalError?: unknown } | undefined, i = 0; e && i < 5; i++) {
+    if (e.name === 'KafkaJSNumberOfRetriesExceeded' || e.name === 'KafkaJSConnectionError') return true;
+    e = (e.originalError ?? e.cause) as typeof e;
+  }
+  return false;
+}
+
 /** Map a kafkajs error to a TransportError (kafkajs marks retriable errors; unknown ones count as retriable, like kafkajs does). */
 function toTransportError(what: string, err: unknown): TransportError {
   if (err instanceof TransportError) return err;
   const type = errorType(err);
   if (type && REFUSED_RECORD_ERRORS.has(type)) return new TransportError(`${what}: the broker refused the records (${type})`, false, { cause: err, refused: true });
   const e = err as { message?: string; retriable?: boolean; name?: string };
-  const retriable = e?.retriable !== false || e?.name === 'KafkaJSNumberOfRetriesExceeded' || e?.name === 'KafkaJSConnectionError';
+  const retriable = e?.retriable !== false || lostConnection(err);
   return new TransportError(`${what}: ${e?.message ?? String(err)}`, retriable, { cause: err });
 }
 
@@ -195,6 +217,8 @@ export class KafkaTransport implements Transport {
   readonly brokers: string[];
   readonly maxRecordBytes: number;
   private readonly metadataWaitMs: number;
+  /** @internal see {@link KafkaTransportOptions.outageBudgetMs} */
+  readonly outageBudgetMs: number;
   /** @internal shared with the group consumers */
   readonly kafka: KafkaClient;
   /** @internal */
@@ -224,6 +248,7 @@ export class KafkaTransport implements Transport {
     this.maxRequestBytes = opts.maxRequestBytes ?? 900_000;
     this.maxRecordBytes = opts.maxRecordBytes ?? 1_000_000;
     this.metadataWaitMs = opts.metadataWaitMs ?? 30_000;
+    this.outageBudgetMs = opts.outageBudgetMs ?? 120_000;
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'swe-stream',
       brokers: this.brokers,
@@ -389,22 +414,40 @@ export class KafkaTransport implements Transport {
     }
   }
 
-  /** Drain the produce queue: everything queued goes out together, one request at a time. */
+  /**
+   * Drain the produce queue: everything queued goes out together, one request at a time. A batch that fails
+   * with a retriable error is sent again until {@link outageBudgetMs} has passed since its first failure (the
+   * idempotent producer dedupes a resend of what the broker did write within one producer session; across a
+   * broker restart a resend may duplicate, which at-least-once allows).
+   */
   private async flush(): Promise<void> {
-    await this.connect().catch((err: unknown) => {
-      for (const p of this.queue.splice(0)) p.reject(err);
-    });
     while (this.queue.length > 0) {
       const batch = this.refuseOversize(this.queue.splice(0));
-      try {
-        if (batch.length > 0) await this.send(batch);
-        for (const p of batch) p.resolve();
-      } catch (err) {
-        const e = toTransportError('producing records', err);
-        // One caller's refused record must not fail the others coalesced with it: send each call alone.
-        if (e.refused && batch.length > 1) await this.sendEachAlone(batch);
-        else for (const p of batch) p.reject(e);
+      if (batch.length === 0) continue;
+      let err: TransportError | undefined;
+      for (let attempt = 1, since = 0; ; attempt++) {
+        try {
+          await this.connect();
+          await this.send(batch);
+          err = undefined;
+          break;
+        } catch (e) {
+          err = toTransportError('producing records', e);
+          if (this.closed || err.refused || !err.retriable) break;
+          since ||= Date.now();
+          if (Date.now() - since >= this.outageBudgetMs) {
+            err = new TransportError(`${err.message} (the bus did not answer for ${Math.round((Date.now() - since) / 1000)} s)`, true, { cause: e });
+            break;
+          }
+          const delay = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+          if (attempt === 1 || attempt % 5 === 0) this.log.warn({ err: err.message, attempt, delayMs: delay, records: batch.reduce((n, p) => n + p.records.length, 0) }, 'produce failed; the bus may be restarting, sending again');
+          await new Promise((r) => setTimeout(r, delay));
+        }
       }
+      if (!err) for (const p of batch) p.resolve();
+      // One caller's refused record must not fail the others coalesced with it: send each call alone.
+      else if (err.refused && batch.length > 1) await this.sendEachAlone(batch);
+      else for (const p of batch) p.reject(err);
     }
   }
 
@@ -623,6 +666,9 @@ export class KafkaGroupConsumer implements GroupConsumer {
   private stopping: Promise<void> | undefined;
   private readonly pendingCommits = new Map<string, PendingCommit & TopicPartition>();
   private commitScheduled = false;
+  /** When commits started failing retriably (0: they do not), and how often they were sent again since. */
+  private commitFailingSince = 0;
+  private commitRetries = 0;
   private committing = false;
   /** Resolvers waiting for the next GROUP_JOIN (commits that failed because of a rebalance). */
   private joinWaiters: Array<() => void> = [];
@@ -663,6 +709,10 @@ export class KafkaGroupConsumer implements GroupConsumer {
         this.assigned = new Map();
         this.running = false;
         if (all.length > 0) this.handlers?.onRevoked?.(all);
+        // Commits waiting for a join that will not come: requeue drops them (false).
+        const waiters = this.joinWaiters;
+        this.joinWaiters = [];
+        for (const w of waiters) w();
       }
     });
     try {
@@ -843,17 +893,37 @@ export class KafkaGroupConsumer implements GroupConsumer {
       // kafkajs silently skips commits when its runner is not running (stopping): report those as dropped.
       const ok = this.running;
       for (const pc of live) for (const w of pc.waiters) w(ok);
+      this.commitFailingSince = 0;
+      this.commitRetries = 0;
     } catch (err) {
       const type = errorType(err);
-      if (type && REBALANCE_ERRORS.has(type) && this.running) {
-        this.log.info({ error: type, partitions: live.length }, 'commit hit a rebalance; retrying after the next join');
+      // kafkajs between a crash and its restart (a broker restart) has no group to commit through ("Consumer
+      // group was not initialized"): like a rebalance, the commits wait for the next join.
+      const restarting = /Consumer group was not initialized/.test((err as Error)?.message ?? '');
+      if (((type && REBALANCE_ERRORS.has(type)) || restarting) && this.running) {
+        this.log.info({ error: type ?? (err as Error).message, partitions: live.length }, 'commit hit a rebalance; retrying after the next join');
         await new Promise<void>((r) => this.joinWaiters.push(r));
         for (const pc of live) this.requeue(pc);
       } else if (!this.running) {
         for (const pc of live) for (const w of pc.waiters) w(false);
       } else {
         const e = toTransportError(`committing offsets of group ${this.opts.groupId}`, err);
-        for (const pc of live) for (const f of pc.fail) f(e);
+        // The broker is away (a restart): hold the commits and send them again, as produce does, for up to
+        // the transport's outage budget; the consumer rejoins meanwhile and a partition lost on the way drops
+        // its commit (requeue). Without this a broker restart stopped the stage (bench/soak).
+        this.commitFailingSince ||= Date.now();
+        const failing = Date.now() - this.commitFailingSince;
+        if (e.retriable && !e.refused && failing < this.transport.outageBudgetMs) {
+          const delay = Math.min(5000, 250 * 2 ** Math.min(this.commitRetries++, 5));
+          if (this.commitRetries === 1 || this.commitRetries % 5 === 0) this.log.warn({ err: e.message, attempt: this.commitRetries, delayMs: delay }, 'commit failed; the bus may be restarting, committing again');
+          await new Promise((r) => setTimeout(r, delay));
+          for (const pc of live) this.requeue(pc);
+        } else {
+          const out = failing >= this.transport.outageBudgetMs ? new TransportError(`${e.message} (the bus did not answer for ${Math.round(failing / 1000)} s)`, true, { cause: err }) : e;
+          this.commitFailingSince = 0;
+          this.commitRetries = 0;
+          for (const pc of live) for (const f of pc.fail) f(out);
+        }
       }
     } finally {
       this.committing = false;

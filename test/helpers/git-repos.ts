@@ -482,7 +482,7 @@ class HistoryBuilder {
  * Create a JavaScript repository whose PRs land in every style (see {@link HistoryPr} for what each records):
  *  - on `main`: #1 merge commit, #2 squash, #3 rebase-merge of two commits forked before #1 and #2, #4 merged on the
  *    command line ("Merge branch 'pr-4'"), #5 a merge commit of a branch forked before #1–#4 landed (its
- *    merge base is old: a diff against the moved main would drag in #1–#4), #13 a fast-forward;
+ *    merge base is old: a diff against the moved main would drag in #1–#4), #13 a fast-forward of two commits;
  *  - gitflow: `dev` gets #7 (merge commit, its branch also carries a contributor's "Fix parser (#101)"
  *    commit) and #8 (squash); `dev` → `main` by #9 ("Merge pull request #9 from acme/dev"), `main` back into
  *    `dev`, #10 (rebase) on `dev`, `dev` → `main` again by #11;
@@ -528,6 +528,6 @@ export async function createHistoryRepo(opts: { repo?: string } = {}): Promise<H
   await g.run(['cherry-pick', squash2.landingSha]);
   await g.run(['checkout', '-q', 'main']);
   await b.pr(12, 'main', 'closed');
-  await b.pr(13, 'main', 'fast-forward');
+  await b.pr(13, 'main', 'fast-forward', { commits: 2 });
   return { path: root, repo: repoName, prs: b.prs, issueRefCommit, cleanup: () => rm(parent, { recursive: true, force: true }) };
 }

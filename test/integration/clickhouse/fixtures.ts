@@ -33,7 +33,7 @@ export function verified(repo: string, n: number, over: { gold_resolved?: boolea
       language: 'python', base_image: 'swe-stream/base:py', image_ref: `swe-stream/env:${n}`, image_id: `sha256:${'e'.repeat(64)}`,
       recipe_hash: 'r1', workdir: '/testbed', install_commands: ['pip install -e .'], pre_commands: [], test_command: 'pytest -rA',
       runner: 'pytest', report_format: 'junit', package_manager: 'pip', node_version: null, python_version: '3.11', method: 'rules',
-      cache_hit: n % 2 === 0, build_ms: 1200, tests_parsed: 10, build_log_tail: '', test_invocations: null, toolchain_source: null, install_notes: null,
+      cache_hit: n % 2 === 0, build_ms: 1200, tests_parsed: 10, build_log_tail: '', test_invocations: null, toolchain_source: null, install_notes: null, package_dirs: null,
     },
     tests: {
       gold_patch: `--- a/src/a.py\n+++ b/src/a.py\n@@ -1 +1 @@\n-x = ${n}\n+x = ${n + 1}\n`, test_patch: `--- a/tests/test_a.py\n+++ b/tests/test_a.py\n`,

@@ -77,7 +77,7 @@ describe.each(backends)('ClickHouseSink on $name', ({ name, target }) => {
       expect(err).toBeInstanceOf(InvalidRecordError);
       expect((err as InvalidRecordError).retriable).toBe(false);
       expect((err as InvalidRecordError).paths).toEqual(expect.arrayContaining(['outcome_id', 'ts_ms']));
-      expect(() => sink.push('pr.events', {})).toThrow(/does not store topic pr\.events/);
+      expect(() => sink.push('env.ready', {})).toThrow(/does not store topic env\.ready/);
       sink.push('stage.outcomes', outcome({ stage: 'verify', key: 'a/b#3', kind: 'rejected', reason: 'no-f2p' }));
       await sink.flush();
       expect(await count(sink.ch, 'stage_outcomes', true)).toBe(2);
@@ -95,7 +95,7 @@ describe.each(backends)('ClickHouseSink on $name', ({ name, target }) => {
     const b = await openClickHouse({ ...target(), database });
     try {
       const tables = await b.rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${database}' ORDER BY name`);
-      expect(tables.map((t) => t.name)).toEqual(['releases', 'revalidations', 'stage_outcomes', 'task_images', 'tasks', 'trajectories']);
+      expect(tables.map((t) => t.name)).toEqual(['pr_events', 'releases', 'revalidations', 'stage_outcomes', 'task_images', 'tasks', 'trajectories']);
     } finally {
       await b.close();
     }

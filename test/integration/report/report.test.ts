@@ -15,6 +15,7 @@ import { runReport } from '../../../cli/commands/report.js';
 import type { Report } from '../../../connectors/analytics/views.js';
 import { outcome, stated, verified, trajectory } from '../clickhouse/fixtures.js';
 import { clickHouseTargets } from '../clickhouse/server.js';
+import { prEvent } from '../../helpers/records.js';
 
 const run = promisify(execFile);
 const targets = clickHouseTargets('report');
@@ -40,6 +41,8 @@ function knownSet(): { first: Array<[string, unknown]>; second: Array<[string, u
     ['stage.outcomes', o({ stage: 'env-build', key: 'b/y#6', kind: 'failed', error_class: 'SandboxError', cache_hit: false, duration_ms: 5000 })],
     ['tasks.verified', v1],
     ['tasks.verified', v9],
+    // a/x#2 was merged two days before the pipeline read it: counted on its merge day
+    ['pr.events', prEvent(2, { pr_id: 'a/x#2', repo: 'a/x', merged: true, merged_at: '2026-01-03T08:00:00Z' })],
   ];
   const second: Array<[string, unknown]> = [
     // replay of an input already counted, and the retry of a/x#2 that succeeded
@@ -103,11 +106,16 @@ describe.each(backends)('report on $name', ({ name, url }) => {
     expect(r.stages).toEqual(EXPECTED_STAGES);
     expect(r.failures).toEqual([{ stage: 'env-build', error_class: 'SandboxError', count: 1 }, { stage: 'filter', error_class: 'GitError', count: 1 }]);
     expect(r.yield).toEqual({
-      // a/x#1, a/x#2, a/x#3 (bot-author), b/y#5 (failed after the merged check), b/y#6; not b/y#4 (not-merged)
-      merged_prs: 5, verified: 1, rate: 0.2,
-      by_repo: [{ repo: 'a/x', merged_prs: 3, verified: 1, rate: 1 / 3 }, { repo: 'b/y', merged_prs: 2, verified: 0, rate: 0 }],
-      by_language: [{ language: 'javascript', merged_prs: 1, verified: 0, rate: 0 }, { language: 'python', merged_prs: 4, verified: 1, rate: 0.25 }],
-      by_day: [{ day: '2026-01-05', merged_prs: 4, verified: 1, rate: 0.25 }, { day: '2026-01-06', merged_prs: 1, verified: 0, rate: 0 }],
+      // a/x#1, a/x#2, a/x#3 (bot-author), b/y#5 (failed after the merged check), b/y#6; not b/y#4 (not-merged).
+      // Two rows were verified; b/y#9 failed the release check, so one is released.
+      merged_prs: 5, verified: 2, released: 1, rate: 0.2,
+      by_repo: [{ repo: 'a/x', merged_prs: 3, verified: 1, released: 1, rate: 1 / 3 }, { repo: 'b/y', merged_prs: 2, verified: 1, released: 0, rate: 0 }],
+      by_language: [{ language: 'javascript', merged_prs: 1, verified: 0, released: 0, rate: 0 }, { language: 'python', merged_prs: 4, verified: 2, released: 1, rate: 0.25 }],
+      by_day: [
+        { day: '2026-01-03', merged_prs: 1, verified: 0, released: 0, rate: 0 },
+        { day: '2026-01-05', merged_prs: 3, verified: 2, released: 1, rate: 1 / 3 },
+        { day: '2026-01-06', merged_prs: 1, verified: 0, released: 0, rate: 0 },
+      ],
     });
     expect(r.categories['Logic Error']).toBe(1);
     expect(r.categories.Security).toBe(0); // b/y#9 failed the release check
@@ -132,7 +140,7 @@ describe.each(backends)('report on $name', ({ name, url }) => {
     expect(text).toMatch(/^filter\s+7\s+3\s+3\s+0\s+1/m);
     expect(text).toMatch(/^distill\s+1\s+0\s+0\s+1\s+0/m);
     expect(text).not.toContain('skipped-no-llm');
-    expect(text).toContain('Yield: 1 verified rows / 5 merged PRs seen = 20.0%');
+    expect(text).toContain('Yield: 1 released rows (2 verified) / 5 merged PRs seen = 20.0%');
   });
 });
 
@@ -140,7 +148,7 @@ describe('report on an empty store', () => {
   it('shows every stage with zeros and no rates', async () => {
     const r = await reportJson({ dataDir, database: `t_report_empty_${process.pid}` });
     expect(r.stages.map((s) => [s.stage, s.inputs])).toEqual(EXPECTED_STAGES.map((s) => [s.stage, 0]));
-    expect(r.yield).toEqual({ merged_prs: 0, verified: 0, rate: null, by_repo: [], by_language: [], by_day: [] });
+    expect(r.yield).toEqual({ merged_prs: 0, verified: 0, released: 0, rate: null, by_repo: [], by_language: [], by_day: [] });
     expect(Object.keys(r.categories)).toHaveLength(11);
     expect(r.durations).toEqual([]);
     expect(r.cost).toEqual({ stages: [], total: { tokens_in: 0, tokens_out: 0, cost_usd: 0 }, verified_rows: 0, per_verified_row: null });

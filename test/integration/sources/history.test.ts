@@ -42,8 +42,8 @@ describe('merged PRs in every merge style (generated history)', () => {
     const scan = await scanMergedPrs(repo);
     const got = byNumber(scan.prs);
     // main reaches #7, #8, #10 through the dev → main merges; #6 sits on release/1.x only.
-    expect([...got.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 7, 8, 9, 10, 11]);
-    const expectStyle: Record<number, string> = { 1: 'merge', 2: 'squash', 3: 'rebase', 4: 'pull-ref', 5: 'merge', 7: 'merge', 8: 'squash', 10: 'rebase' };
+    expect([...got.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 13]);
+    const expectStyle: Record<number, string> = { 1: 'merge', 2: 'squash', 3: 'rebase', 4: 'pull-ref', 5: 'merge', 7: 'merge', 8: 'squash', 10: 'rebase', 13: 'fast-forward' };
     for (const [n, style] of Object.entries(expectStyle)) {
       const want = h.prs.find((p) => p.number === Number(n))!;
       const pr = got.get(Number(n))!;
@@ -59,11 +59,16 @@ describe('merged PRs in every merge style (generated history)', () => {
     expect(scan.pullRefs).toBe(13);
   });
 
-  it('reports what did not resolve: a closed PR and a fast-forward; a contributor\'s "(#101)" commit on a side branch is no PR', async () => {
+  it('reports what did not resolve: a closed PR; a contributor\'s "(#101)" commit on a side branch is no PR; a fast-forward stops at the merge before it', async () => {
     const scan = await scanMergedPrs(repo);
     const why = new Map(scan.unresolved.map((u) => [u.number, u.reason]));
     expect(why.get(12)).toBe('pull-ref-not-landed');
-    expect(why.get(13)).toBe('pull-ref-fast-forward');
+    expect(why.has(13)).toBe(false);
+    // #13's two commits landed on top of #11's dev → main merge commit: that merge is the inferred base, not part of the PR.
+    const ff = scan.prs.find((p) => p.number === 13)!;
+    expect(ff.title).toBe('Change 1 of PR 13');
+    expect(ff.base).toBe(h.prs.find((p) => p.number === 13)!.base);
+    expect(git('log', '-1', '--format=%s', ff.base)).toMatch(/^Merge pull request #11 /);
     expect(scan.prs.some((p) => p.number === 101)).toBe(false);
   });
 
@@ -77,7 +82,7 @@ describe('merged PRs in every merge style (generated history)', () => {
     expect(all.filter((p) => p.number === 2)).toHaveLength(1);
     // #2 landed twice (squash on main, cherry-pick on release/1.x): the first landing is kept.
     expect(all.find((p) => p.number === 2)!.sha).toBe(h.prs.find((p) => p.number === 2)!.landingSha);
-    expect(new Set(all.map((p) => p.number))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]));
+    expect(new Set(all.map((p) => p.number))).toEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13]));
     await expect(scanMergedPrs(repo, { branches: ['nope'] })).rejects.toThrow(/branch\(es\) not found: nope/);
   });
 
@@ -85,17 +90,18 @@ describe('merged PRs in every merge style (generated history)', () => {
     const mirrors = new MirrorCache({ dataDir: tmp, network: false });
     const items = await collect(new GitSource('git:x', `${h.path}?branches=*`, mirrors));
     const evs = events(items);
-    expect(evs).toHaveLength(11);
-    expect(new Set(evs.map((e) => e.pr_id)).size).toBe(11);
+    expect(evs).toHaveLength(12);
+    expect(new Set(evs.map((e) => e.pr_id)).size).toBe(12);
     const three = evs.find((e) => e.number === 3)!;
     const want3 = h.prs.find((p) => p.number === 3)!;
     expect(three).toMatchObject({ merge_style: 'rebase', base_sha: want3.base, merge_commit_sha: want3.commit, head_sha: want3.headSha, base_ref: 'main' });
     expect(evs.find((e) => e.number === 6)).toMatchObject({ merge_style: 'squash', base_ref: 'release/1.x' });
     const skipped = items.flatMap((i) => (i.kind === 'skipped' ? [i.reason] : []));
-    expect(skipped.sort()).toEqual(['pull-ref-fast-forward', 'pull-ref-not-landed']);
+    expect(skipped.sort()).toEqual(['pull-ref-not-landed']);
+    expect(evs.find((e) => e.number === 13)).toMatchObject({ merge_style: 'fast-forward' });
 
     const latest = events(await collect(new GitSource('git:x', `${h.path}?limit=2`, mirrors)));
-    expect(latest.map((e) => e.number)).toEqual([11, 10]);
+    expect(latest.map((e) => e.number)).toEqual([13, 11]);
     const asked = await collect(new GitSource('git:x', `${h.path}?prs=3,12,99`, mirrors));
     expect(events(asked).map((e) => e.number)).toEqual([3]);
     const bad = asked.flatMap((i) => (i.kind === 'bad' ? [i] : []));

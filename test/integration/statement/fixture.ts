@@ -56,7 +56,7 @@ export function slicedTask(over: { title?: string; body?: string; issues?: TaskV
       cache_hit: false,
       build_ms: 1,
       tests_parsed: 10,
-      build_log_tail: '', test_invocations: null, toolchain_source: null, install_notes: null,
+      build_log_tail: '', test_invocations: null, toolchain_source: null, install_notes: null, package_dirs: null,
     },
     tests: { gold_patch: SLICED_PATCH, test_patch: SLICED_TEST_PATCH, test_files: ['tests/test_more.py'], test_command: 'pytest -rA tests/test_more.py', f2p_script: null, f2p_script_path: null, method: 'pr-tests' },
     verification: {

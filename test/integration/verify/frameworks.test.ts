@@ -42,8 +42,8 @@ const prs = {
 
 /** The repository's `TZ=UTC tape … && TZ=Asia/Tokyo tape …` as env-build records it. */
 const TZ_VARIANTS: Environment['test_invocations'] = [
-  { label: 'TZ=UTC', env: { TZ: 'UTC' }, node_options: [], args: [], paths: [] },
-  { label: 'TZ=Asia/Tokyo', env: { TZ: 'Asia/Tokyo' }, node_options: [], args: [], paths: [] },
+  { label: 'TZ=UTC', env: { TZ: 'UTC' }, node_options: [], args: [], paths: [], dir: null },
+  { label: 'TZ=Asia/Tokyo', env: { TZ: 'Asia/Tokyo' }, node_options: [], args: [], paths: [], dir: null },
 ];
 
 let envImage: { ref: string; id: string };

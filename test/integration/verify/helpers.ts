@@ -126,7 +126,7 @@ export function candidateOf(repo: GenRepo, opts: { name: string; number: number;
 export function environmentOf(img: { ref: string; id: string }, o: { language: string; runner: string; workdir: string; preCommands?: string[]; invocations?: Environment['test_invocations'] }): Environment {
   return {
     language: o.language, base_image: 'base', image_ref: img.ref, image_id: img.id, recipe_hash: 'test', workdir: o.workdir, install_commands: [], pre_commands: o.preCommands ?? [],
-    test_command: '', runner: o.runner, report_format: 'junit', package_manager: null, node_version: null, python_version: null, method: 'rules', cache_hit: false, build_ms: 0, tests_parsed: 1, build_log_tail: '', test_invocations: o.invocations ?? null, toolchain_source: null, install_notes: null,
+    test_command: '', runner: o.runner, report_format: 'junit', package_manager: null, node_version: null, python_version: null, method: 'rules', cache_hit: false, build_ms: 0, tests_parsed: 1, build_log_tail: '', test_invocations: o.invocations ?? null, toolchain_source: null, install_notes: null, package_dirs: null,
   };
 }
 

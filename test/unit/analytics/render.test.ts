@@ -9,7 +9,7 @@ function report(): Report {
   return {
     stages: [{ stage: 'filter', inputs: 3, accepted: 1, rejected: 1, skipped: 0, failed: 1, reasons: { [evil]: 1 } }],
     failures: [{ stage: 'filter', error_class: 'GitError', count: 1 }],
-    yield: { merged_prs: 2, verified: 1, rate: 0.5, by_repo: [{ repo: 'a/b', merged_prs: 2, verified: 1, rate: 0.5 }], by_language: [], by_day: [] },
+    yield: { merged_prs: 2, verified: 2, released: 1, rate: 0.5, by_repo: [{ repo: 'a/b', merged_prs: 2, verified: 2, released: 1, rate: 0.5 }], by_language: [], by_day: [] },
     categories: { 'Logic Error': 1, [evil]: 2 },
     durations: [{ stage: 'filter', count: 3, p50_ms: 12, p95_ms: 250_000 }],
     cache: [],
@@ -24,7 +24,7 @@ describe('report rendering', () => {
   });
   it('formats rates and durations', () => {
     expect([pct(null), pct(0.25), dur(12), dur(1500), dur(250_000)]).toEqual(['–', '25.0%', '12 ms', '1.5 s', '4.2 min']);
-    expect(renderText(report())).toContain('Yield: 1 verified rows / 2 merged PRs seen = 50.0%');
+    expect(renderText(report())).toContain('Yield: 1 released rows (2 verified) / 2 merged PRs seen = 50.0%');
   });
   it('keeps hostile strings inert in the HTML page', () => {
     const page = renderHtml(report(), { generatedAt: '2026-01-01T00:00:00Z' });

@@ -100,6 +100,18 @@ describe('gradeVerification', () => {
     expect(gradeVerification([ok, ok], [good, good, run({ f: 'PASSED' }, { exitCode: 2 })])).toMatchObject({ reason: 'invalid-run', detail: 'after run 3: exit-without-failure' });
     expect(gradeVerification([], [good])).toMatchObject({ reason: 'invalid-run' });
   });
+
+  it('grades a before run that crashed (the test patch needs the fix to load): its unreported tests failed', () => {
+    const after = times(3, run({ f: 'PASSED', g: 'PASSED' }));
+    // mocha dying on `require('./new-module')`: nothing parsed, exit 1, in every before run
+    const crashed = run({}, { exitCode: 1 });
+    expect(gradeVerification([crashed, crashed], after)).toEqual({ kind: 'verified', FAIL_TO_PASS: ['f', 'g'], PASS_TO_PASS: [], flaky: [] });
+    // a crash after some tests passed: those passed before (PASS_TO_PASS), the rest failed
+    const partial = run({ g: 'PASSED' }, { exitCode: 1 });
+    expect(gradeVerification([partial, partial], after)).toEqual({ kind: 'verified', FAIL_TO_PASS: ['f'], PASS_TO_PASS: ['g'], flaky: [] });
+    // a crash only after the fix is still an invalid run
+    expect(gradeVerification([crashed, crashed], [...times(2, run({ f: 'PASSED' })), crashed])).toMatchObject({ reason: 'invalid-run', detail: 'after run 3: nothing-parsed' });
+  });
 });
 
 describe('gradeEvaluation and releaseCheck', () => {
