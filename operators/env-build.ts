@@ -31,7 +31,7 @@ import { checkoutInto } from './sandbox/repo.js';
 import { detectPackages, isManifestName, manifestPaths, type Detection, type RepoSnapshot } from './env/detect.js';
 import { findWorkspace, packageManifestPaths, packageOf } from './env/workspaces.js';
 import { buildRecipe, type Recipe } from './env/recipes.js';
-import { chooseToolchain, DECLARATION_RE, droppableRequirement, dropCommand, readDeclarations } from './env/installs.js';
+import { chooseToolchain, DECLARATION_RE, droppableRequirement, dropCommand, errorLines, readDeclarations } from './env/installs.js';
 import { getRunner, type TestResult } from './runners/index.js';
 import { git } from './pr/git-exec.js';
 
@@ -290,7 +290,9 @@ async function runInstalls(ctx: EnvBuildCtx, run: InSandbox, recipe: Recipe): Pr
       i--; // the next iteration runs the drop command at i, then the failed step again
       continue;
     }
-    return { ok: false, reason: 'install-failed', detail: `${step} failed (exit ${r.exitCode}): ${cmd}\n…${tailOf(out)}` };
+    const errors = errorLines(out);
+    const named = errors.length ? `\nerrors: ${redact(errors.join('\n'))}` : '';
+    return { ok: false, reason: 'install-failed', detail: `${step} failed (exit ${r.exitCode}): ${cmd}${named}\n…${tailOf(out)}` };
   }
   return { ok: true, recipe: { ...recipe, installCommands: cmds, installNotes: notes } };
 }

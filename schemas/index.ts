@@ -7,6 +7,7 @@
  * subject needs. Rule source: Avro 1.11 specification, "Names" and "Schema Resolution".
  */
 import avro from 'avsc';
+import './avro-strings.js'; // faster string writes for every avsc type, same bytes
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

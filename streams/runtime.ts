@@ -4,8 +4,8 @@
  *
  * What it guarantees:
  * - Bounded intake: at most `window` records per partition are admitted (not yet committed); when a
- *   partition's window is full it is paused at the transport and resumed when it drains. RxJS has no
- *   backpressure, so the bound lives here, at the source, not in `mergeMap`'s buffer.
+ *   partition's window is full it is paused at the transport and resumed when it drains. The bound lives
+ *   here, at the source; the handler slots (`concurrency`) only queue what the window admitted.
  * - The poll loop never waits for a stage: transports only hand records over, so minutes-long work never
  *   runs inside kafkajs callbacks (kafkajs has no background heartbeat).
  * - Commits are the contiguous low watermark + 1, sent only after every earlier record's outputs are durable.
@@ -26,14 +26,14 @@
  * (the registry serde) take one promise per decode and per record's encodes; transports without
  * `completeMany` get one `complete` per record and commits through `commit`.
  */
-import { Subject, type Subscription } from 'rxjs';
 import type { Transport, GroupConsumer, Completion, ConsumedRecord, ProduceRecord, TopicPartition, Headers } from './transport.js';
 import { TransportError } from './transport.js';
 import { newPartition, commitWithBatch, popDurable, type Entry, type PartitionState } from './runtime/window.js';
 import { H, deadLetterRecord, oversizeError, outcomeRecord, retryRecord, type ErrorInfo } from './runtime/records.js';
 import type { Serde } from './serde.js';
 import type { Envelope, Outcome, OutcomeMeta } from './types.js';
-import { fromStage, type Stage } from './stage.js';
+import { fail } from './types.js';
+import type { Stage } from './stage.js';
 import { retryTopicOf, dlqTopicOf, type StageWiring } from './topics.js';
 import type { StageOutcome } from '../schemas/types.gen.js';
 import { logger } from './log.js';
@@ -59,7 +59,7 @@ export interface StageRuntimeOptions<I, O> {
   stage: Stage<I, O>;
   transport: Transport;
   serde: Serde;
-  /** Records processed at once by this member (RxJS mergeMap concurrency). Default 1. */
+  /** Records processed at once by this member (handler slots). Default 1. */
   concurrency?: number;
   /** Admitted, not yet committed records per partition. Default max(16, 4 × concurrency). */
   window?: number;
@@ -115,8 +115,12 @@ export class StageRuntime<I, O> {
   private readonly o: Required<Omit<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs' | 'admission'>> & Pick<StageRuntimeOptions<I, O>, 'observer' | 'topics' | 'sessionTimeoutMs' | 'admission'>;
   private consumer?: GroupConsumer;
   private readonly parts = new Map<string, PartitionState>();
-  private readonly input$ = new Subject<Envelope<I>>();
-  private sub?: Subscription;
+  /** Handlers running now (at most `concurrency`), and envelopes waiting for a slot, in arrival order. */
+  private active = 0;
+  private waiting: Array<[Entry, Envelope<I>]> = [];
+  private waitingHead = 0;
+  /** Set at the end of stop(): outcomes that still arrive are dropped (the next owner redoes their records). */
+  private closed = false;
   private stopping = false;
   private readonly pendingIo = new Set<Promise<unknown>>();
   private fatal?: Error;
@@ -194,43 +198,78 @@ export class StageRuntime<I, O> {
   }
 
   /**
-   * The stage with its start time stamped on the entry when the handler really starts, so outcome durations
-   * measure the stage's own work, not the wait for a concurrency slot in mergeMap's queue or for machine
-   * resources from the admission gate.
+   * Hand an envelope to the stage, or queue it until one of the `concurrency` slots is free (the work RxJS
+   * `mergeMap` did, without an observable, a subscriber and two promises per record). Exactly one outcome per
+   * envelope: a throw (synchronous or not) becomes `failed`, retriable as `isRetriable` judges (streams/types.ts),
+   * the same contract as `fromStage` in streams/stage.ts.
    */
-  private timedStage(): Stage<I, O> {
-    const stage = this.o.stage;
+  private submit(e: Entry, env: Envelope<I>): void {
+    if (this.active >= this.o.concurrency) {
+      this.waiting.push([e, env]);
+      return;
+    }
+    this.active++;
+    this.startHandler(e, env);
+  }
+
+  /**
+   * Run the handler for one envelope. Its start time is stamped on the entry when the handler really starts,
+   * so outcome durations measure the stage's own work, not the wait for a slot or for machine resources from
+   * the admission gate.
+   */
+  private startHandler(e: Entry, env: Envelope<I>): void {
+    let p: Promise<Outcome<O>>;
     const admission = this.o.admission;
-    return {
-      name: stage.name,
-      handle: async (env) => {
-        const release = admission ? await admission.gate.acquire(admission.cost, env.signal) : undefined;
+    if (admission) {
+      p = (async () => {
+        const release = await admission.gate.acquire(admission.cost, env.signal);
         try {
-          const e = this.parts.get(tpKey(env.origin))?.byOffset.get(env.origin.offset);
-          if (e) e.startedAt = this.o.now();
-          return await stage.handle(env);
+          e.startedAt = this.o.now();
+          return await this.o.stage.handle(env);
         } finally {
-          release?.();
+          release();
         }
-      },
-    };
+      })();
+    } else {
+      e.startedAt = this.o.now();
+      try {
+        const r = this.o.stage.handle(env);
+        p = isPromise(r) ? r : Promise.resolve(r);
+      } catch (err) {
+        p = Promise.resolve(fail<O>(err));
+      }
+    }
+    p.then(
+      (out) => this.handlerDone(e, env, out),
+      (err: unknown) => this.handlerDone(e, env, fail<O>(err)),
+    );
+  }
+
+  /** A handler settled: take its outcome, then start the next waiting envelope in its slot. */
+  private handlerDone(e: Entry, env: Envelope<I>, out: Outcome<O>): void {
+    if (this.closed) return;
+    // Never throw out of here (it would be an unhandled rejection, outside any handler).
+    try {
+      this.onOutcome(e, env, out);
+    } catch (err) {
+      this.die(err instanceof Error ? err : new Error(String(err)));
+    }
+    if (this.waitingHead < this.waiting.length) {
+      const [ne, nenv] = this.waiting[this.waitingHead]!;
+      this.waiting[this.waitingHead++] = undefined as unknown as [Entry, Envelope<I>];
+      if (this.waitingHead === this.waiting.length) {
+        this.waiting = [];
+        this.waitingHead = 0;
+      } else if (this.waitingHead >= 1024 && this.waitingHead * 2 >= this.waiting.length) {
+        this.waiting = this.waiting.slice(this.waitingHead);
+        this.waitingHead = 0;
+      }
+      this.startHandler(ne, nenv);
+    } else this.active--;
   }
 
   /** Join the group and start processing. @throws TransportError when the bus is unreachable. */
   async start(): Promise<void> {
-    this.sub = this.input$
-      .pipe(fromStage(this.timedStage(), this.o.concurrency))
-      .subscribe({
-        next: (env) => {
-          // Never throw into RxJS (it would rethrow asynchronously, outside any handler).
-          try {
-            this.onOutcome(env);
-          } catch (e) {
-            this.die(e instanceof Error ? e : new Error(String(e)));
-          }
-        },
-        error: (e: unknown) => this.die(e instanceof Error ? e : new Error(String(e))),
-      });
     this.consumer = this.o.transport.consumer({ groupId: this.o.groupId, topics: this.topics, sessionTimeoutMs: this.o.sessionTimeoutMs });
     await this.consumer.start({
       onRecords: (recs) => this.onRecords(recs),
@@ -408,64 +447,75 @@ export class StageRuntime<I, O> {
       e.timer = setTimeout(() => {
         if (!e.ac.signal.aborted && !this.stopping) {
           e.startedAt = this.o.now();
-          this.input$.next(env);
+          this.submit(e, env);
         }
       }, wait);
-    } else this.input$.next(env);
+    } else this.submit(e, env);
   }
 
   /** The stage's outcome for one envelope → its output records (encoded), queued for the next completion batch. */
-  private onOutcome(env: Envelope<Outcome<O>>): void {
-    const s = this.parts.get(tpKey(env.origin));
-    const e = s?.byOffset.get(env.origin.offset);
-    if (!s || !e || e.ac.signal.aborted || e.status !== 'running') return; // revoked or shutting down: the next owner redoes it
-    const out = env.value;
+  private onOutcome(e: Entry, env: Envelope<I>, out: Outcome<O>): void {
+    if (e.part.revoked || e.ac.signal.aborted || e.status !== 'running') return; // revoked or shutting down: the next owner redoes it
     const durationMs = this.o.now() - e.startedAt;
     e.meta = out.meta;
     e.durationMs = durationMs;
-    this.settle(e, () => {
-      if (out.kind === 'accepted') {
-        const jobs: EncodeJob[] = [];
-        const values = out.values ?? [out.value];
-        for (const v of values) jobs.push({ topic: this.outputTopic, key: env.key, value: v });
-        jobs.push(this.outcomeJob(e, { kind: 'accepted', output_topic: this.outputTopic }, { attempts: env.attempt, meta: out.meta, durationMs }));
-        // A stage that emits a record its own schema rejects is a bug: dead-letter, never retry.
-        const notEncodable = (err: unknown) => {
-          const x = err as Error;
-          return this.deadLetter(e, { attempts: env.attempt, error: { name: x.name, message: `output does not encode: ${x.message}` }, reason: 'not-retriable', meta: out.meta, durationMs });
-        };
-        let recs: MaybePromise<ProduceRecord[]>;
-        try {
-          recs = this.encodeAll(jobs);
-        } catch (err) {
-          return notEncodable(err);
-        }
-        if (isPromise(recs)) {
-          return recs.then((r) => {
+    let outputs: MaybePromise<ProduceRecord[]>;
+    try {
+      outputs = this.outputsOf(e, env, out, durationMs);
+    } catch (err) {
+      this.die(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.settleOutputs(e, outputs);
+    const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
+    if (o && !e.replaced && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
+  }
+
+  /** The output records of a stage's outcome (encoded), counted. A method, not a closure per record. */
+  private outputsOf(e: Entry, env: Envelope<I>, out: Outcome<O>, durationMs: number): MaybePromise<ProduceRecord[]> {
+    if (out.kind === 'accepted') {
+      const jobs: EncodeJob[] = [];
+      if (out.values) for (const v of out.values) jobs.push({ topic: this.outputTopic, key: env.key, value: v });
+      else jobs.push({ topic: this.outputTopic, key: env.key, value: out.value });
+      jobs.push(this.outcomeJob(e, { kind: 'accepted', output_topic: this.outputTopic }, { attempts: env.attempt, meta: out.meta, durationMs }));
+      let recs: MaybePromise<ProduceRecord[]>;
+      try {
+        recs = this.encodeAll(jobs);
+      } catch (err) {
+        return this.notEncodable(e, env, out, durationMs, err);
+      }
+      if (isPromise(recs)) {
+        return recs.then(
+          (r) => {
             this.counts.accepted++;
             e.counted = 'accepted';
             return r;
-          }, notEncodable);
-        }
-        this.counts.accepted++;
-        e.counted = 'accepted';
-        return recs;
+          },
+          (err: unknown) => this.notEncodable(e, env, out, durationMs, err),
+        );
       }
-      if (out.kind === 'rejected') {
-        this.counts.rejected++;
-        e.counted = 'rejected';
-        return this.encodeAll([this.outcomeJob(e, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, { attempts: env.attempt, meta: out.meta, durationMs })]);
-      }
-      if (out.retriable && env.attempt < this.o.maxAttempts) {
-        this.counts.retried++;
-        e.counted = 'retried';
-        this.o.observer?.retried?.(this.name);
-        return [this.retryRecord(e, env.attempt, out.error)];
-      }
-      return this.deadLetter(e, { attempts: env.attempt, error: out.error, reason: out.retriable ? 'max-attempts' : 'not-retriable', meta: out.meta, durationMs });
-    });
-    const o = out.kind === 'failed' && out.retriable && env.attempt < this.o.maxAttempts ? null : out;
-    if (o && !e.replaced && this.o.observer?.outcome) this.o.observer.outcome(this.name, o.kind, o.kind === 'rejected' ? o.reason : o.kind === 'failed' ? o.error.name : null, durationMs);
+      this.counts.accepted++;
+      e.counted = 'accepted';
+      return recs;
+    }
+    if (out.kind === 'rejected') {
+      this.counts.rejected++;
+      e.counted = 'rejected';
+      return this.encodeAll([this.outcomeJob(e, { kind: 'rejected', reason: out.reason, detail: out.detail ?? null }, { attempts: env.attempt, meta: out.meta, durationMs })]);
+    }
+    if (out.retriable && env.attempt < this.o.maxAttempts) {
+      this.counts.retried++;
+      e.counted = 'retried';
+      this.o.observer?.retried?.(this.name);
+      return [this.retryRecord(e, env.attempt, out.error)];
+    }
+    return this.deadLetter(e, { attempts: env.attempt, error: out.error, reason: out.retriable ? 'max-attempts' : 'not-retriable', meta: out.meta, durationMs });
+  }
+
+  /** A stage that emits a record its own schema rejects is a bug: dead-letter, never retry. */
+  private notEncodable(e: Entry, env: Envelope<I>, out: Outcome<O>, durationMs: number, err: unknown): MaybePromise<ProduceRecord[]> {
+    const x = err as Error;
+    return this.deadLetter(e, { attempts: env.attempt, error: { name: x.name, message: `output does not encode: ${x.message}` }, reason: 'not-retriable', meta: out.meta, durationMs });
   }
 
   /** Encode jobs into records: synchronously (throws) with a sync serde, else one promise (rejects). */
@@ -498,6 +548,11 @@ export class StageRuntime<I, O> {
       this.die(err instanceof Error ? err : new Error(String(err)));
       return;
     }
+    this.settleOutputs(e, outputs);
+  }
+
+  /** Queue an entry's outputs once they are built (now, or when their promise resolves; a rejection is fatal). */
+  private settleOutputs(e: Entry, outputs: MaybePromise<ProduceRecord[]>): void {
     if (isPromise(outputs)) outputs.then((o) => this.enqueue(e, o), (err: unknown) => this.die(err instanceof Error ? err : new Error(String(err))));
     else this.enqueue(e, outputs);
   }
@@ -675,7 +730,9 @@ export class StageRuntime<I, O> {
       s.ac.abort(new Error('shutdown'));
     }
     while (this.pendingIo.size) await Promise.allSettled([...this.pendingIo]);
-    this.sub?.unsubscribe();
+    this.closed = true;
+    this.waiting = [];
+    this.waitingHead = 0;
     await this.consumer?.stop();
     await this.o.stage.close?.();
   }

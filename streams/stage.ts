@@ -1,8 +1,8 @@
 /**
  * What an operator file exports: a named handler from one input envelope to one outcome. The runtime
- * lifts it into an RxJS {@link StageOperator} (mergeMap with the stage's concurrency, errors caught per
- * record inside the inner observable, retried work wrapped in `defer`), so a stage never sees
- * concurrency, retries, commits or the transport.
+ * (streams/runtime.ts) runs it in `concurrency` slots with errors caught per record, so a stage never sees
+ * concurrency, retries, commits or the transport; {@link fromStage} lifts the same handler into an RxJS
+ * {@link StageOperator} (mergeMap) with the same contract, for composing stages as observables.
  */
 import { catchError, defaultIfEmpty, defer, isObservable, map, mergeMap, of, take, type Observable, type ObservableInput } from 'rxjs';
 import type { Envelope, Outcome, StageOperator } from './types.js';

@@ -320,3 +320,26 @@ export function droppableRequirement(log: string): string | null {
 export function dropCommand(name: string): string {
   return `echo ${q(`${name} ; sys_platform == "never"`)} >> ${OVERRIDES_FILE}`;
 }
+
+/**
+ * Package managers' own error lines: npm ("npm ERR! code E…", "npm error network request to URL failed"),
+ * pnpm (`ERR_PNPM_…`), yarn ("error …"), pip/uv ("ERROR: …", "error: …") and git ("fatal: …"). An install that
+ * falls back through several commands (`npm ci || npm install …`) ends with generic advice ("check your proxy
+ * settings"); the line that names the package or URL is earlier in the output.
+ */
+const ERROR_LINE = /^(npm (ERR!|error) (code|errno|network request|404|notarget|ENOVERSIONS|No matching|Could not resolve)|.*\bERR_PNPM_\w+|error (Couldn't|An unexpected|Command failed|\S+: )|ERROR: (Could not|No matching|Cannot|Failed)|error: (Failed|No solution|Because|Distribution)|fatal: )/;
+
+/**
+ * The distinct error lines of an install's output (see {@link ERROR_LINE}), first `max` of them, each cut at
+ * 300 characters; empty when none is recognised.
+ */
+export function errorLines(output: string, max = 6): string[] {
+  const out: string[] = [];
+  for (const raw of output.split('\n')) {
+    const line = raw.trim();
+    if (!ERROR_LINE.test(line) || out.includes(line.slice(0, 300))) continue;
+    out.push(line.slice(0, 300));
+    if (out.length === max) break;
+  }
+  return out;
+}

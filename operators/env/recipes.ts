@@ -66,6 +66,26 @@ export function pnpmMajor(d: Detection, contents: Record<string, string>, nodeMa
   return major;
 }
 
+/**
+ * The pnpm to install: the exact version `packageManager` names (`pnpm@10.28.0+sha512…` → `10.28.0`) when
+ * the Node major runs it, else {@link pnpmMajor}. Installing the named version means pnpm never has to switch
+ * versions itself — a switch that pnpm ≥ 10.34 refuses unless the registry serves npm signatures.
+ */
+export function pnpmVersion(d: Detection, contents: Record<string, string>, nodeMajor: number): string {
+  const major = pnpmMajor(d, contents, nodeMajor);
+  const exact = /"packageManager"\s*:\s*"pnpm@(\d+)\.(\d+)\.(\d+)/.exec(contents['package.json'] ?? '');
+  return exact && Number(exact[1]) === major ? `${exact[1]}.${exact[2]}.${exact[3]}` : String(major);
+}
+
+/**
+ * pnpm's own package-manager switch off for every later shell of the environment (a login shell reads
+ * /etc/profile.d): `pm-on-fail=ignore` (pnpm ≥ 10.34, 11) and `manage-package-manager-versions=false`
+ * (pnpm 9.7–10). The version was installed already ({@link pnpmVersion}); a registry or mirror without npm
+ * signatures otherwise fails every pnpm command with "Refusing to run pnpm@X: its npm registry signature could
+ * not be verified" (pnpm/pnpm#13147).
+ */
+const PNPM_NO_SWITCH = "printf 'export npm_config_pm_on_fail=ignore pnpm_config_pm_on_fail=ignore npm_config_manage_package_manager_versions=false\\n' > /etc/profile.d/pnpm-no-switch.sh && . /etc/profile.d/pnpm-no-switch.sh";
+
 function jsInstall(d: Detection, snap: RepoSnapshot, nodeMajor: number, plan: JsInstallPlan): string[] {
   const files = snap.files;
   const cmds: string[] = [...plan.before];
@@ -74,7 +94,7 @@ function jsInstall(d: Detection, snap: RepoSnapshot, nodeMajor: number, plan: Js
   const lock = files.includes('package-lock.json') || files.includes('npm-shrinkwrap.json');
   switch (d.packageManager) {
     case 'pnpm':
-      cmds.push(`npm install -g pnpm@${pnpmMajor(d, snap.contents, nodeMajor)}`, 'pnpm install --frozen-lockfile || pnpm install');
+      cmds.push(PNPM_NO_SWITCH, `npm install -g pnpm@${pnpmVersion(d, snap.contents, nodeMajor)}`, 'pnpm install --frozen-lockfile || pnpm install');
       break;
     case 'yarn':
       cmds.push('npm install -g yarn@1', 'yarn install --frozen-lockfile --non-interactive || yarn install --non-interactive');

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ciTestJob, makeTestSteps, noxSessions, stepKind, toxEnv } from '../../../operators/env/declared.js';
 import { chooseNode, choosePython, pythonSatisfies } from '../../../operators/env/toolchain.js';
-import { chooseToolchain, droppableRequirement, dropCommand, poetryDevRequirements, poetrySpec, pythonExtrasFrom, readDeclarations, resolutionDate } from '../../../operators/env/installs.js';
+import { chooseToolchain, droppableRequirement, dropCommand, errorLines, poetryDevRequirements, poetrySpec, pythonExtrasFrom, readDeclarations, resolutionDate } from '../../../operators/env/installs.js';
 import { detect, type Detection, type RepoSnapshot } from '../../../operators/env/detect.js';
 import { buildRecipe, recipeHash } from '../../../operators/env/recipes.js';
 
@@ -245,5 +245,29 @@ describe('install repairs', () => {
     expect(resolutionDate('2023-08-28T23:28:18-04:00', '2020-10-05')).toBe('2023-08-30T00:00:00Z');
     expect(resolutionDate('2999-01-01T00:00:00Z', '2020-10-05')).toBeNull();
     expect(resolutionDate(null, '2020-10-05')).toBeNull();
+  });
+});
+
+describe('install failure details', () => {
+  it('name the package or URL from npm\'s own error lines, not only the generic advice at the end', () => {
+    // The shape of markedjs/marked's failure here: a lockfile entry resolved to a GitHub tarball, behind
+    // `npm ci || npm install || npm install --legacy-peer-deps`, whose output ends in proxy advice.
+    const out = [
+      'npm ERR! code ENOTFOUND',
+      'npm ERR! errno ENOTFOUND',
+      'npm ERR! network request to https://codeload.github.com/markedjs/marked/tar.gz/v18.0.0 failed, reason: getaddrinfo ENOTFOUND codeload.github.com',
+      'npm ERR! network This is a problem related to network connectivity.',
+      'npm ERR! network In most cases you are behind a proxy or have bad network settings.',
+      'npm ERR! code ENOTFOUND',
+      ' ERR_PNPM_FETCH_404  GET https://registry.npmjs.org/nope: Not Found - 404',
+      'npm WARN deprecated q@1.5.1: You or someone you depend on is using Q',
+    ].join('\n');
+    expect(errorLines(out)).toEqual([
+      'npm ERR! code ENOTFOUND',
+      'npm ERR! errno ENOTFOUND',
+      'npm ERR! network request to https://codeload.github.com/markedjs/marked/tar.gz/v18.0.0 failed, reason: getaddrinfo ENOTFOUND codeload.github.com',
+      'ERR_PNPM_FETCH_404  GET https://registry.npmjs.org/nope: Not Found - 404',
+    ]);
+    expect(errorLines('all good\nnpm WARN deprecated x')).toEqual([]);
   });
 });

@@ -145,4 +145,36 @@ describe('stage runtime (in-memory transport, test clock)', () => {
     expect(rt.counts).toMatchObject({ accepted: 1, failed: 1, deadLettered: 1 });
     expect(rt.error).toBeUndefined();
   });
+
+  it('runs at most `concurrency` handlers at once, in arrival order, and turns a throw into a failed outcome', async () => {
+    const { stage, pending } = controlled();
+    const handle = stage.handle;
+    // 11 throws synchronously, 12 rejects: both are that record's failed outcome, never a dead stage.
+    stage.handle = (env) => {
+      if (env.value.number === 11) throw new TypeError('sync bug');
+      if (env.value.number === 12) return Promise.reject(new RangeError('async bug'));
+      return handle(env);
+    };
+    const { bus, rt, member, committed } = await setup(stage, { n: 12 });
+    member.deliver();
+    await tick();
+    expect([...pending.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]); // concurrency 8
+    pending.get(2)!.settle(accept(pending.get(2)!.env.value));
+    await tick();
+    expect([...pending.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]); // the freed slot takes the next in order
+    for (const k of [1, 3, 4, 5, 6, 7, 8, 9]) {
+      pending.get(k)!.settle(accept(pending.get(k)!.env.value));
+      await tick();
+    }
+    expect([...pending.keys()]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    pending.get(10)!.settle(accept(pending.get(10)!.env.value));
+    await tick();
+    expect(committed()).toBe('12');
+    const ends = outcomes(bus).map((o) => [o.key, o.kind, o.error_class]);
+    expect(ends).toHaveLength(12);
+    expect(ends).toContainEqual(['k11', 'failed', 'TypeError']);
+    expect(ends).toContainEqual(['k12', 'failed', 'RangeError']);
+    expect(rt.counts).toMatchObject({ accepted: 10, failed: 2, deadLettered: 2 });
+    expect(rt.error).toBeUndefined();
+  });
 });
