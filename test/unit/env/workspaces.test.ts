@@ -147,12 +147,12 @@ describe('detection and recipe of the touched package', () => {
     expect(detectPackages(NPM, 'javascript', [code('scripts/release.js')])).toMatchObject({ reason: 'no-test-suite' });
     expect(detectPackages(NPM, 'javascript', [code('packages/docs-site/src/x.js')])).toMatchObject({ reason: 'no-test-suite', detail: expect.stringMatching(/^workspace package packages\/docs-site: /) });
   });
-  it('pnpm: the package manager from the root, vitest from the package, pnpm install at the root', () => {
+  it('pnpm: the package manager (exact version) from the root packageManager field, vitest from the package, pnpm install at the root', () => {
     const d = ok(detectPackages(PNPM, 'typescript', [code('packages/utils/src/path.ts'), test('packages/utils/src/path.test.ts')]));
     expect(d).toMatchObject({ runner: 'vitest', packageManager: 'pnpm', packageDirs: ['packages/utils'] });
     expect(d.manifests).toEqual(expect.arrayContaining(['pnpm-workspace.yaml', 'pnpm-lock.yaml', 'packages/utils/package.json']));
     const r = buildRecipe(d, PNPM.files, PNPM.contents, BASE);
-    expect(r.installCommands).toEqual(expect.arrayContaining(['npm install -g pnpm@8', 'pnpm install --frozen-lockfile || pnpm install']));
+    expect(r.installCommands).toEqual(expect.arrayContaining(['npm install -g pnpm@8.15.4', 'pnpm install --frozen-lockfile || pnpm install']));
     expect(r.testCommand).toMatch(/\( cd packages\/utils && [^)]*npx vitest run --dir src/);
   });
   it('pnpm: two packages with one runner run each from its own directory', () => {
