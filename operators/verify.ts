@@ -115,9 +115,15 @@ function tail(text: string, n = 600): string {
 }
 
 
-/** A rejection with the first invalid run's evidence appended to the detail. */
-function rejectGrade(c: VerifyCtx, grade: { reason: string; detail: string }, runs: RunEvidence[], summary: object): Outcome<TaskVerified> {
-  const bad = runs.find((r) => invalidReason(r) !== null);
+/**
+ * A rejection with the evidence of the run that decided it appended to the detail: the first run invalid for
+ * the rejection's own reason (a patch that did not apply, a timeout), else the first run invalid in its state
+ * ({@link invalidInState}: a before run that crashed is gradable, so its log is not the cause).
+ */
+function rejectGrade(c: VerifyCtx, grade: { reason: string; detail: string }, runs: { before: RunEvidence[]; after: RunEvidence[] }, summary: object): Outcome<TaskVerified> {
+  const all = [...runs.before, ...runs.after];
+  const bad = all.find((r) => invalidReason(r) === grade.reason)
+    ?? runs.before.find((r) => invalidInState('before', r) !== null) ?? runs.after.find((r) => invalidInState('after', r) !== null);
   const detail = grade.detail + (bad ? ` | ${bad.applyError ?? tail(bad.log)}` : '');
   log.info({ ...summary, reason: grade.reason }, 'verify rejected');
   return reject(grade.reason, detail, c.meta);
@@ -193,7 +199,7 @@ async function conclude(c: VerifyCtx, o: { before: RunEvidence[]; after: RunEvid
   if (grade.kind === 'verified' && (after.length < nAfter || before.length < nBefore)) grade = { kind: 'rejected', reason: 'no-f2p', detail: 'no test can fail before and pass after', flaky: grade.flaky };
   if (grade.kind === 'rejected') {
     if (o.release) await dropImage(c, o.release.image.ref);
-    return rejectGrade(c, grade, [...before, ...after], summary);
+    return rejectGrade(c, grade, { before, after }, summary);
   }
   const rc = releaseCheck(grade, after[after.length - 1]!, before[before.length - 1]!);
   if (!rc.ok) {
