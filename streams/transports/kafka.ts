@@ -110,6 +110,16 @@ function errorType(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Backoff before the n-th resend (1-based) while the bus is away: 250 ms doubling, at most 5 s. */
+function outageDelayMs(attempt: number): number {
+  return Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+}
+
+/** The error a produce or commit ends with once the bus stayed away for the whole outage budget (retriable). */
+function outageExpired(e: TransportError, failingMs: number, cause: unknown): TransportError {
+  return new TransportError(`${e.message} (the bus did not answer for ${Math.round(failingMs / 1000)} s)`, true, { cause });
+}
+
 /**
  * Whether a kafkajs error is, or wraps, a lost or refused connection (retries exhausted against a broker that
  * is away). kafkajs wraps it in KafkaJSNonRetriableError (retriable: false) when an outer retrier bails out —
@@ -436,10 +446,10 @@ export class KafkaTransport implements Transport {
           if (this.closed || err.refused || !err.retriable) break;
           since ||= Date.now();
           if (Date.now() - since >= this.outageBudgetMs) {
-            err = new TransportError(`${err.message} (the bus did not answer for ${Math.round((Date.now() - since) / 1000)} s)`, true, { cause: e });
+            err = outageExpired(err, Date.now() - since, e);
             break;
           }
-          const delay = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+          const delay = outageDelayMs(attempt);
           if (attempt === 1 || attempt % 5 === 0) this.log.warn({ err: err.message, attempt, delayMs: delay, records: batch.reduce((n, p) => n + p.records.length, 0) }, 'produce failed; the bus may be restarting, sending again');
           await new Promise((r) => setTimeout(r, delay));
         }
@@ -914,12 +924,12 @@ export class KafkaGroupConsumer implements GroupConsumer {
         this.commitFailingSince ||= Date.now();
         const failing = Date.now() - this.commitFailingSince;
         if (e.retriable && !e.refused && failing < this.transport.outageBudgetMs) {
-          const delay = Math.min(5000, 250 * 2 ** Math.min(this.commitRetries++, 5));
+          const delay = outageDelayMs(++this.commitRetries);
           if (this.commitRetries === 1 || this.commitRetries % 5 === 0) this.log.warn({ err: e.message, attempt: this.commitRetries, delayMs: delay }, 'commit failed; the bus may be restarting, committing again');
           await new Promise((r) => setTimeout(r, delay));
           for (const pc of live) this.requeue(pc);
         } else {
-          const out = failing >= this.transport.outageBudgetMs ? new TransportError(`${e.message} (the bus did not answer for ${Math.round(failing / 1000)} s)`, true, { cause: err }) : e;
+          const out = failing >= this.transport.outageBudgetMs ? outageExpired(e, failing, err) : e;
           this.commitFailingSince = 0;
           this.commitRetries = 0;
           for (const pc of live) for (const f of pc.fail) f(out);
