@@ -10,7 +10,7 @@ import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
 import { testCreateStage } from '../../../operators/test-create.js';
 import { verifyStage } from '../../../operators/verify.js';
 import type { Environment, TestsReady } from '../../../schemas/types.gen.js';
-import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, npmRunners, testsReadyFrom } from './helpers.js';
 
 const WORKDIR = '/testbed';
 const CONTAINER_TEST_MS = 900_000;
@@ -54,7 +54,7 @@ beforeAll(async () => {
   const b = await sandboxes.baseImage('javascript');
   envImage = await buildEnvImage({
     sandboxes, base: b, repo, checkout: parent, workdir: WORKDIR, name: 'frameworks-js', setup: 'node --version',
-    postClone: 'npm install --no-audit --no-fund --no-save jasmine@5.13.0 ava@6.4.1 tape@5.9.0 >/tmp/npm.log 2>&1 || { tail -50 /tmp/npm.log; exit 1; }',
+    postClone: npmRunners('jasmine@5.13.0', 'ava@6.4.1', 'tape@5.9.0'),
   });
 }, 900_000);
 
@@ -63,9 +63,7 @@ afterAll(() => repo.remove());
 async function testsReady(runner: keyof typeof prs, number: number, invocations: Environment['test_invocations'] = null): Promise<TestsReady> {
   const candidate = candidateOf(repo, { name: 'fw', number, parent, pr: prs[runner], language: 'javascript' });
   const env = environmentOf(envImage, { language: 'javascript', runner, workdir: WORKDIR, preCommands: ['export PATH="$PWD/node_modules/.bin:$PATH"'], invocations });
-  const out = await tc.handle(envelope(readyOf(candidate, env)));
-  if (out.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(out)}`);
-  return out.value;
+  return testsReadyFrom(tc, candidate, env);
 }
 
 describe('verify (jasmine, AVA, tape)', () => {
@@ -124,10 +122,9 @@ describe('verify (unittest)', () => {
 
   it('verifies a PR whose tests only unittest collects (file not named test_*.py)', async () => {
     const candidate = candidateOf(py, { name: 'shapes', number: 40, parent: pyParent, pr: pyPr, language: 'python' });
-    const ready = await tc.handle(envelope(readyOf(candidate, environmentOf(pyImage, { language: 'python', runner: 'unittest', workdir: WORKDIR }))));
-    if (ready.kind !== 'accepted') throw new Error(JSON.stringify(ready));
-    expect(ready.value.tests.test_files).toEqual(['tests/shape_checks.py']);
-    const out = await verify.handle(envelope(ready.value));
+    const ready = await testsReadyFrom(tc, candidate, environmentOf(pyImage, { language: 'python', runner: 'unittest', workdir: WORKDIR }));
+    expect(ready.tests.test_files).toEqual(['tests/shape_checks.py']);
+    const out = await verify.handle(envelope(ready));
     if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
     expect(out.value.verification.FAIL_TO_PASS).toEqual(['tests.shape_checks.Area.test_rect']);
     expect(out.value.verification.PASS_TO_PASS).toEqual(['tests.shape_checks.Area.test_zero']);

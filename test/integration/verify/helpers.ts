@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Candidate, Environment, EnvironmentReady } from '../../../schemas/types.gen.js';
+import type { Candidate, Environment, EnvironmentReady, TestsReady } from '../../../schemas/types.gen.js';
+import type { Stage } from '../../../streams/stage.js';
 import type { SandboxFactory } from '../../../operators/sandbox/types.js';
 import { parseDiff } from '../../../operators/pr/patch.js';
 import type { Envelope } from '../../../streams/types.js';
@@ -137,4 +138,16 @@ export function readyOf(candidate: Candidate, environment: Environment): Environ
 /** An envelope as the runtime would hand it to a stage. */
 export function envelope<T>(value: T, key = 'k'): Envelope<T> {
   return { key, value, origin: { topic: 't', partition: 0, offset: '0' }, attempt: 1, signal: new AbortController().signal };
+}
+
+/** What test-create made of a candidate in an environment; throws with the outcome when it did not accept. */
+export async function testsReadyFrom(tc: Stage<EnvironmentReady, TestsReady>, candidate: Candidate, environment: Environment): Promise<TestsReady> {
+  const out = await tc.handle(envelope(readyOf(candidate, environment)));
+  if (out.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(out)}`);
+  return out.value;
+}
+
+/** An env image's post-clone step installing npm test runners (`npm install --no-save`), its log's tail on failure. */
+export function npmRunners(...packages: string[]): string {
+  return `npm install --no-audit --no-fund --no-save ${packages.join(' ')} >/tmp/npm.log 2>&1 || { tail -50 /tmp/npm.log; exit 1; }`;
 }

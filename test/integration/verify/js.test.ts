@@ -10,7 +10,7 @@ import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
 import { testCreateStage } from '../../../operators/test-create.js';
 import { verifyStage } from '../../../operators/verify.js';
 import type { TestsReady } from '../../../schemas/types.gen.js';
-import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, npmRunners, testsReadyFrom } from './helpers.js';
 
 const WORKDIR = '/testbed';
 const sandboxes = new DockerSandboxFactory({ labels: { 'swe-stream.test': 'verify-js' } });
@@ -53,7 +53,7 @@ beforeAll(async () => {
   const b = await sandboxes.baseImage('javascript');
   envImage = await buildEnvImage({
     sandboxes, base: b, repo, checkout: parent, workdir: WORKDIR, name: 'strings-js', setup: 'node --version',
-    postClone: 'npm install --no-audit --no-fund --no-save jest@29.7.0 vitest@3.2.4 mocha@10.8.2 >/tmp/npm.log 2>&1 || { tail -50 /tmp/npm.log; exit 1; }',
+    postClone: npmRunners('jest@29.7.0', 'vitest@3.2.4', 'mocha@10.8.2'),
   });
 }, 900_000);
 
@@ -61,9 +61,7 @@ afterAll(() => repo.remove());
 
 async function testsReady(runner: keyof typeof prs, number: number): Promise<TestsReady> {
   const candidate = candidateOf(repo, { name: 'strings', number, parent, pr: prs[runner], language: 'javascript' });
-  const out = await tc.handle(envelope(readyOf(candidate, environmentOf(envImage, { language: 'javascript', runner, workdir: WORKDIR }))));
-  if (out.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(out)}`);
-  return out.value;
+  return testsReadyFrom(tc, candidate, environmentOf(envImage, { language: 'javascript', runner, workdir: WORKDIR }));
 }
 
 describe('verify (JS runners)', () => {

@@ -13,7 +13,7 @@ import { runnableImage } from '../../../operators/harness/task-image.js';
 import { joinDiff, parseDiff } from '../../../operators/pr/patch.js';
 import type { TaskVerified, TestsReady } from '../../../schemas/types.gen.js';
 import type { Outcome } from '../../../streams/types.js';
-import { candidateOf, environmentOf, envelope, readyOf } from './helpers.js';
+import { candidateOf, environmentOf, envelope, testsReadyFrom } from './helpers.js';
 import { WORKDIR, base, parent, prs, pythonEnvImage, repo } from './pyrepo.js';
 
 /** Container-heavy tests get room on a loaded 2-core machine (vitest's default here is 120 s). */
@@ -26,9 +26,7 @@ const tc = testCreateStage();
 
 async function testsReady(name: keyof typeof prs, number: number, diff?: string): Promise<TestsReady> {
   const candidate = candidateOf(repo, { name: 'calc', number, parent, pr: prs[name], language: 'python', diff });
-  const out = await tc.handle(envelope(readyOf(candidate, environmentOf(envImage, { language: 'python', runner: 'pytest', workdir: WORKDIR }))));
-  if (out.kind !== 'accepted') throw new Error(`test-create: ${JSON.stringify(out)}`);
-  return out.value;
+  return testsReadyFrom(tc, candidate, environmentOf(envImage, { language: 'python', runner: 'pytest', workdir: WORKDIR }));
 }
 
 const taskImages: string[] = [];
