@@ -1,6 +1,9 @@
 # Shared helpers for the infra scripts. Sourced, never run.
 # Every service keeps its pid file, log and data under one state folder (git-ignored).
 set -euo pipefail
+# Background jobs must stay in this shell's process group: a job that leads its own group (monitor
+# mode, inherited through SHELLOPTS) makes `setsid` fork, and the pid spawn records would be gone at once.
+set +m
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${SWE_STREAM_STATE:-$REPO/.infra}
 mkdir -p "$STATE"
@@ -14,7 +17,7 @@ die() { say "error: $*"; exit 1; }
 pid_alive() {
   local f="$STATE/$1.pid" pid
   [[ -f $f ]] && pid=$(cat "$f") && kill -0 "$pid" 2>/dev/null &&
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "SWE_STREAM_SERVICE=$1"
+    grep -qzxF "SWE_STREAM_SERVICE=$1" "/proc/$pid/environ" 2>/dev/null
 }
 
 # spawn NAME CMD... — start CMD detached (own session, so it outlives the shell or CI
@@ -27,14 +30,18 @@ spawn() {
 }
 
 # wait_ready NAME SECONDS CHECK... — poll CHECK until it succeeds; give up early when
-# our process died (and show why), or after SECONDS.
+# the process spawn started has exited (and show its status and log), or after SECONDS.
+# Only the pid is checked here, not pid_alive's environment mark: between fork and exec the child
+# still carries this shell's environment, and on a loaded machine the first poll can land there.
 wait_ready() {
   local name=$1 secs=$2; shift 2
-  local deadline=$((SECONDS + secs))
+  local deadline=$((SECONDS + secs)) pid="" rc
+  [[ -f $STATE/$name.pid ]] && pid=$(cat "$STATE/$name.pid")
   until "$@" >/dev/null 2>&1; do
-    if [[ -f $STATE/$name.pid ]] && ! pid_alive "$name"; then
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      rc=0; wait "$pid" 2>/dev/null || rc=$? # 127: not our child (started by an earlier call)
       tail -n 30 "$STATE/$name.log" >&2 || true
-      die "$name exited before it was ready (log: $STATE/$name.log)"
+      die "$name (pid $pid) exited$( ((rc == 127)) || echo " with status $rc") before it was ready (log: $STATE/$name.log)"
     fi
     ((SECONDS < deadline)) || { tail -n 30 "$STATE/$name.log" >&2 || true; die "$name not ready after ${secs}s"; }
     sleep 0.5
