@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
-import { EmbeddedTransport } from '../streams/transports/embedded.js';
+import { EmbeddedTransport, RECORDS_DDL } from '../streams/transports/embedded.js';
 import { EmbeddedSerde } from '../streams/serde-embedded.js';
 import { StageRuntime } from '../streams/runtime.js';
 import { accept, reject } from '../streams/types.js';
@@ -98,11 +98,10 @@ function runLimit(n: number): void {
   db.pragma('page_size = 16384');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.exec(`CREATE TABLE records (topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
-    key TEXT, value BLOB, headers TEXT, ts INTEGER NOT NULL, PRIMARY KEY (topic, partition, offset)) WITHOUT ROWID`);
+  db.exec(RECORDS_DDL);
   const ROWS = 32;
-  const many = db.prepare(`INSERT INTO records VALUES ${Array(ROWS).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
-  const one = db.prepare('INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const many = db.prepare(`INSERT INTO records (topic, partition, offset, key, value, headers, ts) VALUES ${Array(ROWS).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+  const one = db.prepare('INSERT INTO records (topic, partition, offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const serde = new EmbeddedSerde({ catalog });
   const nth = repeater(events, n);
   const heads = [0, 0, 0];
