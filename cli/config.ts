@@ -19,6 +19,7 @@ import { TOPIC_PREFIX } from '../streams/transports/prefixed.js';
 import { SANDBOX_DEFAULTS } from '../operators/sandbox/types.js';
 import { FILTER_DEFAULTS } from '../operators/filter.js';
 import { DEFAULT_MAX_ATTEMPTS } from '../streams/runtime.js';
+import { DEFAULT_BROKERS, DEFAULT_REGISTRY_URL } from '../streams/endpoints.js';
 
 const stageEnum = z.enum(STAGE_NAMES);
 
@@ -68,7 +69,7 @@ export const configSchema = z
     bus: z.enum(['embedded', 'kafka']).default('embedded'),
     kafka: z
       .object({
-        brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1).default(['127.0.0.1:9092']),
+        brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port')).min(1).default([...DEFAULT_BROKERS]),
         clientId: z.string().default('swe-stream'),
         replicationFactor: z.number().int().positive().default(1),
         /**
@@ -83,7 +84,7 @@ export const configSchema = z
     partitions: z.number().int().positive().max(1024).default(3),
     registry: z
       .object({
-        url: z.string().url().default('http://127.0.0.1:8081/apis/ccompat/v7'),
+        url: z.string().url().default(DEFAULT_REGISTRY_URL),
         /**
          * Register the current schemas at startup: development and tests only (SWE_STREAM_REGISTRY_AUTO_REGISTER=1).
          * In production they are registered once by the deploy step, `swe-stream schemas register`.

@@ -19,6 +19,7 @@
  * (test/integration/kafka/registry.test.ts decodes the library's output with this serde and vice versa).
  * Decoding resolves the writer schema by id (cached) to the topic's current reader schema.
  */
+import { DEFAULT_REGISTRY_URL } from './endpoints.js';
 import avro from 'avsc';
 // The package index loads every KMS driver (AWS, Azure, GCP SDKs: ~0.5 s); the REST client alone is enough here.
 import { SchemaRegistryClient, type Client, type Compatibility } from '@confluentinc/schemaregistry/dist/schemaregistry-client.js';
@@ -33,9 +34,9 @@ export const MAGIC_BYTE = 0;
 /** Bytes before the Avro payload: magic byte + 4-byte schema id. */
 export const HEADER_SIZE = 5;
 
-/** Default registry: SWE_STREAM_REGISTRY_URL or Apicurio's ccompat API on 127.0.0.1:8081. */
+/** Default registry: SWE_STREAM_REGISTRY_URL or {@link DEFAULT_REGISTRY_URL}. */
 export function defaultRegistryUrl(): string {
-  return process.env.SWE_STREAM_REGISTRY_URL ?? 'http://127.0.0.1:8081/apis/ccompat/v7';
+  return process.env.SWE_STREAM_REGISTRY_URL ?? DEFAULT_REGISTRY_URL;
 }
 
 /** Subject of a topic's value schema (TopicNameStrategy). */

@@ -26,6 +26,7 @@
  */
 import kafkajs from 'kafkajs';
 import type { Admin, Consumer, EachBatchPayload, ICustomPartitioner, IHeaders, KafkaMessage, LogEntry, Message, Producer } from 'kafkajs';
+import { DEFAULT_BROKERS } from '../endpoints.js';
 import { randomUUID } from 'node:crypto';
 import type pino from 'pino';
 import { checkNamespace, storeTopic, type KeyedStore, type StoreWrite, type StoreWriteOptions } from '../store.js';
@@ -88,10 +89,10 @@ export interface KafkaTransportOptions {
   logger?: pino.Logger;
 }
 
-/** Default broker list: SWE_STREAM_KAFKA_BROKERS or 127.0.0.1:9092 (never `localhost`: Node may pick ::1). */
+/** Default broker list: SWE_STREAM_KAFKA_BROKERS (comma-separated) or {@link DEFAULT_BROKERS}. */
 export function defaultBrokers(): string[] {
   const env = process.env.SWE_STREAM_KAFKA_BROKERS;
-  return env ? env.split(',').map((s) => s.trim()).filter(Boolean) : ['127.0.0.1:9092'];
+  return env ? env.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_BROKERS];
 }
 
 /** kafkajs error names/types that mean "the group is rebalancing or our generation is stale" (non-retriable in kafkajs). */
