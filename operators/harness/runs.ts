@@ -14,6 +14,7 @@ import { SandboxError } from '../sandbox/types.js';
 import { StageError } from '../../streams/types.js';
 import type { Runner, TestResult } from '../runners/types.js';
 import { shq } from '../runners/util.js';
+import { parseDiff } from '../pr/patch.js';
 import { exitGate, invalidReason, type RunRecord } from './grading.js';
 import { logger } from '../../streams/log.js';
 
@@ -145,6 +146,20 @@ function applyLines(file: string, name: string): string[] {
 }
 
 /**
+ * Shell lines that give each file the patches modify its committed content back when the environment changed
+ * it (the recorded baseline keeps such changes): the PR's diffs are against the commit, so a hunk whose
+ * context the install rewrote cannot apply. developit/mitt#114: npm added the final newline that the gold
+ * patch's package.json hunk says is missing, and the after runs were `patch-does-not-apply`. Files the
+ * patches add are left alone; a path git does not know is skipped, and `git apply` then reports it.
+ */
+export function restoreTouchedLines(patches: NamedPatch[]): string[] {
+  const paths = new Set<string>();
+  for (const p of patches) for (const f of parseDiff(p.text)) if (f.status !== 'added' && f.oldPath) paths.add(f.oldPath);
+  if (paths.size === 0) return [];
+  return [`for __p in ${[...paths].map(shq).join(' ')}; do git diff --quiet HEAD -- "$__p" 2>/dev/null || git checkout -q HEAD -- "$__p" 2>/dev/null || :; done`];
+}
+
+/**
  * Apply one diff to the work tree (see {@link applyLines}). An empty patch applies trivially.
  * @returns whether it applied, with the tools' output
  */
@@ -184,6 +199,7 @@ async function prepareLines(sb: Sandbox, spec: RunSpec, reset: boolean): Promise
   const lines = [`mkdir -p ${SCRATCH}`];
   if (reset) lines.push('set -e', ...RESET_LINES, 'set +e');
   lines.push(`rm -rf ${REPORT_PATH}*`);
+  lines.push(...restoreTouchedLines(spec.patches));
   for (const p of spec.patches) {
     if (!p.text.trim()) continue;
     lines.push(...applyLines(await stage(sb, 'patch', p.name, p.text.endsWith('\n') ? p.text : p.text + '\n'), p.name));

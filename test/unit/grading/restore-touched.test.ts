@@ -1,0 +1,70 @@
+/**
+ * operators/harness/runs.ts `restoreTouchedLines`: before a run applies the PR's patches, a file the patches
+ * modify gets its committed content back when the environment changed it. The case is developit/mitt#114's:
+ * package.json committed without a final newline, an install that rewrote it with one, and a gold patch whose
+ * last hunk carries "\ No newline at end of file". Real git and bash in a temporary repository.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { restoreTouchedLines } from '../../../operators/harness/runs.js';
+
+let dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+const PKG = '{\n  "name": "m",\n  "devDependencies": {\n    "typescript": "^3.9.3"\n  }\n}'; // no final newline, as in mitt
+
+/** A repository at its base commit, and the gold patch of a later commit that edits package.json and adds a file. */
+function repoWithPatch(): { dir: string; gold: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'swe-restore-'));
+  dirs.push(dir);
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd: dir, encoding: 'utf8' });
+  git('init', '-q');
+  writeFileSync(join(dir, 'package.json'), PKG);
+  writeFileSync(join(dir, 'index.js'), 'module.exports = 1;\n');
+  git('add', '.');
+  git('commit', '-qm', 'base');
+  writeFileSync(join(dir, 'package.json'), PKG.replace('^3.9.3', '^3.9.7') + '\n');
+  writeFileSync(join(dir, 'new.js'), 'module.exports = 2;\n');
+  git('add', '.');
+  git('commit', '-qm', 'fix');
+  const gold = git('diff', 'HEAD~1', 'HEAD');
+  git('checkout', '-q', 'HEAD~1');
+  return { dir, gold };
+}
+
+function bash(dir: string, script: string): { status: number | null; out: string } {
+  const r = spawnSync('bash', ['-c', script], { cwd: dir, encoding: 'utf8' });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+describe('files the patches modify start from their committed content', () => {
+  it('an install that rewrote package.json no longer makes the gold patch fail to apply', () => {
+    const { dir, gold } = repoWithPatch();
+    writeFileSync(join(dir, 'gold.diff'), gold);
+    writeFileSync(join(dir, 'package.json'), PKG + '\n'); // what `npm install` leaves
+    expect(bash(dir, 'git apply --check gold.diff').status).not.toBe(0); // the failure this guards against
+
+    const lines = restoreTouchedLines([{ name: 'gold', text: gold }]);
+    const r = bash(dir, [...lines, 'git apply gold.diff'].join('\n'));
+    expect(r.status, r.out).toBe(0);
+    expect(readFileSync(join(dir, 'package.json'), 'utf8')).toContain('"typescript": "^3.9.7"');
+    expect(readFileSync(join(dir, 'new.js'), 'utf8')).toBe('module.exports = 2;\n');
+  });
+
+  it('leaves files the patches do not touch as the environment made them, and adds no lines for added files only', () => {
+    const { dir, gold } = repoWithPatch();
+    writeFileSync(join(dir, 'index.js'), 'module.exports = 1; // built\n');
+    const r = bash(dir, restoreTouchedLines([{ name: 'gold', text: gold }]).join('\n'));
+    expect(r.status, r.out).toBe(0);
+    expect(readFileSync(join(dir, 'index.js'), 'utf8')).toBe('module.exports = 1; // built\n');
+    const onlyAdded = gold.slice(gold.indexOf('diff --git a/new.js'), gold.indexOf('diff --git a/package.json'));
+    expect(onlyAdded).toContain('new file mode');
+    expect(restoreTouchedLines([{ name: 'gold', text: onlyAdded }])).toEqual([]);
+  });
+});
