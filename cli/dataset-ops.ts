@@ -24,6 +24,10 @@ export interface RevalidateOptions {
   runs?: number;
   /** skip tasks re-validated (not as an infrastructure failure) at or after this time */
   since?: number;
+  /** only these instance ids (`owner__name-N`); absent or empty: every due task */
+  instances?: string[];
+  /** only tasks of these repositories (`owner/name`); absent or empty: every due task */
+  repos?: string[];
   /** limit of one test run, ms; default SANDBOX_DEFAULTS.testTimeoutMs (operators/sandbox/types.ts); commands pass `sandbox.testTimeoutMs` */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -48,8 +52,9 @@ async function latestColumns(ch: ClickHouse, ids: string[], columns: string[]): 
 }
 
 /** The rows to re-validate: in a release, not retired, not re-validated since `since`. */
-async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number }): Promise<Array<EvalRow & { repo?: string }>> {
-  const released = [...new Set((await listReleases(ch)).flatMap((r) => r.instance_ids))];
+async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number; instances?: string[] }): Promise<Array<EvalRow & { repo?: string }>> {
+  const wanted = o.instances?.length ? new Set(o.instances) : null;
+  const released = [...new Set((await listReleases(ch)).flatMap((r) => r.instance_ids))].filter((id) => !wanted || wanted.has(id));
   if (!released.length) return [];
   const retired = await retiredTasks(ch, o.asOf);
   const fresh = new Set(o.since === undefined ? [] : (await ch.rows<{ instance_id: string }>(`SELECT DISTINCT instance_id FROM ${ch.database}.revalidations FINAL
@@ -75,7 +80,8 @@ async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number }): Pr
  */
 export async function revalidate(ch: ClickHouse, o: RevalidateOptions): Promise<RevalidateResult> {
   const now = o.now ?? Date.now;
-  const due = await dueTasks(ch, { since: o.since, asOf: now() });
+  const repos = o.repos?.length ? new Set(o.repos) : null;
+  const due = (await dueTasks(ch, { since: o.since, asOf: now(), instances: o.instances })).filter((r) => !repos || repos.has(r.repo ?? ''));
   const golds = new Map((due.length ? await latestColumns(ch, due.map((r) => r.instance_id), ['patch']) : []).map((r) => [String(r.instance_id), String(r.patch)]));
   const out: RevalidateResult = { tasks: 0, byOutcome: {}, rows: [] };
   for (const row of due) {

@@ -134,13 +134,15 @@ export function registerLiving(program: Command): void {
     program.command('revalidate')
       .description('re-run every released task from its image: gold → resolved, empty → not, --runs times; retire what drifted')
       .option('--since <time>', 'skip tasks re-validated at or after this time')
-      .option('--runs <n>', 'rounds of gold + empty per task', '3'),
-  ).action(async (flags: CommonFlags & { since?: string; runs: string }) => {
+      .option('--runs <n>', 'rounds of gold + empty per task', '3')
+      .option('--instance <id...>', 'only these released instances (instance_id, repeatable)')
+      .option('--repo <owner/name...>', 'only released tasks of these repositories (repeatable)'),
+  ).action(async (flags: CommonFlags & { since?: string; runs: string; instance?: string[]; repo?: string[] }) => {
     const cfg = configFrom(flags);
     let since: number | undefined;
     try { since = parseTime('--since', flags.since); } catch (e) { process.stderr.write(`swe-stream revalidate: ${(e as Error).message}\n`); process.exitCode = 2; return; }
     const deps = new Deps(cfg);
-    const r = await withClickHouse(cfg, (ch) => revalidate(ch, { sandboxes: deps.sandboxes, docker: dockerOf(deps), runs: Number(flags.runs), since, timeoutMs: cfg.sandbox.testTimeoutMs }));
+    const r = await withClickHouse(cfg, (ch) => revalidate(ch, { sandboxes: deps.sandboxes, docker: dockerOf(deps), runs: Number(flags.runs), since, instances: flags.instance, repos: flags.repo, timeoutMs: cfg.sandbox.testTimeoutMs }));
     process.stdout.write(JSON.stringify({ tasks: r.tasks, outcomes: r.byOutcome, retired: r.rows.filter((x) => x.retire).map((x) => ({ instance_id: x.instance_id, outcome: x.outcome, detail: x.detail })) }) + '\n');
   });
 

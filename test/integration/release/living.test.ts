@@ -135,6 +135,10 @@ describe('the living dataset', () => {
     expect(r.rows[0]!.durations_ms).toHaveLength(4);
     // Re-validated just now: nothing is due since then.
     expect((await revalidate(ch, { sandboxes, docker, runs: 1, since: r.rows[0]!.started_ms })).tasks).toBe(0);
+    // Filters: another repository selects nothing; one instance selects only it.
+    expect((await revalidate(ch, { sandboxes, docker, runs: 1, repos: ['other/repo'] })).tasks).toBe(0);
+    const one = await revalidate(ch, { sandboxes, docker, runs: 1, instances: ['acme__calc-11'] });
+    expect(one.rows.map((x) => [x.instance_id, x.outcome])).toEqual([['acme__calc-11', 'stable']]);
     const r2 = await createRelease(ch, { name: 'r2', out: join(dataDir, 'releases'), dataDir, command: 'swe-stream release r2' });
     expect(r2).toMatchObject({ rows: 1, retired: 1, added: 0 });
     expect(readFileSync(join(r2.dir, 'CHANGES.md'), 'utf8')).toContain('- acme__calc-12: not-resolving: gold patch resolved in 0 of 2 runs');
