@@ -18,7 +18,7 @@
  * Credentials never reach a mirror's config: userinfo is split off the URL and handed to git per command
  * (see {@link GitCredentials}).
  */
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { existsSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -49,6 +49,9 @@ export class RepoUnavailableError extends StageError {
     super(message, { retriable: false, name });
   }
 }
+
+/** A lock file that does not parse is abandoned after this long (ms): locks are written whole, so only a crash leaves one. */
+const UNREADABLE_LOCK_MS = 5_000;
 
 /** A clone or fetch failed for a reason that may pass (network, timeout, lock held too long). Retriable. */
 export class CloneFailedError extends StageError {
@@ -310,29 +313,26 @@ export class MirrorCache {
     if (target) await git(['symbolic-ref', 'HEAD', target], { gitDir });
   }
 
-  /** Cross-process lock: O_EXCL lock file with owner pid/host; stale locks are broken. */
+  /**
+   * Cross-process lock: a lock file holding its owner's pid and host, created whole or not at all (written to
+   * a private temporary file, then hard-linked into place: link(2) fails with EEXIST when the lock exists), so a
+   * process killed while taking it never leaves an empty lock that no one can judge. Stale locks are broken.
+   */
   private async withLock<T>(p: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     const lockPath = `${p}.lock`;
     const deadline = Date.now() + this.opts.lockWaitMs;
     let delay = 25;
     for (;;) {
       signal?.throwIfAborted();
-      try {
-        const fh = await open(lockPath, 'wx');
-        await fh.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }));
-        await fh.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CloneFailedError(`cannot create lock ${lockPath}: ${(err as Error).message}`, err);
-        if (await this.lockIsStale(lockPath)) {
-          await unlink(lockPath).catch(() => undefined);
-          continue;
-        }
-        if (Date.now() > deadline) throw new CloneFailedError(`timed out waiting for lock ${lockPath}`);
-        // Polling is the only portable way to wait for another process's O_EXCL lock file.
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 1000);
+      if (await this.tryLock(lockPath)) break;
+      if (await this.lockIsStale(lockPath)) {
+        await unlink(lockPath).catch(() => undefined);
+        continue;
       }
+      if (Date.now() > deadline) throw new CloneFailedError(`timed out waiting for lock ${lockPath}`);
+      // Polling is the only portable way to wait for another process's lock file.
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 1000);
     }
     try {
       return await fn();
@@ -341,23 +341,48 @@ export class MirrorCache {
     }
   }
 
-  private async lockIsStale(lockPath: string): Promise<boolean> {
+  /** Take the lock if it is free. @throws CloneFailedError when the lock cannot be written at all */
+  private async tryLock(lockPath: string): Promise<boolean> {
+    const tmp = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`;
     try {
-      const [text, st] = await Promise.all([readFile(lockPath, 'utf8'), stat(lockPath)]);
-      if (Date.now() - st.mtimeMs > this.opts.lockStaleMs) return true;
-      const info = JSON.parse(text) as { pid?: number; host?: string };
-      if (info.host === hostname() && typeof info.pid === 'number') {
-        try {
-          process.kill(info.pid, 0);
-          return false;
-        } catch (e) {
-          return (e as NodeJS.ErrnoException).code === 'ESRCH';
-        }
-      }
-      return false;
+      await writeFile(tmp, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }), { flag: 'wx' });
+      await link(tmp, lockPath);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new CloneFailedError(`cannot create lock ${lockPath}: ${(err as Error).message}`, err);
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Whether a lock's owner is gone: older than `lockStaleMs`, or held by a dead process of this host, or
+   * unreadable for longer than {@link UNREADABLE_LOCK_MS} (an empty lock left by a process killed while taking
+   * it, before locks were written whole).
+   */
+  private async lockIsStale(lockPath: string): Promise<boolean> {
+    let st: Awaited<ReturnType<typeof stat>>;
+    let text: string;
+    try {
+      [text, st] = await Promise.all([readFile(lockPath, 'utf8'), stat(lockPath)]);
     } catch {
-      // The lock vanished between EEXIST and read (released), or is half-written: just retry.
+      return false; // released between our attempt and this read: just retry
+    }
+    const age = Date.now() - st.mtimeMs;
+    if (age > this.opts.lockStaleMs) return true;
+    let info: { pid?: number; host?: string };
+    try {
+      info = JSON.parse(text) as { pid?: number; host?: string };
+    } catch {
+      return age > UNREADABLE_LOCK_MS;
+    }
+    if (info.host !== hostname() || typeof info.pid !== 'number') return false;
+    try {
+      process.kill(info.pid, 0);
       return false;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ESRCH';
     }
   }
 }

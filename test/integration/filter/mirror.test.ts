@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -123,5 +123,19 @@ describe('mirror cache on a generated repository', () => {
     const m = await cache.ensure('acme/locked', repo.path);
     expect(await m.commitExists(repo.rootCommit)).toBe(true);
     expect(existsSync(`${p}.lock`)).toBe(false);
+  });
+
+  it('breaks an empty lock a process killed while taking it left behind, once it is a few seconds old', async () => {
+    const cache = new MirrorCache({ dataDir, network: false, localPaths: [tmpdir()] });
+    const p = cache.pathFor('acme/empty-lock');
+    execFileSync('mkdir', ['-p', path.dirname(p)]);
+    await writeFile(`${p}.lock`, '');
+    const old = new Date(Date.now() - 10_000);
+    await utimes(`${p}.lock`, old, old);
+    const t0 = Date.now();
+    const m = await cache.ensure('acme/empty-lock', repo.path);
+    expect(Date.now() - t0).toBeLessThan(30_000); // not the lock wait (the fetch timeout) nor the 60 min staleness
+    expect(await m.commitExists(repo.rootCommit)).toBe(true);
+    expect(readdirSync(path.dirname(p)).filter((n) => n.startsWith('empty-lock.git.lock'))).toEqual([]); // no lock, no temporary lock files
   });
 });
