@@ -208,7 +208,31 @@ async function prepareLines(sb: Sandbox, spec: RunSpec, reset: boolean): Promise
     const abs = f.path.startsWith('/') ? f.path : `${spec.workdir.replace(/\/$/, '')}/${f.path}`;
     lines.push(`mkdir -p ${shq(abs.slice(0, abs.lastIndexOf('/')))} && cp ${await stage(sb, 'file', f.path, f.content)} ${shq(abs)} || exit 4`);
   }
+  lines.push(...rebuildLines(spec.patches));
   return lines;
+}
+
+/** Sources compiled into a Python extension module in place (C, C++, Cython). */
+const NATIVE_SOURCE_RE = /\.(c|h|cc|cpp|cxx|hpp|pyx|pxd|pxi)$/;
+const REBUILT_MARK = `${SCRATCH}/extensions-rebuilt`;
+
+/**
+ * Shell lines that rebuild a Python project's extension modules in place when the patches change their
+ * sources, and again on the next run of the same sandbox so it is back at the commit's build: an editable
+ * install compiled them once at env-build, so without this the tests of a fix to `_speedups.c` run the old
+ * binary and nothing can fail before and pass after (simplejson/simplejson#373, #374 and #376 were `no-f2p`
+ * in every run). SWE-bench's harness re-installs such repositories in its eval script for the same reason.
+ * Only `setup.py` projects (`build_ext --inplace`, offline, recompiling what changed); a failed build is
+ * printed to the run's log and the tests still run.
+ */
+export function rebuildLines(patches: NamedPatch[]): string[] {
+  const native = patches.some((p) => parseDiff(p.text).some((f) => NATIVE_SOURCE_RE.test(f.path) || NATIVE_SOURCE_RE.test(f.oldPath)));
+  const build = [
+    `__py=python3; [ -x /opt/venv/bin/python ] && __py=/opt/venv/bin/python`,
+    `if ! "$__py" setup.py build_ext --inplace >${SCRATCH}/rebuild.log 2>&1; then echo "swe-stream: rebuilding the extension modules failed:"; tail -n 40 ${SCRATCH}/rebuild.log; fi`,
+  ];
+  if (native) return ['if [ -f setup.py ]; then', ...build, `touch ${REBUILT_MARK}`, 'fi'];
+  return [`if [ -f ${REBUILT_MARK} ] && [ -f setup.py ]; then`, ...build, `rm -f ${REBUILT_MARK}`, 'fi'];
 }
 
 const M_START = '@@swe-stream-tests-start@@';

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { restoreTouchedLines } from '../../../operators/harness/runs.js';
+import { rebuildLines, restoreTouchedLines } from '../../../operators/harness/runs.js';
 
 let dirs: string[] = [];
 afterEach(() => {
@@ -66,5 +66,37 @@ describe('files the patches modify start from their committed content', () => {
     const onlyAdded = gold.slice(gold.indexOf('diff --git a/new.js'), gold.indexOf('diff --git a/package.json'));
     expect(onlyAdded).toContain('new file mode');
     expect(restoreTouchedLines([{ name: 'gold', text: onlyAdded }])).toEqual([]);
+  });
+});
+
+describe('extension modules follow the patches that change their sources', () => {
+  const cDiff = 'diff --git a/pkg/_speedups.c b/pkg/_speedups.c\n--- a/pkg/_speedups.c\n+++ b/pkg/_speedups.c\n@@ -1 +1 @@\n-int x = 1;\n+int x = 2;\n';
+  const pyDiff = 'diff --git a/tests/test_x.py b/tests/test_x.py\n--- a/tests/test_x.py\n+++ b/tests/test_x.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n';
+
+  /** Run the lines in a directory whose setup.py only records that it was asked to build. */
+  function runLines(dir: string, scratch: string, lines: string[]): string {
+    const script = lines.join('\n').replaceAll('/tmp/swe-stream', scratch);
+    const r = bash(dir, script);
+    expect(r.status, r.out).toBe(0);
+    return readFileSync(join(dir, 'builds.log'), 'utf8');
+  }
+
+  it('rebuilds after a patch to C sources, once more to return to the commit, then not at all', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swe-rebuild-'));
+    const scratch = mkdtempSync(join(tmpdir(), 'swe-scratch-'));
+    dirs.push(dir, scratch);
+    writeFileSync(join(dir, 'setup.py'), "import sys\nopen('builds.log', 'a').write(' '.join(sys.argv[1:]) + '\\n')\n");
+    writeFileSync(join(dir, 'builds.log'), '');
+    expect(runLines(dir, scratch, rebuildLines([{ name: 'test', text: pyDiff }]))).toBe(''); // nothing native, nothing built before
+    expect(runLines(dir, scratch, rebuildLines([{ name: 'test', text: pyDiff }, { name: 'gold', text: cDiff }]))).toBe('build_ext --inplace\n');
+    expect(runLines(dir, scratch, rebuildLines([]))).toBe('build_ext --inplace\nbuild_ext --inplace\n'); // the empty-patch run after it
+    expect(runLines(dir, scratch, rebuildLines([]))).toBe('build_ext --inplace\nbuild_ext --inplace\n');
+  });
+
+  it('does nothing in a project without setup.py', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swe-rebuild-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'builds.log'), '');
+    expect(runLines(dir, dir, rebuildLines([{ name: 'gold', text: cDiff }]))).toBe('');
   });
 });
