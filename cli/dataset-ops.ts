@@ -51,8 +51,8 @@ async function latestColumns(ch: ClickHouse, ids: string[], columns: string[]): 
   return rows.map((r) => Object.fromEntries([['instance_id', r.instance_id], ...columns.map((c) => [c, r[`r_${c}`]])]));
 }
 
-/** The rows to re-validate: in a release, not retired, not re-validated since `since`. */
-async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number; instances?: string[] }): Promise<Array<EvalRow & { repo?: string }>> {
+/** The rows to re-validate: in a release, not retired, not re-validated since `since`, among `instances` and `repos` when given. */
+async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number; instances?: string[]; repos?: string[] }): Promise<Array<EvalRow & { repo?: string }>> {
   const wanted = o.instances?.length ? new Set(o.instances) : null;
   const released = [...new Set((await listReleases(ch)).flatMap((r) => r.instance_ids))].filter((id) => !wanted || wanted.has(id));
   if (!released.length) return [];
@@ -65,7 +65,8 @@ async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number; insta
   const rows = (await latestColumns(ch, ids, ['repo', 'runner', 'test_patch', 'f2p_script', 'f2p_script_path', 'FAIL_TO_PASS', 'PASS_TO_PASS', 'image_url', 'task_image_ref', 'workdir', 'pre_commands', 'eval_command'])) as Array<{
     instance_id: string; repo: string; runner: string; test_patch: string; f2p_script: string | null; f2p_script_path: string | null; FAIL_TO_PASS: string[];
     PASS_TO_PASS: string[]; image_url: string; task_image_ref: string; workdir: string; pre_commands: string[]; eval_command: string }>;
-  return rows.map((r) => ({
+  const repos = o.repos?.length ? new Set(o.repos) : null;
+  return rows.filter((r) => !repos || repos.has(r.repo)).map((r) => ({
     instance_id: r.instance_id, repo: r.repo,
     environment: { runner: r.runner },
     tests: { test_patch: r.test_patch, f2p_script: r.f2p_script, f2p_script_path: r.f2p_script_path },
@@ -80,8 +81,7 @@ async function dueTasks(ch: ClickHouse, o: { since?: number; asOf: number; insta
  */
 export async function revalidate(ch: ClickHouse, o: RevalidateOptions): Promise<RevalidateResult> {
   const now = o.now ?? Date.now;
-  const repos = o.repos?.length ? new Set(o.repos) : null;
-  const due = (await dueTasks(ch, { since: o.since, asOf: now(), instances: o.instances })).filter((r) => !repos || repos.has(r.repo ?? ''));
+  const due = await dueTasks(ch, { since: o.since, asOf: now(), instances: o.instances, repos: o.repos });
   const golds = new Map((due.length ? await latestColumns(ch, due.map((r) => r.instance_id), ['patch']) : []).map((r) => [String(r.instance_id), String(r.patch)]));
   const out: RevalidateResult = { tasks: 0, byOutcome: {}, rows: [] };
   for (const row of due) {

@@ -14,7 +14,7 @@ import { SandboxError } from '../sandbox/types.js';
 import { StageError } from '../../streams/types.js';
 import type { Runner, TestResult } from '../runners/types.js';
 import { shq } from '../runners/util.js';
-import { parseDiff } from '../pr/patch.js';
+import { parseDiff, type FileDiff } from '../pr/patch.js';
 import { exitGate, invalidReason, type RunRecord } from './grading.js';
 import { logger } from '../../streams/log.js';
 
@@ -151,10 +151,11 @@ function applyLines(file: string, name: string): string[] {
  * context the install rewrote cannot apply. developit/mitt#114: npm added the final newline that the gold
  * patch's package.json hunk says is missing, and the after runs were `patch-does-not-apply`. Files the
  * patches add are left alone; a path git does not know is skipped, and `git apply` then reports it.
+ * `files`: the run's patches parsed ({@link patchFiles}).
  */
-export function restoreTouchedLines(patches: NamedPatch[]): string[] {
+export function restoreTouchedLines(files: FileDiff[]): string[] {
   const paths = new Set<string>();
-  for (const p of patches) for (const f of parseDiff(p.text)) if (f.status !== 'added' && f.oldPath) paths.add(f.oldPath);
+  for (const f of files) if (f.status !== 'added' && f.oldPath) paths.add(f.oldPath);
   if (paths.size === 0) return [];
   return [`for __p in ${[...paths].map(shq).join(' ')}; do git diff --quiet HEAD -- "$__p" 2>/dev/null || git checkout -q HEAD -- "$__p" 2>/dev/null || :; done`];
 }
@@ -199,7 +200,8 @@ async function prepareLines(sb: Sandbox, spec: RunSpec, reset: boolean): Promise
   const lines = [`mkdir -p ${SCRATCH}`];
   if (reset) lines.push('set -e', ...RESET_LINES, 'set +e');
   lines.push(`rm -rf ${REPORT_PATH}*`);
-  lines.push(...restoreTouchedLines(spec.patches));
+  const touched = patchFiles(spec.patches);
+  lines.push(...restoreTouchedLines(touched));
   for (const p of spec.patches) {
     if (!p.text.trim()) continue;
     lines.push(...applyLines(await stage(sb, 'patch', p.name, p.text.endsWith('\n') ? p.text : p.text + '\n'), p.name));
@@ -208,8 +210,13 @@ async function prepareLines(sb: Sandbox, spec: RunSpec, reset: boolean): Promise
     const abs = f.path.startsWith('/') ? f.path : `${spec.workdir.replace(/\/$/, '')}/${f.path}`;
     lines.push(`mkdir -p ${shq(abs.slice(0, abs.lastIndexOf('/')))} && cp ${await stage(sb, 'file', f.path, f.content)} ${shq(abs)} || exit 4`);
   }
-  lines.push(...rebuildLines(spec.patches));
+  lines.push(...rebuildLines(touched));
   return lines;
+}
+
+/** The files of a run's patches, parsed once for the lines that depend on them. */
+export function patchFiles(patches: NamedPatch[]): FileDiff[] {
+  return patches.flatMap((p) => parseDiff(p.text));
 }
 
 /** Sources compiled into a Python extension module in place (C, C++, Cython). */
@@ -223,10 +230,10 @@ const REBUILT_MARK = `${SCRATCH}/extensions-rebuilt`;
  * binary and nothing can fail before and pass after (simplejson/simplejson#373, #374 and #376 were `no-f2p`
  * in every run). SWE-bench's harness re-installs such repositories in its eval script for the same reason.
  * Only `setup.py` projects (`build_ext --inplace`, offline, recompiling what changed); a failed build is
- * printed to the run's log and the tests still run.
+ * printed to the run's log and the tests still run. `files`: the run's patches parsed ({@link patchFiles}).
  */
-export function rebuildLines(patches: NamedPatch[]): string[] {
-  const native = patches.some((p) => parseDiff(p.text).some((f) => NATIVE_SOURCE_RE.test(f.path) || NATIVE_SOURCE_RE.test(f.oldPath)));
+export function rebuildLines(files: FileDiff[]): string[] {
+  const native = files.some((f) => NATIVE_SOURCE_RE.test(f.path) || NATIVE_SOURCE_RE.test(f.oldPath));
   const build = [
     `__py=python3; [ -x /opt/venv/bin/python ] && __py=/opt/venv/bin/python`,
     `if ! "$__py" setup.py build_ext --inplace >${SCRATCH}/rebuild.log 2>&1; then echo "swe-stream: rebuilding the extension modules failed:"; tail -n 40 ${SCRATCH}/rebuild.log; fi`,

@@ -26,9 +26,9 @@
  */
 import kafkajs from 'kafkajs';
 import type { Admin, Consumer, EachBatchPayload, ICustomPartitioner, IHeaders, KafkaMessage, LogEntry, Message, Producer } from 'kafkajs';
-import { DEFAULT_BROKERS } from '../endpoints.js';
 import { randomUUID } from 'node:crypto';
 import type pino from 'pino';
+import { DEFAULT_BROKERS } from '../endpoints.js';
 import { checkNamespace, storeTopic, type KeyedStore, type StoreWrite, type StoreWriteOptions } from '../store.js';
 import { logger as makeLogger } from '../log.js';
 import {

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rebuildLines, restoreTouchedLines } from '../../../operators/harness/runs.js';
+import { patchFiles, rebuildLines, restoreTouchedLines } from '../../../operators/harness/runs.js';
 
 let dirs: string[] = [];
 afterEach(() => {
@@ -50,7 +50,7 @@ describe('files the patches modify start from their committed content', () => {
     writeFileSync(join(dir, 'package.json'), PKG + '\n'); // what `npm install` leaves
     expect(bash(dir, 'git apply --check gold.diff').status).not.toBe(0); // the failure this guards against
 
-    const lines = restoreTouchedLines([{ name: 'gold', text: gold }]);
+    const lines = restoreTouchedLines(patchFiles([{ name: 'gold', text: gold }]));
     const r = bash(dir, [...lines, 'git apply gold.diff'].join('\n'));
     expect(r.status, r.out).toBe(0);
     expect(readFileSync(join(dir, 'package.json'), 'utf8')).toContain('"typescript": "^3.9.7"');
@@ -60,12 +60,12 @@ describe('files the patches modify start from their committed content', () => {
   it('leaves files the patches do not touch as the environment made them, and adds no lines for added files only', () => {
     const { dir, gold } = repoWithPatch();
     writeFileSync(join(dir, 'index.js'), 'module.exports = 1; // built\n');
-    const r = bash(dir, restoreTouchedLines([{ name: 'gold', text: gold }]).join('\n'));
+    const r = bash(dir, restoreTouchedLines(patchFiles([{ name: 'gold', text: gold }])).join('\n'));
     expect(r.status, r.out).toBe(0);
     expect(readFileSync(join(dir, 'index.js'), 'utf8')).toBe('module.exports = 1; // built\n');
     const onlyAdded = gold.slice(gold.indexOf('diff --git a/new.js'), gold.indexOf('diff --git a/package.json'));
     expect(onlyAdded).toContain('new file mode');
-    expect(restoreTouchedLines([{ name: 'gold', text: onlyAdded }])).toEqual([]);
+    expect(restoreTouchedLines(patchFiles([{ name: 'gold', text: onlyAdded }]))).toEqual([]);
   });
 });
 
@@ -87,16 +87,16 @@ describe('extension modules follow the patches that change their sources', () =>
     dirs.push(dir, scratch);
     writeFileSync(join(dir, 'setup.py'), "import sys\nopen('builds.log', 'a').write(' '.join(sys.argv[1:]) + '\\n')\n");
     writeFileSync(join(dir, 'builds.log'), '');
-    expect(runLines(dir, scratch, rebuildLines([{ name: 'test', text: pyDiff }]))).toBe(''); // nothing native, nothing built before
-    expect(runLines(dir, scratch, rebuildLines([{ name: 'test', text: pyDiff }, { name: 'gold', text: cDiff }]))).toBe('build_ext --inplace\n');
-    expect(runLines(dir, scratch, rebuildLines([]))).toBe('build_ext --inplace\nbuild_ext --inplace\n'); // the empty-patch run after it
-    expect(runLines(dir, scratch, rebuildLines([]))).toBe('build_ext --inplace\nbuild_ext --inplace\n');
+    expect(runLines(dir, scratch, rebuildLines(patchFiles([{ name: 'test', text: pyDiff }])))).toBe(''); // nothing native, nothing built before
+    expect(runLines(dir, scratch, rebuildLines(patchFiles([{ name: 'test', text: pyDiff }, { name: 'gold', text: cDiff }])))).toBe('build_ext --inplace\n');
+    expect(runLines(dir, scratch, rebuildLines(patchFiles([])))).toBe('build_ext --inplace\nbuild_ext --inplace\n'); // the empty-patch run after it
+    expect(runLines(dir, scratch, rebuildLines(patchFiles([])))).toBe('build_ext --inplace\nbuild_ext --inplace\n');
   });
 
   it('does nothing in a project without setup.py', () => {
     const dir = mkdtempSync(join(tmpdir(), 'swe-rebuild-'));
     dirs.push(dir);
     writeFileSync(join(dir, 'builds.log'), '');
-    expect(runLines(dir, dir, rebuildLines([{ name: 'gold', text: cDiff }]))).toBe('');
+    expect(runLines(dir, dir, rebuildLines(patchFiles([{ name: 'gold', text: cDiff }])))).toBe('');
   });
 });
