@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { Detection, PackageDetection, PackageManager, RepoSnapshot, Runner } from './detect.js';
 import { tomlTable } from './detect.js';
 import { getRunner, type Invocation, type ReportFormat as RunnerReportFormat } from '../runners/index.js';
+import { TAP_WARMUP } from '../runners/tap.js';
 import { chooseToolchain, jsInstallPlan, pythonInstallPlan, readDeclarations, type Declarations, type JsInstallPlan } from './installs.js';
 import type { ToolchainChoice } from './toolchain.js';
 
@@ -114,6 +115,8 @@ function jsInstall(d: Detection, snap: RepoSnapshot, nodeMajor: number, plan: Js
       );
     }
   }
+  // node-tap ≥ 18 installs its configured plugins on first use: do it now, while the network is on.
+  if (d.runner === 'tap') cmds.push(TAP_WARMUP);
   return cmds;
 }
 

@@ -4,6 +4,12 @@
  * hooks kept), once per file: TAP names no file, and one file that throws must cost only its own tests.
  * Running files directly also sidesteps what differs between the two CLIs and across node-tap majors
  * (reporters, `--no-coverage` vs `--disable-coverage`, node-tap ≥ 15's default 100% coverage check).
+ * node-tap ≥ 18 (the `@tapjs/run` package is installed) is the exception: its test files need what only
+ * its CLI sets up (the TypeScript loader that maps `./x.js` imports to `x.ts`, the plugins and `node-arg`s
+ * of `.taprc` / package.json `tap`), so each file runs as `tap --disable-coverage --allow-empty-coverage
+ * -R tap <file>`, and the file-level subtest the CLI wraps it in is unwrapped when parsing. The CLI
+ * installs and builds configured plugins on first use, which needs the network: env-build warms it up
+ * ({@link TAP_WARMUP}), and the reset keeps its `.tap/` directory.
  * The TAP on stdout is both the report and the log; stderr is the rest of the log.
  *
  * Parsed with tap-parser (TAP 13/14 with indented subtests; the Test Anything Protocol spec,
@@ -19,8 +25,27 @@ import { dedupeResults } from './types.js';
 import { jsId } from './jest.js';
 import { fileLogs, fileParts, perFileCommand, shFiles, stripAnsi } from './util.js';
 
-/** Files node-tap would run by default (its `test-regex`), test/fixtures and node_modules excluded. */
-export const FIND_TAP = `find . \\( -name node_modules -o -name fixtures -o -name fixture \\) -prune -o -type f \\( -path '*/test/*' -o -path '*/tests/*' -o -path '*/__tests__/*' -o -name '*.test.*' -o -name '*.spec.*' \\) -regex '.*\\.[cm]?js' -print | sed 's|^\\./||' | sort`;
+/** Files node-tap would run by default (its `test-regex`), test/fixtures and node_modules excluded; `ext` is the extension regex. */
+function findTap(ext: string): string {
+  return `find . \\( -name node_modules -o -name fixtures -o -name fixture -o -name .tap \\) -prune -o -type f \\( -path '*/test/*' -o -path '*/tests/*' -o -path '*/__tests__/*' -o -name '*.test.*' -o -name '*.spec.*' \\) -regex '.*\\.${ext}' -print | sed 's|^\\./||' | sort`;
+}
+
+/** JavaScript test files by node-tap's conventions (what plain `node` runs). */
+export const FIND_TAP = findTap('[cm]?js');
+
+/** Shell test: node-tap ≥ 18 is installed (its runner package exists and the CLI is linked). */
+export const TAP_CLI_PRESENT = '[ -f node_modules/@tapjs/run/package.json ] && [ -x node_modules/.bin/tap ]';
+
+/** node-tap ≥ 18's CLI also runs TypeScript test files. */
+const FIND_TAP_CLI = findTap('[cm]?[jt]sx?');
+
+/**
+ * Install line (network on) for node-tap ≥ 18: one CLI run of an empty TAP file outside the work tree,
+ * so the CLI installs the plugins its configuration names (into `.tap/plugins`) and builds its test
+ * class while the registry is reachable; test runs are offline. A failed warm-up does not fail the
+ * install: the whole-suite check shows what is missing.
+ */
+export const TAP_WARMUP = `if ${TAP_CLI_PRESENT}; then printf 'console.log("1..0")\\n' > /tmp/swe-stream-tap-warmup.tap.mjs && { node_modules/.bin/tap -R silent --disable-coverage --allow-empty-coverage /tmp/swe-stream-tap-warmup.tap.mjs || echo 'swe-stream: node-tap warm-up failed'; }; fi`;
 
 /** Node flags among the script's runner arguments (`-r x`, `--require=x`, `--import x`, `--loader x`); the rest are CLI options node would not take. */
 export function nodeHooks(args: string[]): string[] {
@@ -33,15 +58,24 @@ export function nodeHooks(args: string[]): string[] {
   return out;
 }
 
-/** `node <hooks> <file>` per file (see the file comment); 'all' = the script's globs, else node-tap's default files. */
+/**
+ * `node <hooks> <file>` per file, or node-tap ≥ 18's CLI per file when it is installed (see the file
+ * comment; decided in the sandbox, so one command serves every commit of a repository); 'all' = the
+ * script's globs, else node-tap's default files.
+ */
 function testCommand(opts: TestCommandOptions): string {
   const hooks = nodeHooks(opts.args ?? []);
-  const files = opts.files === 'all' ? (opts.patterns?.length ? opts.patterns.join(' ') : `$(${FIND_TAP})`) : shFiles(opts.files);
+  const files = opts.files === 'all' ? (opts.patterns?.length ? opts.patterns.join(' ') : `$(if ${TAP_CLI_PRESENT}; then ${FIND_TAP_CLI}; else ${FIND_TAP}; fi)`) : shFiles(opts.files);
+  const nodeArgs = hooks.length ? shFiles(hooks) + ' ' : '';
+  const cliArgs = hooks.length ? shFiles(hooks.map((h) => `--node-arg=${h}`)) + ' ' : '';
+  const env = 'NO_COLOR=1 FORCE_COLOR=0 TAP_COLORS=0';
   return perFileCommand({
     prelude: ['shopt -s globstar nullglob'],
     files,
     reportPath: opts.reportPath,
-    run: `{ NO_COLOR=1 FORCE_COLOR=0 TAP_COLORS=0 node ${hooks.length ? shFiles(hooks) + ' ' : ''}"$__f" > "$__part"; __x=$?; cat "$__part"; (exit $__x); }`,
+    run:
+      `{ if ${TAP_CLI_PRESENT}; then ${env} node_modules/.bin/tap --disable-coverage --allow-empty-coverage -R tap ${cliArgs}"$__f"; ` +
+      `else ${env} node ${nodeArgs}"$__f"; fi > "$__part"; __x=$?; cat "$__part"; (exit $__x); }`,
   });
 }
 
@@ -112,6 +146,26 @@ function walk(events: TapEvent[], chain: string[], out: TestResult[], points: bo
 }
 
 /**
+ * The events inside the subtest node-tap ≥ 18's CLI wraps a file in (`# Subtest: test/x.ts` … `ok 1 -
+ * test/x.ts`), when that is all the stream holds; null for a file run with plain `node`, whose top level
+ * is the file's own tests.
+ */
+function cliFileLevel(events: TapEvent[], file: string): TapEvent[] | null {
+  const bare = (n: string) => n.replace(/^\.\//, '');
+  let child: TapEvent[] | null = null;
+  let wrapped: TapEvent[] | null = null;
+  for (const e of events) {
+    if (e[0] === 'child') child = e[1] as TapEvent[];
+    else if (e[0] === 'assert') {
+      const a = e[1] as Assert;
+      if (wrapped || !a.closingTestPoint || !child || bare(a.name) !== bare(file)) return null;
+      wrapped = child;
+    }
+  }
+  return wrapped;
+}
+
+/**
  * Tests in the TAP one file printed (see the file comment). `exitCode` is that file's run's exit code
  * when known: non-zero with no failing test parsed makes the file an ERROR entry. `points`: every test
  * point is a test of its own (AVA), instead of tape's `# name` groups of assertions.
@@ -124,7 +178,7 @@ export function tapResults(text: string, file: string, exitCode: number | null, 
     events = []; // tap-parser does not throw on bad TAP, but a parser bug must not lose the run
   }
   const out: TestResult[] = [];
-  walk(events, [file], out, points);
+  walk(cliFileLevel(events, file) ?? events, [file], out, points);
   if (exitCode !== null && exitCode !== 0 && !out.some((r) => r.status === 'FAILED' || r.status === 'ERROR')) out.push({ name: file, status: 'ERROR' });
   return out;
 }

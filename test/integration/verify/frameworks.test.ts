@@ -3,13 +3,15 @@
  * AVA and tape (one shared JavaScript environment image, the frameworks installed from the npm
  * registry), a suite run under two time zones (the repository's `TZ=… && TZ=…` script as invocations:
  * the fix's test fails only outside UTC, so it is FAIL_TO_PASS in one variant only, the variant in its
- * id), and a Python unittest suite whose test file pytest would not collect (stdlib only).
+ * id), node-tap ≥ 18 run through its CLI (TypeScript files, a plugin installed by the install-time
+ * warm-up), and a Python unittest suite whose test file pytest would not collect (stdlib only).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
 import { testCreateStage } from '../../../operators/test-create.js';
 import { verifyStage } from '../../../operators/verify.js';
 import type { Environment, TestsReady } from '../../../schemas/types.gen.js';
+import { TAP_WARMUP } from '../../../operators/runners/tap.js';
 import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, npmRunners, testsReadyFrom } from './helpers.js';
 
 const WORKDIR = '/testbed';
@@ -98,6 +100,51 @@ describe('verify (jasmine, AVA, tape)', () => {
       'tapetest/strings.test.js > upper [TZ=Asia/Tokyo]',
       'tapetest/strings.test.js > upper [TZ=UTC]',
     ]);
+  }, CONTAINER_TEST_MS);
+});
+
+describe('verify (node-tap ≥ 18: its CLI, TypeScript test files, a plugin from .taprc)', () => {
+  // As isaacs/node-lru-cache has it: TypeScript tests importing `./x.js` for `x.ts`, `@tapjs/clock` named
+  // in .taprc (installed by the CLI on first use, so only with the network on), a node-arg.
+  const calcTest = (extra = '') => `import t from 'tap'\nimport { add, sub } from '../src/calc.js'\nimport { twice } from './fixtures/twice.js'\n` +
+    `t.test('adds', t => { t.equal(add(1, twice(1)), 3); t.end() })\n` +
+    `t.test('clock from the plugin', t => { let fired = false; t.clock.enter(); setTimeout(() => { fired = true }, 1000); t.clock.advance(1000); t.clock.exit(); t.ok(fired); t.end() })\n` +
+    `t.test('gc from node-arg', t => { t.equal(typeof globalThis.gc, 'function'); t.end() })\n${extra}`;
+  const tr = new GenRepo();
+  const trParent = tr.commit({
+    'package.json': '{ "name": "tap18", "private": true, "type": "module", "scripts": { "test": "tap" }, "devDependencies": { "tap": "21.8.0" } }\n',
+    '.gitignore': 'node_modules\n/.tap\n',
+    '.taprc': 'node-arg:\n  - --expose-gc\nplugin:\n  - "@tapjs/clock"\n',
+    'src/calc.ts': 'export const add = (a: number, b: number): number => a + b\nexport const sub = (a: number, b: number): number => a + b\n',
+    'test/fixtures/twice.ts': 'export const twice = (n: number): number => n * 2\n',
+    'test/calc.ts': calcTest(),
+  }, 'initial');
+  const trPr = tr.pr('sub', trParent, {
+    'src/calc.ts': 'export const add = (a: number, b: number): number => a + b\nexport const sub = (a: number, b: number): number => a - b\n',
+    'test/calc.ts': calcTest(`t.test('subtracts', t => { t.equal(sub(3, 1), 2); t.end() })\n`),
+  });
+  let trImage: { ref: string; id: string };
+
+  beforeAll(async () => {
+    const b = await sandboxes.baseImage('javascript');
+    trImage = await buildEnvImage({
+      sandboxes, base: b, repo: tr, checkout: trParent, workdir: WORKDIR, name: 'tap18-js', setup: 'npm install -g node@22 >/tmp/node.log 2>&1 || { tail -20 /tmp/node.log; exit 1; }',
+      postClone: `${npmRunners()} && ${TAP_WARMUP} && test -d .tap/plugins/node_modules/@tapjs/clock`,
+    });
+  }, 900_000);
+  afterAll(() => tr.remove());
+
+  it('verifies a PR whose TypeScript test needs the CLI’s loader, plugin and node-arg, with the network off', async () => {
+    const candidate = candidateOf(tr, { name: 'tap18', number: 50, parent: trParent, pr: trPr, language: 'typescript' });
+    const env = environmentOf(trImage, { language: 'typescript', runner: 'tap', workdir: WORKDIR, preCommands: ['export PATH="$PWD/node_modules/.bin:$PATH"'] });
+    const ready = await testsReadyFrom(tc, candidate, env);
+    expect(ready.tests.test_files).toEqual(['test/calc.ts']);
+    const out = await verify.handle(envelope(ready));
+    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+    const v = out.value.verification;
+    expect(v.FAIL_TO_PASS).toEqual(['test/calc.ts > subtracts']);
+    expect([...v.PASS_TO_PASS].sort()).toEqual(['test/calc.ts > adds', 'test/calc.ts > clock from the plugin', 'test/calc.ts > gc from node-arg']);
+    expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
   }, CONTAINER_TEST_MS);
 });
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { detect, enginesMinMajor, manifestPaths, nvmrcMajor, requiresPythonMin, shellSegments, cleanRunnerArgs, toxTestDeps, type Detection, type RepoSnapshot } from '../../../operators/env/detect.js';
 import { buildRecipe, normaliseManifest } from '../../../operators/env/recipes.js';
+import { TAP_WARMUP } from '../../../operators/runners/tap.js';
 
 const BASE = 'swe-stream/base-x:1';
 /** The uv install prefix of a recipe without a commit date (no resolution cut-off). */
@@ -162,6 +163,16 @@ describe('JavaScript detection and recipes', () => {
     expect(r.testCommand).toContain('node --test --test-reporter=$__fmt');
     expect(r.testCommand).toContain('/tmp/swe-stream/report.xml');
     expect(r.nodeVersion).toBe('22');
+  });
+
+  it('node-lru-cache layout: `tap` with node-tap 21 and engines 20 || >=22; the install ends with the node-tap warm-up (plugins while the network is on)', () => {
+    const pkg = { type: 'module', scripts: { prepare: 'tshy', pretest: 'npm run prepare', test: 'tap' }, engines: { node: '20 || >=22' }, devDependencies: { tap: '^21.7.2', tshy: '^4.1.1' } };
+    const s = snap({ 'package.json': JSON.stringify(pkg), 'package-lock.json': '{}', '.taprc': 'plugin:\n  - "@tapjs/clock"\n' }, ['src/index.ts', 'test/ttl.ts', 'test/fixtures/expose.ts']);
+    const d = ok(detect(s));
+    expect(d).toMatchObject({ runner: 'tap', nodeMajor: 20 });
+    const r = buildRecipe(d, s.files, s.contents, BASE);
+    expect(r.installCommands.at(-1)).toBe(TAP_WARMUP);
+    expect(r.preCommands).toContain('npm run prepare');
   });
 
   it('node --test without an engines range stays on the base image Node (the shared runner falls back to TAP there)', () => {

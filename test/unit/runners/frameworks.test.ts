@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getRunner, pathSelects, type Invocation, type TestResult } from '../../../operators/runners/index.js';
+import { TAP_CLI_PRESENT } from '../../../operators/runners/tap.js';
 
 const FX = join(import.meta.dirname, '../../fixtures/reports');
 const read = (p: string) => readFileSync(join(FX, p), 'utf8');
@@ -143,6 +144,33 @@ describe('tap (node-tap, tape)', () => {
     };
     expect(asMap(tap.parse(read('tap/tape-sel.report'), read('tap/tape-sel.log')))).toEqual(want);
     expect(asMap(tap.parse(read('tap/tape-all.report'), read('tap/tape-all.log')))).toEqual(want);
+  });
+
+  it('reads node-tap 21 CLI runs of TypeScript files: the file-level subtest unwrapped, plugin and node-arg tests, a file that cannot load', () => {
+    const want = {
+      'test/calc.ts > adds': 'PASSED',
+      'test/calc.ts > subtracts': 'FAILED',
+      'test/calc.ts > group > inner pass': 'PASSED',
+      'test/calc.ts > group > inner fail': 'FAILED',
+      'test/calc.ts > clock from the plugin': 'PASSED',
+      'test/calc.ts > gc from node-arg': 'PASSED',
+      'test/calc.ts > skipped': 'SKIPPED',
+      'test/calc.ts > todo': 'SKIPPED',
+      'test/top.ts': 'PASSED',
+      'test/broken.ts': 'ERROR',
+    };
+    expect(asMap(tap.parse(read('tap/nodetap18-sel.report'), read('tap/nodetap18-sel.log')))).toEqual(want);
+    expect(asMap(tap.parse(read('tap/nodetap18-all.report'), read('tap/nodetap18-all.log')))).toEqual(want);
+    // From the log alone (the report lost): the same tests, the unloadable file unknown without its exit code.
+    const { ['test/broken.ts']: _broken, ...rest } = want;
+    expect(asMap(tap.parse(null, read('tap/nodetap18-sel.log')))).toMatchObject(rest);
+  });
+
+  it('runs node-tap ≥ 18 files through its CLI when installed, else with node; finds TypeScript test files only for the CLI', () => {
+    const cmd = tap.testCommand({ files: 'all', reportPath: '/r', invocations: [{ label: '', env: {}, nodeOptions: [], args: ['--import', 'tsx'], paths: [] }] });
+    expect(cmd).toContain(`if ${TAP_CLI_PRESENT}; then NO_COLOR=1 FORCE_COLOR=0 TAP_COLORS=0 node_modules/.bin/tap --disable-coverage --allow-empty-coverage -R tap --node-arg=--import --node-arg=tsx "$__f"`);
+    expect(cmd).toContain('else NO_COLOR=1 FORCE_COLOR=0 TAP_COLORS=0 node --import tsx "$__f"');
+    expect(cmd).toMatch(/then find .*\[cm\]\?\[jt\]sx\?.*; else find .*\[cm\]\?js' /);
   });
 
   it('runs each file with node, keeping only node hooks of the script’s arguments', () => {
