@@ -31,7 +31,7 @@ import { checkoutInto } from './sandbox/repo.js';
 import { detectPackages, isManifestName, manifestPaths, type Detection, type RepoSnapshot } from './env/detect.js';
 import { findWorkspace, packageManifestPaths, packageOf } from './env/workspaces.js';
 import { buildRecipe, type Recipe } from './env/recipes.js';
-import { chooseToolchain, DECLARATION_RE, droppableRequirement, dropCommand, errorLines, readDeclarations } from './env/installs.js';
+import { chooseToolchain, DECLARATION_RE, droppableRequirement, dropCommand, dropDevDependencyCommand, errorLines, gitDependentsProbe, readDeclarations, unreachableGitDependency } from './env/installs.js';
 import { getRunner, type TestResult } from './runners/index.js';
 import { git } from './pr/git-exec.js';
 
@@ -261,9 +261,26 @@ async function runSuite(ctx: EnvBuildCtx, run: InSandbox, recipe: Recipe): Promi
 const ran = (s: SuiteRun) => s.results.some((t) => t.status === 'PASSED' || t.status === 'FAILED');
 
 /**
- * Run the install commands in order. A failed install whose error names an unresolvable lint / type-stub
- * requirement gets that requirement dropped (an override line, see operators/env/installs.ts) and the step
- * retried, up to 3 drops per step; the drop is recorded in the returned recipe's commands and notes. A
+ * What to drop from a failed install step before running it again, or null:
+ *   - uv / pip: a lint or type-stub requirement that no longer resolves (an override line);
+ *   - npm / yarn / pnpm: a devDependency whose published manifest depends on a git-hosted package this
+ *     network cannot fetch, when the test command does not name it (removed from package.json; found with
+ *     the registry's metadata, network still on).
+ */
+async function dropFor(ctx: EnvBuildCtx, run: InSandbox, o: { cmd: string; out: string; recipe: Recipe }): Promise<{ command: string; note: string } | null> {
+  const req = droppableRequirement(o.out);
+  if (req && /\buv pip install\b/.test(o.cmd)) return { command: dropCommand(req), note: `dropped ${req}: no longer resolves` };
+  const repo = /\b(npm|yarn|pnpm) (ci|install)\b/.test(o.cmd) ? unreachableGitDependency(o.out) : null;
+  if (!repo) return null;
+  const probe = await run.sb.exec(gitDependentsProbe(repo), { timeoutMs: ctx.installTimeoutMs, cwd: o.recipe.workdir, signal: run.signal });
+  run.blog.add(`# devDependencies that depend on ${repo} by git   [exit ${probe.exitCode}]`, probe.stdout);
+  const name = probe.stdout.split('\n').map((l) => l.trim()).find((n) => n && !o.recipe.testCommand.includes(n));
+  return name ? { command: dropDevDependencyCommand(name), note: `dropped devDependency ${name}: it depends on ${repo} by git, which cannot be fetched here` } : null;
+}
+
+/**
+ * Run the install commands in order. A failed install step with something droppable ({@link dropFor}) gets
+ * it dropped and the step retried, up to 3 drops per step; the drop is recorded in the returned recipe's commands and notes. A
  * failure's detail names the step and ends with that step's own output tail, where the error is.
  */
 async function runInstalls(ctx: EnvBuildCtx, run: InSandbox, recipe: Recipe): Promise<({ ok: true; recipe: Recipe }) | ({ ok: false } & Rejection)> {
@@ -280,12 +297,12 @@ async function runInstalls(ctx: EnvBuildCtx, run: InSandbox, recipe: Recipe): Pr
       drops = 0;
       continue;
     }
-    const drop = drops < 3 ? droppableRequirement(out) : null;
-    if (drop && /\buv pip install\b/.test(cmd)) {
+    const drop = drops < 3 ? await dropFor(ctx, run, { cmd, out, recipe }) : null;
+    if (drop) {
       // The drop goes into the recipe before the failed step, which runs again.
-      cmds.splice(i, 0, dropCommand(drop));
-      notes.push(`dropped ${drop}: no longer resolves (${step})`);
-      log.info({ drop, step: i + 1 }, 'unresolvable lint/type-stub requirement dropped, install retried');
+      cmds.splice(i, 0, drop.command);
+      notes.push(`${drop.note} (${step})`);
+      log.info({ drop: drop.note, step: i + 1 }, 'requirement dropped, install retried');
       drops++;
       i--; // the next iteration runs the drop command at i, then the failed step again
       continue;

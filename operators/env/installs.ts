@@ -322,6 +322,33 @@ export function dropCommand(name: string): string {
 }
 
 /**
+ * `owner/repo` of a git-hosted dependency an npm or yarn install could not fetch (`git ls-remote` / `git
+ * clone` of a github.com, gitlab.com or bitbucket.org URL: the network here reaches package registries
+ * only), or null. Such a dependency is almost always pulled in by dev tooling of an old commit (ljharb/qs:
+ * `evalmd@0.0.19` depends on `reggi/node-fs-extra#enhanced`).
+ */
+export function unreachableGitDependency(log: string): string | null {
+  const m = /\b(?:ls-remote|clone)\b[^\n]*?(?:github\.com|gitlab\.com|bitbucket\.org)[/:]([\w.-]+\/[\w.-]+?)(?:\.git)?(?=[\s#"']|$)/m.exec(log);
+  return m ? m[1]! : null;
+}
+
+/**
+ * Shell lines (network on, in the work tree) printing, one per line, the root package.json's devDependencies
+ * whose published manifests (any version in the declared range) depend on `repo` by git: one level deep,
+ * which is where old dev tooling declares such forks. Prints nothing when none does or npm cannot tell.
+ */
+export function gitDependentsProbe(repo: string): string {
+  const list = `node -e 'const p=require("./package.json");for(const [n,r] of Object.entries(p.devDependencies||{}))console.log(n+"\\t"+r)'`;
+  return `${list} | while IFS=$'\\t' read -r n r; do npm view "$n@$r" dependencies --json 2>/dev/null | grep -qF ${q(repo)} && echo "$n"; done; true`;
+}
+
+/** The install line that removes devDependency `name` from package.json (by key: names may hold dots and slashes, which `npm pkg` paths would split). */
+export function dropDevDependencyCommand(name: string): string {
+  const edit = 'const fs=require("fs"),p=JSON.parse(fs.readFileSync("package.json","utf8"));delete p.devDependencies[process.argv[1]];fs.writeFileSync("package.json",JSON.stringify(p,null,2)+"\\n")';
+  return `node -e ${q(edit)} ${q(name)}`;
+}
+
+/**
  * Package managers' own error lines: npm ("npm ERR! code E…", "npm error network request to URL failed"),
  * pnpm (`ERR_PNPM_…`), yarn ("error …"), pip/uv ("ERROR: …", "error: …") and git ("fatal: …"). An install that
  * falls back through several commands (`npm ci || npm install …`) ends with generic advice ("check your proxy

@@ -4,11 +4,13 @@
  * test/fixtures/RECORDED.md) and small inline cases.
  */
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ciTestJob, makeTestSteps, noxSessions, stepKind, toxEnv } from '../../../operators/env/declared.js';
 import { chooseNode, choosePython, pythonSatisfies } from '../../../operators/env/toolchain.js';
-import { chooseToolchain, droppableRequirement, dropCommand, errorLines, poetryDevRequirements, poetrySpec, pythonExtrasFrom, readDeclarations, resolutionDate } from '../../../operators/env/installs.js';
+import { chooseToolchain, droppableRequirement, dropCommand, dropDevDependencyCommand, errorLines, gitDependentsProbe, unreachableGitDependency, poetryDevRequirements, poetrySpec, pythonExtrasFrom, readDeclarations, resolutionDate } from '../../../operators/env/installs.js';
 import { detect, type Detection, type RepoSnapshot } from '../../../operators/env/detect.js';
 import { buildRecipe, recipeHash } from '../../../operators/env/recipes.js';
 
@@ -238,6 +240,39 @@ describe('install repairs', () => {
     expect(droppableRequirement('ERROR: Could not find a version that satisfies the requirement flake8-docstrings==9.9 (from versions: 1.0)\nERROR: No matching distribution found for flake8-docstrings==9.9')).toBe('flake8-docstrings');
     expect(droppableRequirement('  ╰─▶ Because numpy was not found in the package registry and you require numpy, we can conclude…')).toBeNull();
     expect(dropCommand('types-sqlalchemy')).toBe(`echo 'types-sqlalchemy ; sys_platform == "never"' >> /opt/swe-stream/overrides.txt`);
+  });
+
+  it('names the git-hosted dependency an npm or yarn install could not fetch (ljharb/qs#562 here: evalmd@0.0.19 → reggi/node-fs-extra)', () => {
+    const npm = [
+      'npm ERR! code 128',
+      'npm ERR! An unknown git error occurred',
+      'npm ERR! command git --no-replace-objects ls-remote ssh://git@github.com/reggi/node-fs-extra.git',
+      'npm ERR! ssh -oStrictHostKeyChecking=accept-new: 1: ssh: not found',
+      'npm ERR! fatal: Could not read from remote repository.',
+    ].join('\n');
+    expect(unreachableGitDependency(npm)).toBe('reggi/node-fs-extra');
+    const yarn = 'error Command failed.\nExit code: 128\nCommand: git\nArguments: ls-remote --tags --heads git://github.com/some-one/left-pad.js.git\nDirectory: /testbed';
+    expect(unreachableGitDependency(yarn)).toBe('some-one/left-pad.js');
+    expect(unreachableGitDependency('npm ERR! 404 Not Found - GET https://registry.npmjs.org/nope')).toBeNull();
+  });
+
+  it('finds the devDependency whose manifest depends on that repository, and drops it by key (dots and scopes kept whole)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gitdep-'));
+    try {
+      const pkg = { name: 'x', devDependencies: { evalmd: '^0.0.19', 'lodash.merge': '^4', '@ljharb/eslint-config': '^22', tape: '^5' } };
+      writeFileSync(join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
+      // A stand-in `npm view` answering from recorded registry manifests (evalmd 0.0.19's dependencies as the registry serves them).
+      mkdirSync(join(dir, 'bin'));
+      writeFileSync(join(dir, 'bin/npm'), '#!/bin/sh\ncase "$2" in evalmd@*) echo \'{"fs-extra":"reggi/node-fs-extra#enhanced","acorn":"^7.0.0"}\';; tape@*) echo \'{"deep-equal":"^2"}\';; *) exit 1;; esac\n', { mode: 0o755 });
+      const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], { cwd: dir, env: { ...process.env, PATH: `${dir}/bin:${process.env.PATH}` }, encoding: 'utf8' });
+      expect(sh(gitDependentsProbe('reggi/node-fs-extra')).trim()).toBe('evalmd');
+      expect(sh(gitDependentsProbe('nobody/nothing')).trim()).toBe('');
+      sh(dropDevDependencyCommand('lodash.merge'));
+      sh(dropDevDependencyCommand('@ljharb/eslint-config'));
+      expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).devDependencies).toEqual({ evalmd: '^0.0.19', tape: '^5' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('resolution dates: the day after the commit, floored, never in the future', () => {
