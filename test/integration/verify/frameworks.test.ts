@@ -4,7 +4,7 @@
  * registry), a suite run under two time zones (the repository's `TZ=… && TZ=…` script as invocations:
  * the fix's test fails only outside UTC, so it is FAIL_TO_PASS in one variant only, the variant in its
  * id), node-tap ≥ 18 run through its CLI (TypeScript files, a plugin installed by the install-time
- * warm-up), and a Python unittest suite whose test file pytest would not collect (stdlib only).
+ * warm-up), karma specs in Debian's headless Chromium, and a Python unittest suite whose test file pytest would not collect (stdlib only).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
@@ -144,6 +144,49 @@ describe('verify (node-tap ≥ 18: its CLI, TypeScript test files, a plugin from
     const v = out.value.verification;
     expect(v.FAIL_TO_PASS).toEqual(['test/calc.ts > subtracts']);
     expect([...v.PASS_TO_PASS].sort()).toEqual(['test/calc.ts > adds', 'test/calc.ts > clock from the plugin', 'test/calc.ts > gc from node-arg']);
+    expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
+  }, CONTAINER_TEST_MS);
+});
+
+describe('verify (karma: jasmine specs in headless Chromium)', () => {
+  // Browser globals, as karma suites without a bundler have them; the repository's own config asks for
+  // a headed Chrome, watch mode and a coverage reporter, which the harness's wrapper config replaces.
+  const SPEC = (extra = '') => `describe('strings', function () {\n  it('upper', function () { expect(window.upper('a')).toBe('A'); });${extra}\n});\n`;
+  const kr = new GenRepo();
+  const krParent = kr.commit({
+    'package.json': '{ "name": "karmarepo", "private": true, "scripts": { "test": "karma start karma.conf.js --single-run" } }\n',
+    '.gitignore': 'node_modules\n',
+    'karma.conf.js': "module.exports = function (config) {\n  config.set({ frameworks: ['jasmine'], files: ['src/*.js', 'test/*.spec.js'], browsers: ['Chrome'], reporters: ['progress', 'coverage'], singleRun: false });\n};\n",
+    'src/strings.js': 'window.upper = function (s) { return s.toUpperCase(); };\nwindow.lower = function (s) { return s.toUpperCase(); };\n',
+    'test/strings.spec.js': SPEC(),
+  }, 'initial');
+  const krPr = kr.pr('lower', krParent, {
+    'src/strings.js': 'window.upper = function (s) { return s.toUpperCase(); };\nwindow.lower = function (s) { return s.toLowerCase(); };\n',
+    'test/strings.spec.js': SPEC(`\n  it('lower', function () { expect(window.lower('A')).toBe('a'); });`),
+  });
+  let krImage: { ref: string; id: string };
+
+  beforeAll(async () => {
+    const b = await sandboxes.baseImage('javascript');
+    krImage = await buildEnvImage({
+      sandboxes, base: b, repo: kr, checkout: krParent, workdir: WORKDIR, name: 'karma-js',
+      // Debian's chromium, as env-build installs it when a repository's dependencies name a browser launcher.
+      setup: 'export DEBIAN_FRONTEND=noninteractive && apt-get update -q >/tmp/apt.log 2>&1 && apt-get install -y -q --no-install-recommends chromium >>/tmp/apt.log 2>&1 || { tail -30 /tmp/apt.log; exit 1; }',
+      postClone: npmRunners('karma@6.4.4', 'karma-jasmine@5.1.0', 'karma-chrome-launcher@3.2.0'),
+    });
+  }, 900_000);
+  afterAll(() => kr.remove());
+
+  it('verifies a PR whose specs run in the browser, with the network off', async () => {
+    const candidate = candidateOf(kr, { name: 'karma', number: 60, parent: krParent, pr: krPr, language: 'javascript' });
+    const invocations: Environment['test_invocations'] = [{ label: '', env: {}, node_options: [], args: ['karma.conf.js'], paths: [], dir: null }];
+    const env = environmentOf(krImage, { language: 'javascript', runner: 'karma', workdir: WORKDIR, preCommands: ['export PATH="$PWD/node_modules/.bin:$PATH"'], invocations });
+    const ready = await testsReadyFrom(tc, candidate, env);
+    const out = await verify.handle(envelope(ready));
+    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+    const v = out.value.verification;
+    expect(v.FAIL_TO_PASS).toEqual(['strings > lower']);
+    expect(v.PASS_TO_PASS).toEqual(['strings > upper']);
     expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
   }, CONTAINER_TEST_MS);
 });
