@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerSandboxFactory } from '../../../operators/sandbox/docker.js';
 import { testCreateStage } from '../../../operators/test-create.js';
 import { verifyStage } from '../../../operators/verify.js';
-import type { Environment, TestsReady } from '../../../schemas/types.gen.js';
+import type { Environment, TaskVerified, TestsReady } from '../../../schemas/types.gen.js';
 import { TAP_WARMUP } from '../../../operators/runners/tap.js';
 import { GenRepo, buildEnvImage, candidateOf, environmentOf, envelope, npmRunners, testsReadyFrom } from './helpers.js';
 
@@ -68,6 +68,13 @@ async function testsReady(runner: keyof typeof prs, number: number, invocations:
   return testsReadyFrom(tc, candidate, env);
 }
 
+/** What verify made of `ready`; throws with the outcome when it did not accept. */
+async function verified(ready: TestsReady): Promise<TaskVerified['verification']> {
+  const out = await verify.handle(envelope(ready));
+  if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
+  return out.value.verification;
+}
+
 describe('verify (jasmine, AVA, tape)', () => {
   const cases: [keyof typeof prs, string[], string[]][] = [
     ['jasmine', ['spec/strings.spec.js > strings > lower'], ['spec/strings.spec.js > strings > upper']],
@@ -75,9 +82,7 @@ describe('verify (jasmine, AVA, tape)', () => {
   ];
   cases.forEach(([runner, f2p, p2p], i) => {
     it(`verifies a PR with ${runner}`, async () => {
-      const out = await verify.handle(envelope(await testsReady(runner, 20 + i)));
-      if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
-      const v = out.value.verification;
+      const v = await verified(await testsReady(runner, 20 + i));
       expect(v.FAIL_TO_PASS).toEqual(f2p);
       expect(v.PASS_TO_PASS).toEqual(p2p);
       expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
@@ -87,9 +92,7 @@ describe('verify (jasmine, AVA, tape)', () => {
   it('runs every time-zone variant: a test failing only outside UTC is FAIL_TO_PASS in that variant', async () => {
     const ready = await testsReady('tap', 30, TZ_VARIANTS);
     expect(ready.tests.test_command).toContain("export TZ=Asia/Tokyo");
-    const out = await verify.handle(envelope(ready));
-    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
-    const v = out.value.verification;
+    const v = await verified(ready);
     expect(v.FAIL_TO_PASS).toEqual([
       'tapetest/strings.test.js > hour of the epoch [TZ=Asia/Tokyo]',
       'tapetest/strings.test.js > lower [TZ=Asia/Tokyo]',
@@ -139,9 +142,7 @@ describe('verify (node-tap ≥ 18: its CLI, TypeScript test files, a plugin from
     const env = environmentOf(trImage, { language: 'typescript', runner: 'tap', workdir: WORKDIR, preCommands: ['export PATH="$PWD/node_modules/.bin:$PATH"'] });
     const ready = await testsReadyFrom(tc, candidate, env);
     expect(ready.tests.test_files).toEqual(['test/calc.ts']);
-    const out = await verify.handle(envelope(ready));
-    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
-    const v = out.value.verification;
+    const v = await verified(ready);
     expect(v.FAIL_TO_PASS).toEqual(['test/calc.ts > subtracts']);
     expect([...v.PASS_TO_PASS].sort()).toEqual(['test/calc.ts > adds', 'test/calc.ts > clock from the plugin', 'test/calc.ts > gc from node-arg']);
     expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
@@ -182,9 +183,7 @@ describe('verify (karma: jasmine specs in headless Chromium)', () => {
     const invocations: Environment['test_invocations'] = [{ label: '', env: {}, node_options: [], args: ['karma.conf.js'], paths: [], dir: null }];
     const env = environmentOf(krImage, { language: 'javascript', runner: 'karma', workdir: WORKDIR, preCommands: ['export PATH="$PWD/node_modules/.bin:$PATH"'], invocations });
     const ready = await testsReadyFrom(tc, candidate, env);
-    const out = await verify.handle(envelope(ready));
-    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
-    const v = out.value.verification;
+    const v = await verified(ready);
     expect(v.FAIL_TO_PASS).toEqual(['strings > lower']);
     expect(v.PASS_TO_PASS).toEqual(['strings > upper']);
     expect([v.gold_resolved, v.empty_resolved]).toEqual([true, false]);
@@ -214,9 +213,8 @@ describe('verify (unittest)', () => {
     const candidate = candidateOf(py, { name: 'shapes', number: 40, parent: pyParent, pr: pyPr, language: 'python' });
     const ready = await testsReadyFrom(tc, candidate, environmentOf(pyImage, { language: 'python', runner: 'unittest', workdir: WORKDIR }));
     expect(ready.tests.test_files).toEqual(['tests/shape_checks.py']);
-    const out = await verify.handle(envelope(ready));
-    if (out.kind !== 'accepted') throw new Error(JSON.stringify(out));
-    expect(out.value.verification.FAIL_TO_PASS).toEqual(['tests.shape_checks.Area.test_rect']);
-    expect(out.value.verification.PASS_TO_PASS).toEqual(['tests.shape_checks.Area.test_zero']);
+    const v = await verified(ready);
+    expect(v.FAIL_TO_PASS).toEqual(['tests.shape_checks.Area.test_rect']);
+    expect(v.PASS_TO_PASS).toEqual(['tests.shape_checks.Area.test_zero']);
   }, CONTAINER_TEST_MS);
 });
